@@ -1,0 +1,31 @@
+# heartbeat: the two commands a new user needs are `make demo` and `make test`.
+GO       ?= go
+BIN      ?= bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+# Tests talk to real Postgres, SQLite, SSH servers and cron; -race always.
+TESTFLAGS ?= -race -timeout 10m
+
+.PHONY: all build test lint demo bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/heartbeat ./cmd/heartbeat
+
+lint:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: lint
+	$(GO) test $(TESTFLAGS) ./...
+
+demo: build
+	./scripts/demo.sh $(BIN)
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN)

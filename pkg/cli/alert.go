@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stacksense/heartbeat/pkg/output"
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+func newAlertCommand(app *App, g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "alert",
+		Short: "Raise, resolve and list alerts (an active alert turns ONLINE into WARNING)",
+		Args:  exactArgs(),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newAlertRaiseCommand(app, g), newAlertResolveCommand(app, g), newAlertListCommand(app, g))
+	return cmd
+}
+
+type alertRaiseOptions struct {
+	Kind     string
+	Severity string
+}
+
+func newAlertRaiseCommand(app *App, g *globalOptions) *cobra.Command {
+	o := &alertRaiseOptions{}
+	cmd := &cobra.Command{
+		Use:     "raise SERVER MESSAGE [--kind alert|anomaly] [--severity info|warning|critical]",
+		Short:   "Raise an alert on a server and print its id",
+		Example: `  id=$(heartbeat alert raise web1 "disk 95% full" --severity critical)`,
+		Args:    exactArgs("SERVER", "MESSAGE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runAlertRaise(cmd.Context(), app, g, args[0], args[1], o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Kind, "kind", store.KindAlert, "alert or anomaly")
+	cmd.Flags().StringVar(&o.Severity, "severity", store.SeverityWarning, "info, warning or critical")
+	return cmd
+}
+
+func runAlertRaise(ctx context.Context, app *App, g *globalOptions, ref, message string, o *alertRaiseOptions) error {
+	spec := store.AlertSpec{Kind: o.Kind, Severity: o.Severity, Message: message}
+	if err := spec.Validate(); err != nil {
+		return usageErrorf("%v", err)
+	}
+	s, err := openStore(ctx, app, g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	sv, err := resolveServer(ctx, s, ref)
+	if err != nil {
+		return err
+	}
+	spec.ServerID = sv.ID
+	a, err := s.RaiseAlert(ctx, spec)
+	if err != nil {
+		return err
+	}
+	// The id alone, so scripts can capture it.
+	_, err = fmt.Fprintln(app.Out, a.ID)
+	return err
+}
+
+func newAlertResolveCommand(app *App, g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "resolve ID",
+		Short: "Resolve an alert",
+		Args:  exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || id <= 0 {
+				return usageErrorf("alert id %q is not a positive number", args[0])
+			}
+			s, err := openStore(ctx, app, g)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			a, err := s.ResolveAlert(ctx, id)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				return fmt.Errorf("no alert with id %d", id)
+			case errors.Is(err, store.ErrConflict):
+				return fmt.Errorf("alert %d was already resolved at %s", id, a.ResolvedAt.Format(time.RFC3339))
+			case err != nil:
+				return err
+			}
+			_, err = fmt.Fprintf(app.Out, "resolved alert %d on %s: %s\n", a.ID, a.ServerName, a.Message)
+			return err
+		},
+	}
+}
+
+type alertListOptions struct {
+	All  bool
+	JSON bool
+}
+
+// alertJSON is one alert in `alert list --json`.
+type alertJSON struct {
+	ID         int64      `json:"id"`
+	ServerID   int64      `json:"server_id"`
+	Server     string     `json:"server"`
+	Kind       string     `json:"kind"`
+	Severity   string     `json:"severity"`
+	Message    string     `json:"message"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ResolvedAt *time.Time `json:"resolved_at"`
+}
+
+func newAlertListCommand(app *App, g *globalOptions) *cobra.Command {
+	o := &alertListOptions{}
+	cmd := &cobra.Command{
+		Use:   "list [--all] [--json]",
+		Short: "List active alerts (--all: resolved ones too)",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			s, err := openStore(ctx, app, g)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			alerts, err := s.Alerts(ctx, o.All)
+			if err != nil {
+				return err
+			}
+			if o.JSON {
+				out := make([]alertJSON, 0, len(alerts))
+				for _, a := range alerts {
+					out = append(out, alertJSON{a.ID, a.ServerID, a.ServerName, a.Kind, a.Severity, a.Message, a.CreatedAt, a.ResolvedAt})
+				}
+				return output.JSON(app.Out, out)
+			}
+			if len(alerts) == 0 {
+				_, err := fmt.Fprintln(app.Out, "no active alerts")
+				return err
+			}
+			rows := make([][]string, 0, len(alerts))
+			for _, a := range alerts {
+				resolved := ""
+				if a.ResolvedAt != nil {
+					resolved = a.ResolvedAt.Format(time.RFC3339)
+				}
+				rows = append(rows, []string{strconv.FormatInt(a.ID, 10), a.ServerName, a.Kind, a.Severity, a.Message, a.CreatedAt.Format(time.RFC3339), resolved})
+			}
+			return output.Table(app.Out, []string{"ID", "SERVER", "KIND", "SEVERITY", "MESSAGE", "CREATED", "RESOLVED"}, rows)
+		},
+	}
+	cmd.Flags().BoolVar(&o.All, "all", false, "include resolved alerts")
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print a JSON array")
+	return cmd
+}

@@ -1,0 +1,171 @@
+// Package cli holds heartbeat's commands. Each command is an options struct,
+// a constructor binding flags to it, and a run function; input and output
+// come in through App, so a test runs the whole program in-process and reads
+// what it printed.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stacksense/heartbeat/pkg/config"
+	"github.com/stacksense/heartbeat/pkg/output"
+	"github.com/stacksense/heartbeat/pkg/store"
+	"github.com/stacksense/heartbeat/pkg/store/backend"
+)
+
+// App is the program's environment: its streams, its environment variables
+// and the facts about the host that commands need.
+type App struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+	// Getenv reads the environment; tests pass a map's lookup.
+	Getenv config.Getenv
+	// Home is the user's home directory ("" if unknown).
+	Home string
+	// OutIsTerminal says whether Out is a terminal (for colour).
+	OutIsTerminal bool
+	// Version is the build's version string.
+	Version string
+}
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	DB             string
+	ConnectTimeout time.Duration
+}
+
+// Main runs the program with args (without the program name) and returns
+// the exit code. Errors are printed here, once, as one line.
+func Main(ctx context.Context, app *App, args []string) int {
+	root := NewRootCommand(app)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err != nil && !IsSilent(err) {
+		fmt.Fprintf(app.Err, "heartbeat: %s\n", oneLine(err))
+	}
+	return ExitCode(err)
+}
+
+// oneLine keeps an error to a single line for cron mail and terminals;
+// joined errors (an import's bad rows) keep their own lines.
+func oneLine(err error) string {
+	return strings.TrimSpace(err.Error())
+}
+
+// NewRootCommand builds the command tree.
+func NewRootCommand(app *App) *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "heartbeat",
+		Short: "Tell which servers are alive, every 30 seconds",
+		Long: `heartbeat records a heartbeat for every server that answers an SSH login
+(probe-ssh, run from cron) or pushes one over HTTP, and reports each server as
+ONLINE, WARNING or OFFLINE.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       app.Version,
+	}
+	root.SetIn(app.In)
+	root.SetOut(app.Out)
+	root.SetErr(app.Err)
+	root.SetVersionTemplate("heartbeat {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return usageErrorf("%v", err)
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.DB, "db", "", "store: postgres://… URL, sqlite:PATH or a PATH ending in .db (env HEARTBEAT_DB, DATABASE_URL, POSTGRES_*)")
+	pf.DurationVar(&g.ConnectTimeout, "connect-timeout", 5*time.Second, "give up reaching the store after this long")
+
+	root.AddCommand(
+		newServersCommand(app, g),
+		newAlertCommand(app, g),
+		newStatusCommand(app, g),
+		newMigrateCommand(app, g),
+		newVersionCommand(app),
+	)
+	// Unknown subcommands and stray arguments are usage errors too.
+	root.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		return nil
+	}
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a usage exit code and the argument
+// names in the message.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != len(names) {
+			return usageErrorf("%s takes %d argument(s): %s (got %d)", cmd.CommandPath(), len(names), strings.Join(names, " "), len(args))
+		}
+		return nil
+	}
+}
+
+// openStore opens the configured store. A Postgres schema that is behind
+// stops every command but migrate, naming the fix.
+func openStore(ctx context.Context, app *App, g *globalOptions) (backend.Store, error) {
+	s, err := openStoreAllowBehind(ctx, app, g)
+	if errors.Is(err, store.ErrSchemaBehind) {
+		s.Close()
+		return nil, err
+	}
+	return s, err
+}
+
+func openStoreAllowBehind(ctx context.Context, app *App, g *globalOptions) (backend.Store, error) {
+	cfg, err := config.ResolveStore(g.DB, app.Getenv, app.Home)
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	s, err := backend.Open(ctx, cfg, g.ConnectTimeout)
+	if err != nil && s == nil {
+		return nil, fmt.Errorf("%w (store chosen by %s)", err, cfg.Origin)
+	}
+	return s, err
+}
+
+// resolveServer finds a server by id (all digits) or name. Names cannot be
+// all digits, so the two never collide.
+func resolveServer(ctx context.Context, s store.Store, ref string) (store.Server, error) {
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
+		sv, err := s.Server(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Server{}, fmt.Errorf("no server with id %d", id)
+		}
+		return sv, err
+	}
+	sv, err := s.ServerByName(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Server{}, fmt.Errorf("no server named %q", ref)
+	}
+	return sv, err
+}
+
+// palette decides whether to colour: only on a terminal, and never when
+// NO_COLOR is set to a non-empty value (https://no-color.org).
+func palette(app *App) output.Palette {
+	return output.Palette{Enabled: app.OutIsTerminal && app.Getenv("NO_COLOR") == ""}
+}
+
+// DefaultApp is the App of a real process.
+func DefaultApp(version string, outIsTerminal bool) *App {
+	home, _ := os.UserHomeDir()
+	return &App{
+		In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
+		Getenv: os.Getenv, Home: home, OutIsTerminal: outIsTerminal, Version: version,
+	}
+}

@@ -1,0 +1,325 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/stacksense/heartbeat/pkg/inventory"
+	"github.com/stacksense/heartbeat/pkg/output"
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+func newServersCommand(app *App, g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "servers",
+		Short: "Register, list and remove the servers to watch",
+		Args:  exactArgs(),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(
+		newServersAddCommand(app, g),
+		newServersListCommand(app, g),
+		newServersShowCommand(app, g),
+		newServersRemoveCommand(app, g),
+		newServersEnableCommand(app, g, true),
+		newServersEnableCommand(app, g, false),
+		newServersImportCommand(app, g),
+	)
+	return cmd
+}
+
+type serversAddOptions struct {
+	Host    string
+	Port    int
+	User    string
+	KeyPath string
+}
+
+func newServersAddCommand(app *App, g *globalOptions) *cobra.Command {
+	o := &serversAddOptions{}
+	cmd := &cobra.Command{
+		Use:   "add NAME --host HOST [--port 22] [--user USER] [--key PATH]",
+		Short: "Register a server",
+		Example: `  heartbeat servers add web1 --host 10.0.0.5
+  heartbeat servers add db1 --host db1.internal --port 2222 --user monitor --key /etc/heartbeat/id_ed25519`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServersAdd(cmd.Context(), app, g, args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Host, "host", "", "hostname or IP address to SSH to (required)")
+	f.IntVar(&o.Port, "port", store.DefaultPort, "SSH port")
+	f.StringVar(&o.User, "user", "", "SSH login (default: the prober's --user)")
+	f.StringVar(&o.KeyPath, "key", "", "private key for this server (default: the prober's key)")
+	return cmd
+}
+
+func runServersAdd(ctx context.Context, app *App, g *globalOptions, name string, o *serversAddOptions) error {
+	spec := store.ServerSpec{Name: name, Host: o.Host, Port: o.Port, User: o.User, KeyPath: o.KeyPath}
+	if o.Port == 0 {
+		// 0 means "default" inside the store; on the command line it is a
+		// mistake.
+		return usageErrorf("server %q: port 0 is out of range 1-65535", name)
+	}
+	if err := spec.Validate(); err != nil {
+		return usageErrorf("%v", err)
+	}
+	s, err := openStore(ctx, app, g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	sv, err := s.AddServer(ctx, spec)
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("a server named %q already exists", name)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(app.Out, "added server %s (id %d) at %s:%d\n", sv.Name, sv.ID, sv.Host, sv.Port)
+	return err
+}
+
+type serversListOptions struct{ JSON bool }
+
+// serverJSON is one server in `servers list --json`; a documented, stable
+// schema.
+type serverJSON struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Host      string    `json:"host"`
+	Port      int       `json:"port"`
+	User      string    `json:"user"`
+	Key       string    `json:"key"`
+	Enabled   bool      `json:"enabled"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func newServersListCommand(app *App, g *globalOptions) *cobra.Command {
+	o := &serversListOptions{}
+	cmd := &cobra.Command{
+		Use:   "list [--json]",
+		Short: "List registered servers",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServersList(cmd.Context(), app, g, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print a JSON array")
+	return cmd
+}
+
+func runServersList(ctx context.Context, app *App, g *globalOptions, o *serversListOptions) error {
+	s, err := openStore(ctx, app, g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	list, err := s.Servers(ctx)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		out := make([]serverJSON, 0, len(list))
+		for _, sv := range list {
+			out = append(out, serverJSON{ID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, Key: sv.KeyPath, Enabled: sv.Enabled, CreatedAt: sv.CreatedAt})
+		}
+		return output.JSON(app.Out, out)
+	}
+	if len(list) == 0 {
+		_, err := fmt.Fprintln(app.Out, "no servers registered; add one with `heartbeat servers add NAME --host HOST`")
+		return err
+	}
+	rows := make([][]string, 0, len(list))
+	for _, sv := range list {
+		rows = append(rows, []string{strconv.FormatInt(sv.ID, 10), sv.Name, sv.Host, strconv.Itoa(sv.Port), sv.User, sv.KeyPath, yesNo(sv.Enabled)})
+	}
+	return output.Table(app.Out, []string{"ID", "NAME", "HOST", "PORT", "USER", "KEY", "ENABLED"}, rows)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func newServersShowCommand(app *App, g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID|NAME",
+		Short: "Show one server in full, with its pinned host key",
+		Args:  exactArgs("ID|NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, err := openStore(ctx, app, g)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			sv, err := resolveServer(ctx, s, args[0])
+			if err != nil {
+				return err
+			}
+			rows := [][]string{
+				{"id", strconv.FormatInt(sv.ID, 10)},
+				{"name", sv.Name},
+				{"host", sv.Host},
+				{"port", strconv.Itoa(sv.Port)},
+				{"user", sv.User},
+				{"key", sv.KeyPath},
+				{"enabled", yesNo(sv.Enabled)},
+				{"created", sv.CreatedAt.Format(time.RFC3339)},
+				{"host key", fingerprint(sv.HostKey, "not pinned yet (pinned by the first successful probe)")},
+			}
+			if sv.SeenHostKey != nil {
+				rows = append(rows, []string{"last seen key", fingerprint(sv.SeenHostKey, "")})
+			}
+			return writeFields(app.Out, rows)
+		},
+	}
+}
+
+// fingerprint renders a stored host key the way OpenSSH prints it.
+func fingerprint(wire []byte, none string) string {
+	if wire == nil {
+		return none
+	}
+	k, err := ssh.ParsePublicKey(wire)
+	if err != nil {
+		return "unreadable stored key: " + err.Error()
+	}
+	return k.Type() + " " + ssh.FingerprintSHA256(k)
+}
+
+func writeFields(w io.Writer, rows [][]string) error {
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r[0]))
+	}
+	for _, r := range rows {
+		v := r[1]
+		if v == "" {
+			v = "-"
+		}
+		if _, err := fmt.Fprintf(w, "%-*s  %s\n", width+1, r[0]+":", v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type serversRemoveOptions struct{ Yes bool }
+
+func newServersRemoveCommand(app *App, g *globalOptions) *cobra.Command {
+	o := &serversRemoveOptions{}
+	cmd := &cobra.Command{
+		Use:   "remove ID|NAME --yes",
+		Short: "Remove a server with its heartbeats and alerts",
+		Args:  exactArgs("ID|NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, err := openStore(ctx, app, g)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			sv, err := resolveServer(ctx, s, args[0])
+			if err != nil {
+				return err
+			}
+			if !o.Yes {
+				return usageErrorf("removing server %s (id %d) also deletes its heartbeats and alerts; run again with --yes", sv.Name, sv.ID)
+			}
+			if err := s.RemoveServer(ctx, sv.ID); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(app.Out, "removed server %s (id %d)\n", sv.Name, sv.ID)
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&o.Yes, "yes", false, "confirm the removal")
+	return cmd
+}
+
+func newServersEnableCommand(app *App, g *globalOptions, enable bool) *cobra.Command {
+	verb, short := "enable", "Resume probing a server and counting it in status"
+	if !enable {
+		verb, short = "disable", "Stop probing a server; status shows it DISABLED, never down"
+	}
+	return &cobra.Command{
+		Use:   verb + " ID|NAME",
+		Short: short,
+		Args:  exactArgs("ID|NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, err := openStore(ctx, app, g)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			sv, err := resolveServer(ctx, s, args[0])
+			if err != nil {
+				return err
+			}
+			if err := s.SetServerEnabled(ctx, sv.ID, enable); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(app.Out, "%sd server %s (id %d)\n", verb, sv.Name, sv.ID)
+			return err
+		},
+	}
+}
+
+func newServersImportCommand(app *App, g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "import FILE",
+		Short: "Add or update servers from a CSV file (- for stdin), all or nothing",
+		Long: `Reads a CSV file with the header name,host,port,user,key (port, user and key
+may be empty) and upserts every row by name in one transaction. Any invalid row
+(empty name or host, bad port, a name twice) is reported with its line number
+and nothing is written.`,
+		Example: `  heartbeat servers import fleet.csv
+  sshfleet --count 100 --csv - | heartbeat servers import -`,
+		Args: exactArgs("FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServersImport(cmd.Context(), app, g, args[0])
+		},
+	}
+}
+
+func runServersImport(ctx context.Context, app *App, g *globalOptions, file string) error {
+	var r io.Reader = app.In
+	name := "stdin"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		defer f.Close()
+		r, name = f, file
+	}
+	specs, err := inventory.ParseCSV(r)
+	if err != nil {
+		return fmt.Errorf("import %s: nothing written:\n%w", name, err)
+	}
+	s, err := openStore(ctx, app, g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	res, err := s.ImportServers(ctx, specs)
+	if err != nil {
+		return fmt.Errorf("import %s: nothing written: %w", name, err)
+	}
+	_, err = fmt.Fprintf(app.Out, "%d added, %d updated, %d unchanged\n", res.Added, res.Updated, res.Unchanged)
+	return err
+}

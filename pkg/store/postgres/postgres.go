@@ -1,0 +1,505 @@
+// Package postgres is the production Store: several probe hosts and API
+// servers share one database, and its clock is the one truth for heartbeat
+// ages.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/stacksense/heartbeat/migrations"
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+// Options tune how the store connects.
+type Options struct {
+	// ConnectTimeout bounds reaching the server; 0 means 5 s.
+	ConnectTimeout time.Duration
+	// MaxConns caps the pool; 0 means pgxpool's default.
+	MaxConns int32
+}
+
+// Store is the Postgres implementation of store.Store.
+type Store struct {
+	pool *pgxpool.Pool
+	// name identifies the store in errors with the password redacted.
+	name string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at url and checks that its schema is
+// current. A schema that is behind returns a working Store together with an
+// error wrapping store.ErrSchemaBehind, so `heartbeat migrate` can proceed
+// while every other command stops.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	if opts.ConnectTimeout == 0 {
+		opts.ConnectTimeout = 5 * time.Second
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx echoes the URL, password included, in parse errors.
+		return nil, fmt.Errorf("open postgres store: malformed URL %s", store.RedactURL(url))
+	}
+	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	name := store.RedactURL(url)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store %s: %w", name, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, store.Unavailable("cannot reach postgres store %s: %s", name, connectError(err, opts.ConnectTimeout))
+	}
+	s := &Store{pool: pool, name: name}
+	pending, err := s.Pending(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if pending > 0 {
+		return s, fmt.Errorf("postgres store %s: %d migration(s) pending; run `heartbeat migrate`: %w", name, pending, store.ErrSchemaBehind)
+	}
+	return s, nil
+}
+
+// connectError reduces pgx's connect error to its cause: the full text
+// repeats host, user and database for every address tried, over several
+// lines, and the caller already names the store.
+func connectError(err error, timeout time.Duration) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Message
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Sprintf("no answer within %s", timeout)
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.Error()
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Err != nil {
+		return opErr.Err.Error()
+	}
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
+
+func (s *Store) provider() (*goose.Provider, *sql.DB, error) {
+	// A session-level advisory lock serialises concurrent `migrate` runs
+	// (two probe hosts upgraded at once) instead of letting them race.
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return nil, nil, err
+	}
+	db := stdlib.OpenDBFromPool(s.pool)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Postgres(), goose.WithSessionLocker(locker))
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return p, db, nil
+}
+
+// Pending reports how many migrations the database lacks.
+func (s *Store) Pending(ctx context.Context) (int, error) {
+	p, db, err := s.provider()
+	if err != nil {
+		return 0, fmt.Errorf("check schema of %s: %w", s.name, err)
+	}
+	defer db.Close()
+	// A database nobody has migrated has no version table yet, and goose
+	// reports that as an error rather than as version 0.
+	var table *string
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('goose_db_version')::text`).Scan(&table); err != nil {
+		return 0, fmt.Errorf("check schema of %s: %w", s.name, err)
+	}
+	if table == nil {
+		return len(p.ListSources()), nil
+	}
+	// GetVersions does not take the lock, so a plain status check never
+	// waits behind a running migration.
+	cur, target, err := p.GetVersions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("check schema of %s: %w", s.name, err)
+	}
+	if cur > target {
+		return 0, fmt.Errorf("schema of %s is version %d, newer than this binary (%d): upgrade heartbeat", s.name, cur, target)
+	}
+	n := 0
+	for _, src := range p.ListSources() {
+		if src.Version > cur {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Migrate applies pending migrations under an advisory lock and returns how
+// many it applied.
+func (s *Store) Migrate(ctx context.Context) (int, error) {
+	p, db, err := s.provider()
+	if err != nil {
+		return 0, fmt.Errorf("migrate %s: %w", s.name, err)
+	}
+	defer db.Close()
+	res, err := p.Up(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate %s: %w", s.name, err)
+	}
+	return len(res), nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Now returns the store's clock.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("read store clock: %w", err)
+	}
+	return now.UTC(), nil
+}
+
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, enabled, created_at`
+
+func scanServer(row pgx.Row) (store.Server, error) {
+	var sv store.Server
+	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
+		&sv.HostKey, &sv.SeenHostKey, &sv.Enabled, &sv.CreatedAt); err != nil {
+		return store.Server{}, err
+	}
+	sv.CreatedAt = sv.CreatedAt.UTC()
+	return sv, nil
+}
+
+// AddServer registers a server.
+func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Server, error) {
+	if err := spec.Validate(); err != nil {
+		return store.Server{}, err
+	}
+	spec = spec.Normalized()
+	sv, err := scanServer(s.pool.QueryRow(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path)
+		VALUES ($1, $2, $3, $4, $5) RETURNING `+serverColumns,
+		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath))
+	if err != nil {
+		if isUniqueViolation(err) {
+			return store.Server{}, fmt.Errorf("add server %q: name already taken: %w", spec.Name, store.ErrConflict)
+		}
+		return store.Server{}, fmt.Errorf("add server %q: %w", spec.Name, err)
+	}
+	return sv, nil
+}
+
+// Server returns one server by id.
+func (s *Store) Server(ctx context.Context, id int64) (store.Server, error) {
+	sv, err := scanServer(s.pool.QueryRow(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Server{}, fmt.Errorf("server %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Server{}, fmt.Errorf("read server %d: %w", id, err)
+	}
+	return sv, nil
+}
+
+// ServerByName returns one server by name.
+func (s *Store) ServerByName(ctx context.Context, name string) (store.Server, error) {
+	sv, err := scanServer(s.pool.QueryRow(ctx, `SELECT `+serverColumns+` FROM servers WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Server{}, fmt.Errorf("server %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Server{}, fmt.Errorf("read server %q: %w", name, err)
+	}
+	return sv, nil
+}
+
+// Servers lists all servers ordered by name.
+func (s *Store) Servers(ctx context.Context) ([]store.Server, error) {
+	return servers(ctx, s.pool)
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func servers(ctx context.Context, q querier) ([]store.Server, error) {
+	rows, err := q.Query(ctx, `SELECT `+serverColumns+` FROM servers ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list servers: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Server, error) { return scanServer(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list servers: %w", err)
+	}
+	return out, nil
+}
+
+// RemoveServer deletes a server; its heartbeat and alerts go with it by
+// foreign-key cascade.
+func (s *Store) RemoveServer(ctx context.Context, id int64) error {
+	return s.execOne(ctx, fmt.Sprintf("remove server %d", id), `DELETE FROM servers WHERE id = $1`, id)
+}
+
+// SetServerEnabled enables or disables a server.
+func (s *Store) SetServerEnabled(ctx context.Context, id int64, enabled bool) error {
+	return s.execOne(ctx, fmt.Sprintf("update server %d", id), `UPDATE servers SET enabled = $1 WHERE id = $2`, enabled, id)
+}
+
+func (s *Store) execOne(ctx context.Context, what, query string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// ImportServers upserts servers by name in one transaction.
+func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (store.ImportResult, error) {
+	var res store.ImportResult
+	for _, spec := range specs {
+		if err := spec.Validate(); err != nil {
+			return res, fmt.Errorf("import: %w", err)
+		}
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Lock the table against a concurrent import so the added/updated
+		// counts describe exactly what this transaction did.
+		if _, err := tx.Exec(ctx, `LOCK TABLE servers IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		existing, err := servers(ctx, tx)
+		if err != nil {
+			return err
+		}
+		byName := make(map[string]store.Server, len(existing))
+		for _, sv := range existing {
+			byName[sv.Name] = sv
+		}
+		var (
+			batch pgx.Batch
+			seen  = make(map[string]bool, len(specs))
+		)
+		for _, spec := range specs {
+			spec = spec.Normalized()
+			if seen[spec.Name] {
+				return fmt.Errorf("import %q: name appears twice: %w", spec.Name, store.ErrConflict)
+			}
+			seen[spec.Name] = true
+			sv, ok := byName[spec.Name]
+			switch {
+			case !ok:
+				batch.Queue(`INSERT INTO servers (name, host, port, ssh_user, key_path) VALUES ($1, $2, $3, $4, $5)`,
+					spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath)
+				res.Added++
+			case sv.Same(spec):
+				res.Unchanged++
+			default:
+				batch.Queue(`UPDATE servers SET host = $1, port = $2, ssh_user = $3, key_path = $4 WHERE id = $5`,
+					spec.Host, spec.Port, spec.User, spec.KeyPath, sv.ID)
+				res.Updated++
+			}
+		}
+		if batch.Len() == 0 {
+			return nil
+		}
+		return tx.SendBatch(ctx, &batch).Close()
+	})
+	if err != nil {
+		return store.ImportResult{}, fmt.Errorf("import: %w", err)
+	}
+	return res, nil
+}
+
+const alertColumns = `a.id, a.server_id, s.name, a.kind, a.severity, a.message, a.created_at, a.resolved_at`
+
+func scanAlert(row pgx.Row) (store.Alert, error) {
+	var a store.Alert
+	if err := row.Scan(&a.ID, &a.ServerID, &a.ServerName, &a.Kind, &a.Severity, &a.Message, &a.CreatedAt, &a.ResolvedAt); err != nil {
+		return store.Alert{}, err
+	}
+	a.CreatedAt = a.CreatedAt.UTC()
+	if a.ResolvedAt != nil {
+		t := a.ResolvedAt.UTC()
+		a.ResolvedAt = &t
+	}
+	return a, nil
+}
+
+// RaiseAlert records an active alert.
+func (s *Store) RaiseAlert(ctx context.Context, spec store.AlertSpec) (store.Alert, error) {
+	if err := spec.Validate(); err != nil {
+		return store.Alert{}, err
+	}
+	a, err := scanAlert(s.pool.QueryRow(ctx, `WITH a AS (
+			INSERT INTO alerts (server_id, kind, severity, message)
+			SELECT id, $1, $2, $3 FROM servers WHERE id = $4 RETURNING *)
+		SELECT `+alertColumns+` FROM a JOIN servers s ON s.id = a.server_id`,
+		spec.Kind, spec.Severity, spec.Message, spec.ServerID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Alert{}, fmt.Errorf("raise alert: server %d: %w", spec.ServerID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Alert{}, fmt.Errorf("raise alert: %w", err)
+	}
+	return a, nil
+}
+
+// ResolveAlert marks an alert resolved.
+func (s *Store) ResolveAlert(ctx context.Context, id int64) (store.Alert, error) {
+	var resolvedNow bool
+	a, err := scanAlertFlag(s.pool.QueryRow(ctx, `WITH u AS (
+			UPDATE alerts SET resolved_at = now() WHERE id = $1 AND resolved_at IS NULL RETURNING id)
+		SELECT `+alertColumns+`, EXISTS (SELECT 1 FROM u)
+		FROM alerts a JOIN servers s ON s.id = a.server_id WHERE a.id = $1`, id), &resolvedNow)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Alert{}, fmt.Errorf("alert %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Alert{}, fmt.Errorf("resolve alert %d: %w", id, err)
+	}
+	if !resolvedNow {
+		return a, fmt.Errorf("resolve alert %d: already resolved: %w", id, store.ErrConflict)
+	}
+	// The CTE's outer SELECT sees the row as it was before the UPDATE, so
+	// re-read it to return the resolution time.
+	a, err = scanAlert(s.pool.QueryRow(ctx, `SELECT `+alertColumns+` FROM alerts a JOIN servers s ON s.id = a.server_id WHERE a.id = $1`, id))
+	if err != nil {
+		return store.Alert{}, fmt.Errorf("read alert %d: %w", id, err)
+	}
+	return a, nil
+}
+
+func scanAlertFlag(row pgx.Row, flag *bool) (store.Alert, error) {
+	var a store.Alert
+	if err := row.Scan(&a.ID, &a.ServerID, &a.ServerName, &a.Kind, &a.Severity, &a.Message, &a.CreatedAt, &a.ResolvedAt, flag); err != nil {
+		return store.Alert{}, err
+	}
+	return a, nil
+}
+
+// Alerts lists active alerts, or all when all is set, newest first.
+func (s *Store) Alerts(ctx context.Context, all bool) ([]store.Alert, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+alertColumns+`
+		FROM alerts a JOIN servers s ON s.id = a.server_id
+		WHERE $1 OR a.resolved_at IS NULL ORDER BY a.created_at DESC, a.id DESC`, all)
+	if err != nil {
+		return nil, fmt.Errorf("list alerts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Alert, error) { return scanAlert(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list alerts: %w", err)
+	}
+	return out, nil
+}
+
+// Status reads the fleet and the store's clock in one query.
+func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
+	rows, err := s.pool.Query(ctx, `SELECT now(), s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
+			s.host_key, s.seen_host_key, s.enabled, s.created_at,
+			h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
+			COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
+			COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
+			COALESCE(a.active, 0)
+		FROM servers s
+		LEFT JOIN heartbeats h ON h.server_id = s.id
+		LEFT JOIN (SELECT server_id, count(*) AS active FROM alerts WHERE resolved_at IS NULL GROUP BY server_id) a
+			ON a.server_id = s.id
+		ORDER BY s.name`)
+	if err != nil {
+		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+	}
+	defer rows.Close()
+	var snap store.Snapshot
+	for rows.Next() {
+		var (
+			st            store.ServerStatus
+			latencyMicros int64
+		)
+		if err := rows.Scan(&snap.Now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
+			&st.HostKey, &st.SeenHostKey, &st.Enabled, &st.CreatedAt,
+			&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
+			&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
+			&st.ActiveAlerts); err != nil {
+			return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+		}
+		st.CreatedAt = st.CreatedAt.UTC()
+		st.LastHeartbeat = utcPtr(st.LastHeartbeat)
+		st.LastProbe = utcPtr(st.LastProbe)
+		st.Latency = time.Duration(latencyMicros) * time.Microsecond
+		snap.Servers = append(snap.Servers, st)
+	}
+	if err := rows.Err(); err != nil {
+		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+	}
+	if snap.Now.IsZero() {
+		// No servers, so no row carried the clock.
+		if snap.Now, err = s.Now(ctx); err != nil {
+			return store.Snapshot{}, err
+		}
+	}
+	snap.Now = snap.Now.UTC()
+	return snap, nil
+}
+
+// RecordHeartbeat records a successful push at the store's clock.
+func (s *Store) RecordHeartbeat(ctx context.Context, serverID int64, source, agentVersion string) (time.Time, error) {
+	var at time.Time
+	err := s.pool.QueryRow(ctx, `INSERT INTO heartbeats (server_id, last_heartbeat, source, agent_version)
+		SELECT id, now(), $1, $2 FROM servers WHERE id = $3
+		ON CONFLICT (server_id) DO UPDATE SET
+			last_heartbeat = excluded.last_heartbeat,
+			source = excluded.source,
+			agent_version = excluded.agent_version
+		RETURNING last_heartbeat`, source, agentVersion, serverID).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, fmt.Errorf("record heartbeat: server %d: %w", serverID, store.ErrNotFound)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("record heartbeat for server %d: %w", serverID, err)
+	}
+	return at.UTC(), nil
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}

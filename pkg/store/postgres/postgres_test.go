@@ -1,0 +1,134 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stacksense/heartbeat/pkg/pgtest"
+	"github.com/stacksense/heartbeat/pkg/store"
+	"github.com/stacksense/heartbeat/pkg/store/postgres"
+	"github.com/stacksense/heartbeat/pkg/store/storetest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// openMigrated returns a store on a fresh database with the schema applied.
+func openMigrated(t *testing.T, url string) *postgres.Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, url, postgres.Options{})
+	if !errors.Is(err, store.ErrSchemaBehind) {
+		t.Fatalf("Open on an empty database: %v, want ErrSchemaBehind", err)
+	}
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestPostgresConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openMigrated(t, pgtest.URL(t)) })
+}
+
+func TestPostgresSchemaBehindNamesMigrate(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, url, postgres.Options{})
+	if !errors.Is(err, store.ErrSchemaBehind) || !strings.Contains(err.Error(), "heartbeat migrate") {
+		t.Fatalf("Open error = %v, want ErrSchemaBehind naming `heartbeat migrate`", err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := postgres.Open(ctx, url, postgres.Options{})
+	if err != nil {
+		t.Fatalf("Open after migrate: %v", err)
+	}
+	s2.Close()
+}
+
+func TestPostgresConcurrentMigrate(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	applied := make([]int, 4)
+	errs := make([]error, 4)
+	for i := range applied {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := postgres.Open(ctx, url, postgres.Options{})
+			if s == nil {
+				errs[i] = err
+				return
+			}
+			defer s.Close()
+			applied[i], errs[i] = s.Migrate(ctx)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i := range applied {
+		if errs[i] != nil {
+			t.Errorf("migrate %d: %v", i, errs[i])
+		}
+		total += applied[i]
+	}
+	s := openMigratedAlready(t, url)
+	n, err := s.Pending(ctx)
+	if err != nil || n != 0 {
+		t.Errorf("pending after concurrent migrate = %d, %v", n, err)
+	}
+	if total == 0 {
+		t.Error("no process applied the migrations")
+	}
+}
+
+func openMigratedAlready(t *testing.T, url string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), url, postgres.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestPostgresUnreachableFailsFastAndRedacts(t *testing.T) {
+	t.Parallel()
+	// 192.0.2.0/24 is TEST-NET-1: routed nowhere, so the connect hangs
+	// until the timeout rather than being refused.
+	url := "postgres://admin:s3cret@192.0.2.1:5432/db"
+	start := time.Now()
+	_, err := postgres.Open(context.Background(), url, postgres.Options{ConnectTimeout: 500 * time.Millisecond})
+	if err == nil {
+		t.Fatal("Open succeeded against an unroutable address")
+	}
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("error = %v, want ErrUnavailable", err)
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error leaks the password: %v", err)
+	}
+	if !strings.Contains(err.Error(), "192.0.2.1") {
+		t.Errorf("error does not name the store: %v", err)
+	}
+	// Loose bound: the point is "no hang", not a timing.
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Open took %v with a 500ms connect timeout", d)
+	}
+}
+
+func TestPostgresMalformedURLRedacts(t *testing.T) {
+	t.Parallel()
+	_, err := postgres.Open(context.Background(), "postgres://u:hunter2@host:notaport/db", postgres.Options{})
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error = %v, want a failure without the password", err)
+	}
+}

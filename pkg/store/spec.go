@@ -1,0 +1,69 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Validate reports the first problem with a server spec in words an admin
+// can act on. Both engines and the CLI rely on it, so a bad spec is refused
+// the same way whichever path it came in by.
+func (s ServerSpec) Validate() error {
+	switch {
+	case strings.TrimSpace(s.Name) == "":
+		return errors.New("server name is empty")
+	case s.Name != strings.TrimSpace(s.Name):
+		return fmt.Errorf("server name %q has leading or trailing spaces", s.Name)
+	case isDigits(s.Name):
+		// Commands take "ID|NAME"; an all-digit name would be ambiguous.
+		return fmt.Errorf("server name %q is all digits and would be confused with an id", s.Name)
+	case strings.TrimSpace(s.Host) == "":
+		return fmt.Errorf("server %q: host is empty", s.Name)
+	case strings.ContainsAny(s.Host, " \t/"):
+		return fmt.Errorf("server %q: host %q is not a hostname or IP address", s.Name, s.Host)
+	case s.Port < 0 || s.Port > 65535:
+		return fmt.Errorf("server %q: port %d is out of range 1-65535", s.Name, s.Port)
+	}
+	return nil
+}
+
+// Normalized returns the spec with defaults applied.
+func (s ServerSpec) Normalized() ServerSpec {
+	if s.Port == 0 {
+		s.Port = DefaultPort
+	}
+	return s
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Same reports whether the server already matches the spec, so an import
+// can count it as unchanged.
+func (s Server) Same(spec ServerSpec) bool {
+	spec = spec.Normalized()
+	return s.Host == spec.Host && s.Port == spec.Port && s.User == spec.User && s.KeyPath == spec.KeyPath
+}
+
+// Validate reports the first problem with an alert spec.
+func (a AlertSpec) Validate() error {
+	switch {
+	case a.Kind != KindAlert && a.Kind != KindAnomaly:
+		return fmt.Errorf("alert kind %q is not %s or %s", a.Kind, KindAlert, KindAnomaly)
+	case a.Severity != SeverityInfo && a.Severity != SeverityWarning && a.Severity != SeverityCritical:
+		return fmt.Errorf("alert severity %q is not %s, %s or %s", a.Severity, SeverityInfo, SeverityWarning, SeverityCritical)
+	case strings.TrimSpace(a.Message) == "":
+		return errors.New("alert message is empty")
+	}
+	return nil
+}

@@ -1,0 +1,472 @@
+// Package sqlite is the zero-setup Store: one file on local disk, pure Go
+// (modernc.org/sqlite, no cgo), migrated on first use.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/stacksense/heartbeat/migrations"
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+// timeFormat is how timestamps are stored: UTC, millisecond RFC 3339, so
+// they sort as text. It matches strftime('%Y-%m-%dT%H:%M:%fZ').
+const timeFormat = "2006-01-02T15:04:05.000Z"
+
+// nowSQL is the store's clock as SQL.
+const nowSQL = `strftime('%Y-%m-%dT%H:%M:%fZ','now')`
+
+// Store is the SQLite implementation of store.Store.
+type Store struct {
+	db   *sql.DB
+	path string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path, creating its
+// directory with mode 0700, and applies pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create store directory: %w", err)
+		}
+	}
+	// busy_timeout lets concurrent commands (two cron lines, an admin)
+	// queue on the write lock instead of failing with SQLITE_BUSY; WAL lets
+	// readers proceed while a probe writes; _txlock=immediate takes the
+	// write lock at BEGIN so read-then-write transactions cannot deadlock.
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w: %w", path, store.ErrUnavailable, err)
+	}
+	s := &Store{db: db, path: path}
+	if _, err := s.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Migrate applies pending migrations and returns how many it applied.
+func (s *Store) Migrate(ctx context.Context) (int, error) {
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.db, migrations.SQLite())
+	if err != nil {
+		return 0, fmt.Errorf("migrate sqlite %s: %w", s.path, err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate sqlite %s: %w", s.path, err)
+	}
+	return len(res), nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Now returns the store's clock.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var now string
+	if err := s.db.QueryRowContext(ctx, `SELECT `+nowSQL).Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("read store clock: %w", err)
+	}
+	return parseTime(now)
+}
+
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, enabled, created_at`
+
+func scanServer(row interface{ Scan(...any) error }) (store.Server, error) {
+	var (
+		sv      store.Server
+		created string
+	)
+	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
+		&sv.HostKey, &sv.SeenHostKey, &sv.Enabled, &created); err != nil {
+		return store.Server{}, err
+	}
+	t, err := parseTime(created)
+	if err != nil {
+		return store.Server{}, err
+	}
+	sv.CreatedAt = t
+	return sv, nil
+}
+
+// AddServer registers a server.
+func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Server, error) {
+	if err := spec.Validate(); err != nil {
+		return store.Server{}, err
+	}
+	spec = spec.Normalized()
+	row := s.db.QueryRowContext(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path)
+		VALUES (?, ?, ?, ?, ?) RETURNING `+serverColumns,
+		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath)
+	sv, err := scanServer(row)
+	if err != nil {
+		if isUniqueViolation(err) {
+			return store.Server{}, fmt.Errorf("add server %q: name already taken: %w", spec.Name, store.ErrConflict)
+		}
+		return store.Server{}, fmt.Errorf("add server %q: %w", spec.Name, err)
+	}
+	return sv, nil
+}
+
+// Server returns one server by id.
+func (s *Store) Server(ctx context.Context, id int64) (store.Server, error) {
+	sv, err := scanServer(s.db.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Server{}, fmt.Errorf("server %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Server{}, fmt.Errorf("read server %d: %w", id, err)
+	}
+	return sv, nil
+}
+
+// ServerByName returns one server by name.
+func (s *Store) ServerByName(ctx context.Context, name string) (store.Server, error) {
+	sv, err := scanServer(s.db.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Server{}, fmt.Errorf("server %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Server{}, fmt.Errorf("read server %q: %w", name, err)
+	}
+	return sv, nil
+}
+
+// Servers lists all servers ordered by name.
+func (s *Store) Servers(ctx context.Context) ([]store.Server, error) {
+	return s.servers(ctx, s.db)
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (s *Store) servers(ctx context.Context, q querier) ([]store.Server, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+serverColumns+` FROM servers ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list servers: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Server
+	for rows.Next() {
+		sv, err := scanServer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list servers: %w", err)
+		}
+		out = append(out, sv)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list servers: %w", err)
+	}
+	return out, nil
+}
+
+// RemoveServer deletes a server; its heartbeat and alerts go with it by
+// foreign-key cascade.
+func (s *Store) RemoveServer(ctx context.Context, id int64) error {
+	return s.execOne(ctx, fmt.Sprintf("remove server %d", id), `DELETE FROM servers WHERE id = ?`, id)
+}
+
+// SetServerEnabled enables or disables a server.
+func (s *Store) SetServerEnabled(ctx context.Context, id int64, enabled bool) error {
+	return s.execOne(ctx, fmt.Sprintf("update server %d", id), `UPDATE servers SET enabled = ? WHERE id = ?`, enabled, id)
+}
+
+// execOne runs a statement that must touch exactly one row.
+func (s *Store) execOne(ctx context.Context, what, query string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// ImportServers upserts servers by name in one transaction.
+func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (store.ImportResult, error) {
+	var res store.ImportResult
+	for _, spec := range specs {
+		if err := spec.Validate(); err != nil {
+			return res, fmt.Errorf("import: %w", err)
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	defer tx.Rollback()
+	existing, err := s.servers(ctx, tx)
+	if err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	byName := make(map[string]store.Server, len(existing))
+	for _, sv := range existing {
+		byName[sv.Name] = sv
+	}
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	defer ins.Close()
+	upd, err := tx.PrepareContext(ctx, `UPDATE servers SET host = ?, port = ?, ssh_user = ?, key_path = ? WHERE id = ?`)
+	if err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	defer upd.Close()
+	for _, spec := range specs {
+		spec = spec.Normalized()
+		sv, ok := byName[spec.Name]
+		switch {
+		case !ok:
+			if _, err := ins.ExecContext(ctx, spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath); err != nil {
+				if isUniqueViolation(err) {
+					return store.ImportResult{}, fmt.Errorf("import %q: name appears twice: %w", spec.Name, store.ErrConflict)
+				}
+				return store.ImportResult{}, fmt.Errorf("import %q: %w", spec.Name, err)
+			}
+			res.Added++
+		case sv.Same(spec):
+			res.Unchanged++
+		default:
+			if _, err := upd.ExecContext(ctx, spec.Host, spec.Port, spec.User, spec.KeyPath, sv.ID); err != nil {
+				return store.ImportResult{}, fmt.Errorf("import %q: %w", spec.Name, err)
+			}
+			res.Updated++
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return store.ImportResult{}, fmt.Errorf("import: commit: %w", err)
+	}
+	return res, nil
+}
+
+const alertColumns = `a.id, a.server_id, s.name, a.kind, a.severity, a.message, a.created_at, a.resolved_at`
+
+func scanAlert(row interface{ Scan(...any) error }) (store.Alert, error) {
+	var (
+		a        store.Alert
+		created  string
+		resolved sql.NullString
+	)
+	if err := row.Scan(&a.ID, &a.ServerID, &a.ServerName, &a.Kind, &a.Severity, &a.Message, &created, &resolved); err != nil {
+		return store.Alert{}, err
+	}
+	var err error
+	if a.CreatedAt, err = parseTime(created); err != nil {
+		return store.Alert{}, err
+	}
+	if a.ResolvedAt, err = parseNullTime(resolved); err != nil {
+		return store.Alert{}, err
+	}
+	return a, nil
+}
+
+// RaiseAlert records an active alert.
+func (s *Store) RaiseAlert(ctx context.Context, spec store.AlertSpec) (store.Alert, error) {
+	if err := spec.Validate(); err != nil {
+		return store.Alert{}, err
+	}
+	var id int64
+	err := s.db.QueryRowContext(ctx, `INSERT INTO alerts (server_id, kind, severity, message)
+		SELECT id, ?, ?, ? FROM servers WHERE id = ? RETURNING id`,
+		spec.Kind, spec.Severity, spec.Message, spec.ServerID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Alert{}, fmt.Errorf("raise alert: server %d: %w", spec.ServerID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Alert{}, fmt.Errorf("raise alert: %w", err)
+	}
+	return s.alert(ctx, id)
+}
+
+func (s *Store) alert(ctx context.Context, id int64) (store.Alert, error) {
+	a, err := scanAlert(s.db.QueryRowContext(ctx, `SELECT `+alertColumns+`
+		FROM alerts a JOIN servers s ON s.id = a.server_id WHERE a.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Alert{}, fmt.Errorf("alert %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Alert{}, fmt.Errorf("read alert %d: %w", id, err)
+	}
+	return a, nil
+}
+
+// ResolveAlert marks an alert resolved.
+func (s *Store) ResolveAlert(ctx context.Context, id int64) (store.Alert, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE alerts SET resolved_at = `+nowSQL+` WHERE id = ? AND resolved_at IS NULL`, id)
+	if err != nil {
+		return store.Alert{}, fmt.Errorf("resolve alert %d: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return store.Alert{}, fmt.Errorf("resolve alert %d: %w", id, err)
+	}
+	a, err := s.alert(ctx, id)
+	if err != nil {
+		return store.Alert{}, err
+	}
+	if n == 0 {
+		return a, fmt.Errorf("resolve alert %d: already resolved: %w", id, store.ErrConflict)
+	}
+	return a, nil
+}
+
+// Alerts lists active alerts, or all when all is set, newest first.
+func (s *Store) Alerts(ctx context.Context, all bool) ([]store.Alert, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+alertColumns+`
+		FROM alerts a JOIN servers s ON s.id = a.server_id
+		WHERE ? OR a.resolved_at IS NULL ORDER BY a.created_at DESC, a.id DESC`, all)
+	if err != nil {
+		return nil, fmt.Errorf("list alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Alert
+	for rows.Next() {
+		a, err := scanAlert(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list alerts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list alerts: %w", err)
+	}
+	return out, nil
+}
+
+// Status reads the fleet in one query.
+func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+	}
+	defer tx.Rollback()
+	// The clock is read in the same transaction as the rows, so ages are
+	// measured against one consistent instant.
+	var now string
+	if err := tx.QueryRowContext(ctx, `SELECT `+nowSQL).Scan(&now); err != nil {
+		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+	}
+	snap := store.Snapshot{}
+	if snap.Now, err = parseTime(now); err != nil {
+		return store.Snapshot{}, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
+			s.host_key, s.seen_host_key, s.enabled, s.created_at,
+			h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
+			COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
+			COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
+			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
+		FROM servers s LEFT JOIN heartbeats h ON h.server_id = s.id
+		ORDER BY s.name`)
+	if err != nil {
+		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			st                store.ServerStatus
+			created           string
+			lastHB, lastProbe sql.NullString
+			latencyMicros     int64
+		)
+		if err := rows.Scan(&st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
+			&st.HostKey, &st.SeenHostKey, &st.Enabled, &created,
+			&lastHB, &st.Source, &st.AgentVersion, &lastProbe,
+			&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
+			&st.ActiveAlerts); err != nil {
+			return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+		}
+		if st.CreatedAt, err = parseTime(created); err != nil {
+			return store.Snapshot{}, err
+		}
+		if st.LastHeartbeat, err = parseNullTime(lastHB); err != nil {
+			return store.Snapshot{}, err
+		}
+		if st.LastProbe, err = parseNullTime(lastProbe); err != nil {
+			return store.Snapshot{}, err
+		}
+		st.Latency = time.Duration(latencyMicros) * time.Microsecond
+		snap.Servers = append(snap.Servers, st)
+	}
+	if err := rows.Err(); err != nil {
+		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+	}
+	return snap, nil
+}
+
+// RecordHeartbeat records a successful push at the store's clock.
+func (s *Store) RecordHeartbeat(ctx context.Context, serverID int64, source, agentVersion string) (time.Time, error) {
+	var at string
+	err := s.db.QueryRowContext(ctx, `INSERT INTO heartbeats (server_id, last_heartbeat, source, agent_version)
+		SELECT id, `+nowSQL+`, ?, ? FROM servers WHERE id = ?
+		ON CONFLICT (server_id) DO UPDATE SET
+			last_heartbeat = excluded.last_heartbeat,
+			source = excluded.source,
+			agent_version = excluded.agent_version
+		RETURNING last_heartbeat`, source, agentVersion, serverID).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, fmt.Errorf("record heartbeat: server %d: %w", serverID, store.ErrNotFound)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("record heartbeat for server %d: %w", serverID, err)
+	}
+	return parseTime(at)
+}
+
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("parse stored time %q: %w", s, err)
+	}
+	return t.UTC(), nil
+}
+
+func parseNullTime(s sql.NullString) (*time.Time, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	t, err := parseTime(s.String)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func isUniqueViolation(err error) bool {
+	// modernc reports constraint failures in the message; its error type
+	// carries the extended code, but matching the text keeps us free of the
+	// driver's internal packages.
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}

@@ -1,0 +1,195 @@
+// Package store defines the repository every heartbeat command shares: the
+// Store interface, its domain types and the errors callers branch on.
+//
+// Two engines implement it: pkg/store/postgres (production: several probe
+// hosts, one truth) and pkg/store/sqlite (the zero-setup default). Their
+// behaviour is pinned by one conformance suite, pkg/store/storetest.
+//
+// Timestamps are UTC and come from the store's clock, never the caller's, so
+// that several probe hosts agree on what "60 seconds ago" means.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors callers branch on. Implementations wrap them with context, so test
+// with errors.Is.
+var (
+	// ErrNotFound: the server or alert named does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the write would break a uniqueness rule (a server name
+	// already taken, an alert already resolved).
+	ErrConflict = errors.New("conflict")
+	// ErrSchemaBehind: the store's schema is older than this binary; the
+	// operator must run `heartbeat migrate`.
+	ErrSchemaBehind = errors.New("schema is behind this binary")
+	// ErrUnavailable: the store could not be reached.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Heartbeat sources.
+const (
+	SourceSSH = "ssh"
+	SourceAPI = "api"
+)
+
+// Alert kinds and severities, as the source system named them.
+const (
+	KindAlert   = "alert"
+	KindAnomaly = "anomaly"
+
+	SeverityInfo     = "info"
+	SeverityWarning  = "warning"
+	SeverityCritical = "critical"
+)
+
+// DefaultPort is the SSH port a server gets when none is given.
+const DefaultPort = 22
+
+// Server is a registered server.
+type Server struct {
+	ID   int64
+	Name string
+	Host string
+	Port int
+	// User is the SSH login; empty means the prober's default.
+	User string
+	// KeyPath is a per-server private key; empty means the prober's default.
+	KeyPath string
+	// HostKey is the pinned SSH host key in wire format, nil until the
+	// first successful probe pins one.
+	HostKey []byte
+	// SeenHostKey is the last key presented that did not match the pin,
+	// kept so an admin can compare fingerprints before trusting it.
+	SeenHostKey []byte
+	Enabled     bool
+	CreatedAt   time.Time
+}
+
+// ServerSpec is what an admin supplies to register or update a server.
+type ServerSpec struct {
+	Name    string
+	Host    string
+	Port    int // 0 means DefaultPort
+	User    string
+	KeyPath string
+}
+
+// Heartbeat is the liveness record of one server. A server that was never
+// probed nor pushed has the zero Heartbeat.
+type Heartbeat struct {
+	// LastHeartbeat is the last successful probe or push; nil if never.
+	LastHeartbeat *time.Time
+	// Source of LastHeartbeat: SourceSSH or SourceAPI.
+	Source       string
+	AgentVersion string
+	// LastProbe is the last SSH probe attempt, successful or not.
+	LastProbe *time.Time
+	// LastErrorClass and LastError describe the last failed probe; both are
+	// cleared by a success.
+	LastErrorClass      string
+	LastError           string
+	Latency             time.Duration
+	ConsecutiveFailures int
+}
+
+// ServerStatus joins a server with what status needs to judge it.
+type ServerStatus struct {
+	Server
+	Heartbeat
+	// ActiveAlerts counts unresolved alerts and anomalies.
+	ActiveAlerts int
+}
+
+// Snapshot is the state of the fleet read in one query, with the store's
+// clock at that moment.
+type Snapshot struct {
+	Now     time.Time
+	Servers []ServerStatus
+}
+
+// AlertSpec is a new alert or anomaly.
+type AlertSpec struct {
+	ServerID int64
+	Kind     string
+	Severity string
+	Message  string
+}
+
+// Alert is an alert or anomaly raised against a server. It is active until
+// ResolvedAt is set.
+type Alert struct {
+	ID         int64
+	ServerID   int64
+	ServerName string
+	Kind       string
+	Severity   string
+	Message    string
+	CreatedAt  time.Time
+	ResolvedAt *time.Time
+}
+
+// ImportResult counts what ImportServers did.
+type ImportResult struct {
+	Added, Updated, Unchanged int
+}
+
+// Store is the repository. Every method that does I/O takes a context and
+// honours its deadline. Implementations are safe for concurrent use.
+type Store interface {
+	// Now returns the store's clock.
+	Now(ctx context.Context) (time.Time, error)
+
+	// AddServer registers a server. A taken name is ErrConflict.
+	AddServer(ctx context.Context, spec ServerSpec) (Server, error)
+	// Server returns one server by id. Unknown id is ErrNotFound.
+	Server(ctx context.Context, id int64) (Server, error)
+	// ServerByName returns one server by its exact name, or ErrNotFound.
+	ServerByName(ctx context.Context, name string) (Server, error)
+	// Servers lists all servers ordered by name.
+	Servers(ctx context.Context) ([]Server, error)
+	// RemoveServer deletes a server with its heartbeat and alerts.
+	RemoveServer(ctx context.Context, id int64) error
+	// SetServerEnabled enables or disables a server.
+	SetServerEnabled(ctx context.Context, id int64, enabled bool) error
+	// ImportServers upserts servers by name in one transaction: all are
+	// written or none. Specs must already be valid and unique by name.
+	ImportServers(ctx context.Context, specs []ServerSpec) (ImportResult, error)
+
+	// RaiseAlert records an active alert. Unknown server is ErrNotFound.
+	RaiseAlert(ctx context.Context, spec AlertSpec) (Alert, error)
+	// ResolveAlert marks an alert resolved at the store's clock. Unknown id
+	// is ErrNotFound; an already resolved alert is ErrConflict.
+	ResolveAlert(ctx context.Context, id int64) (Alert, error)
+	// Alerts lists active alerts, or all of them when all is set, newest
+	// first.
+	Alerts(ctx context.Context, all bool) ([]Alert, error)
+
+	// Status reads every server with its heartbeat and active alert count,
+	// ordered by name, in one query.
+	Status(ctx context.Context) (Snapshot, error)
+
+	// RecordHeartbeat records a successful push at the store's clock and
+	// returns that time. Unknown server is ErrNotFound.
+	RecordHeartbeat(ctx context.Context, serverID int64, source, agentVersion string) (time.Time, error)
+
+	// Close releases the store's connections.
+	Close() error
+}
+
+// unavailableError is an ErrUnavailable with its own message, so the
+// sentinel's text does not trail every connection error.
+type unavailableError struct{ msg string }
+
+func (e *unavailableError) Error() string        { return e.msg }
+func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// Unavailable returns an error that matches ErrUnavailable and reads as the
+// formatted message.
+func Unavailable(format string, a ...any) error {
+	return &unavailableError{msg: fmt.Sprintf(format, a...)}
+}

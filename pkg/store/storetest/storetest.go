@@ -1,0 +1,460 @@
+// Package storetest is the conformance suite every store.Store engine must
+// pass. Each engine's own test calls Run with a factory that hands every
+// subtest a fresh, empty, migrated store, so the subtests run in parallel.
+//
+// A behaviour of the store is done when this suite proves it on both
+// engines; add the test here, never to one engine alone.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+// Opener returns a fresh, empty store for one test; it registers its own
+// cleanup with t.
+type Opener func(t *testing.T) store.Store
+
+// Run exercises every behaviour of the Store contract.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, ctx context.Context, s store.Store)
+	}{
+		{"AddServer", testAddServer},
+		{"AddServerRejectsDuplicateName", testAddServerDuplicate},
+		{"AddServerRejectsInvalidSpec", testAddServerInvalid},
+		{"LookupUnknownServer", testLookupUnknown},
+		{"ServersOrderedByName", testServersOrdered},
+		{"EnableDisable", testEnableDisable},
+		{"RemoveServerCascades", testRemoveCascades},
+		{"ImportCountsAddedUpdatedUnchanged", testImportCounts},
+		{"ImportIsAllOrNothing", testImportAtomic},
+		{"Alerts", testAlerts},
+		{"ResolveAlertErrors", testResolveErrors},
+		{"RaiseAlertUnknownServer", testRaiseUnknownServer},
+		{"StatusEmptyFleetHasClock", testStatusEmpty},
+		{"StatusJoinsHeartbeatAndAlerts", testStatusJoin},
+		{"RecordHeartbeatUsesStoreClock", testRecordHeartbeatClock},
+		{"RecordHeartbeatUnknownServer", testRecordHeartbeatUnknown},
+		{"ConcurrentHeartbeats", testConcurrentHeartbeats},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			tt.fn(t, ctx, open(t))
+		})
+	}
+}
+
+func mustAdd(t *testing.T, ctx context.Context, s store.Store, name string) store.Server {
+	t.Helper()
+	sv, err := s.AddServer(ctx, store.ServerSpec{Name: name, Host: name + ".example.net"})
+	if err != nil {
+		t.Fatalf("AddServer(%s): %v", name, err)
+	}
+	return sv
+}
+
+func mustNow(t *testing.T, ctx context.Context, s store.Store) time.Time {
+	t.Helper()
+	now, err := s.Now(ctx)
+	if err != nil {
+		t.Fatalf("Now: %v", err)
+	}
+	return now
+}
+
+// near reports whether got lies within a few seconds of want: both come
+// from the store's clock, read a moment apart.
+func near(got, want time.Time) bool {
+	d := got.Sub(want)
+	return d > -5*time.Second && d < 5*time.Second
+}
+
+func testAddServer(t *testing.T, ctx context.Context, s store.Store) {
+	before := mustNow(t, ctx, s)
+	sv, err := s.AddServer(ctx, store.ServerSpec{Name: "web1", Host: "10.0.0.1", User: "monitor", KeyPath: "/keys/web1"})
+	if err != nil {
+		t.Fatalf("AddServer: %v", err)
+	}
+	if sv.ID == 0 || sv.Name != "web1" || sv.Host != "10.0.0.1" || sv.Port != store.DefaultPort ||
+		sv.User != "monitor" || sv.KeyPath != "/keys/web1" || !sv.Enabled || sv.HostKey != nil {
+		t.Errorf("AddServer returned %+v", sv)
+	}
+	if sv.CreatedAt.Location() != time.UTC || !near(sv.CreatedAt, before) {
+		t.Errorf("CreatedAt = %v, want UTC near store clock %v", sv.CreatedAt, before)
+	}
+	byID, err := s.Server(ctx, sv.ID)
+	if err != nil {
+		t.Fatalf("Server(%d): %v", sv.ID, err)
+	}
+	byName, err := s.ServerByName(ctx, "web1")
+	if err != nil {
+		t.Fatalf("ServerByName: %v", err)
+	}
+	if fmt.Sprint(byID) != fmt.Sprint(sv) || fmt.Sprint(byName) != fmt.Sprint(sv) {
+		t.Errorf("read back %+v and %+v, want %+v", byID, byName, sv)
+	}
+	custom, err := s.AddServer(ctx, store.ServerSpec{Name: "db1", Host: "db1.internal", Port: 2222})
+	if err != nil {
+		t.Fatalf("AddServer with port: %v", err)
+	}
+	if custom.Port != 2222 {
+		t.Errorf("Port = %d, want 2222", custom.Port)
+	}
+}
+
+func testAddServerDuplicate(t *testing.T, ctx context.Context, s store.Store) {
+	mustAdd(t, ctx, s, "web1")
+	_, err := s.AddServer(ctx, store.ServerSpec{Name: "web1", Host: "elsewhere"})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate AddServer error = %v, want ErrConflict", err)
+	}
+	list, err := s.Servers(ctx)
+	if err != nil || len(list) != 1 || list[0].Host != "web1.example.net" {
+		t.Errorf("after duplicate: %v, %+v; want the original server untouched", err, list)
+	}
+}
+
+func testAddServerInvalid(t *testing.T, ctx context.Context, s store.Store) {
+	for _, spec := range []store.ServerSpec{
+		{Name: "", Host: "h"},
+		{Name: "x", Host: ""},
+		{Name: "x", Host: "h", Port: 70000},
+		{Name: "x", Host: "h", Port: -1},
+		{Name: "42", Host: "h"},
+	} {
+		if _, err := s.AddServer(ctx, spec); err == nil {
+			t.Errorf("AddServer(%+v) succeeded, want an error", spec)
+		}
+	}
+	if list, _ := s.Servers(ctx); len(list) != 0 {
+		t.Errorf("invalid specs stored %d servers", len(list))
+	}
+}
+
+func testLookupUnknown(t *testing.T, ctx context.Context, s store.Store) {
+	if _, err := s.Server(ctx, 999); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Server(999) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.ServerByName(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ServerByName error = %v, want ErrNotFound", err)
+	}
+	if err := s.RemoveServer(ctx, 999); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RemoveServer(999) error = %v, want ErrNotFound", err)
+	}
+	if err := s.SetServerEnabled(ctx, 999, false); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetServerEnabled(999) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testServersOrdered(t *testing.T, ctx context.Context, s store.Store) {
+	for _, n := range []string{"web2", "app", "web10", "db"} {
+		mustAdd(t, ctx, s, n)
+	}
+	list, err := s.Servers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, sv := range list {
+		names = append(names, sv.Name)
+	}
+	if got, want := fmt.Sprint(names), "[app db web10 web2]"; got != want {
+		t.Errorf("Servers order = %s, want %s", got, want)
+	}
+}
+
+func testEnableDisable(t *testing.T, ctx context.Context, s store.Store) {
+	sv := mustAdd(t, ctx, s, "web1")
+	if err := s.SetServerEnabled(ctx, sv.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Server(ctx, sv.ID)
+	if got.Enabled {
+		t.Error("server still enabled after disable")
+	}
+	if err := s.SetServerEnabled(ctx, sv.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Server(ctx, sv.ID)
+	if !got.Enabled {
+		t.Error("server still disabled after enable")
+	}
+}
+
+func testRemoveCascades(t *testing.T, ctx context.Context, s store.Store) {
+	gone := mustAdd(t, ctx, s, "gone")
+	kept := mustAdd(t, ctx, s, "kept")
+	for _, sv := range []store.Server{gone, kept} {
+		if _, err := s.RecordHeartbeat(ctx, sv.ID, store.SourceAPI, "1.0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: sv.ID, Kind: store.KindAlert, Severity: store.SeverityWarning, Message: "disk"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RemoveServer(ctx, gone.ID); err != nil {
+		t.Fatalf("RemoveServer: %v", err)
+	}
+	alerts, err := s.Alerts(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(alerts) != 1 || alerts[0].ServerID != kept.ID {
+		t.Errorf("alerts after remove = %+v, want only the kept server's", alerts)
+	}
+	snap, err := s.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Servers) != 1 || snap.Servers[0].ID != kept.ID || snap.Servers[0].LastHeartbeat == nil {
+		t.Errorf("status after remove = %+v, want only the kept server with its heartbeat", snap.Servers)
+	}
+	// The name is free again, and the new server starts with no history.
+	again := mustAdd(t, ctx, s, "gone")
+	snap, _ = s.Status(ctx)
+	for _, st := range snap.Servers {
+		if st.ID == again.ID && (st.LastHeartbeat != nil || st.ActiveAlerts != 0) {
+			t.Errorf("re-added server inherited history: %+v", st)
+		}
+	}
+}
+
+func testImportCounts(t *testing.T, ctx context.Context, s store.Store) {
+	mustAdd(t, ctx, s, "same")
+	mustAdd(t, ctx, s, "moved")
+	res, err := s.ImportServers(ctx, []store.ServerSpec{
+		{Name: "same", Host: "same.example.net", Port: 22},
+		{Name: "moved", Host: "new.example.net", Port: 2200, User: "ops"},
+		{Name: "fresh", Host: "fresh.example.net"},
+	})
+	if err != nil {
+		t.Fatalf("ImportServers: %v", err)
+	}
+	if want := (store.ImportResult{Added: 1, Updated: 1, Unchanged: 1}); res != want {
+		t.Errorf("ImportServers = %+v, want %+v", res, want)
+	}
+	moved, _ := s.ServerByName(ctx, "moved")
+	if moved.Host != "new.example.net" || moved.Port != 2200 || moved.User != "ops" {
+		t.Errorf("updated server = %+v", moved)
+	}
+	fresh, err := s.ServerByName(ctx, "fresh")
+	if err != nil || fresh.Port != store.DefaultPort {
+		t.Errorf("added server = %+v, %v", fresh, err)
+	}
+	// Importing the same file again changes nothing.
+	res, err = s.ImportServers(ctx, []store.ServerSpec{
+		{Name: "moved", Host: "new.example.net", Port: 2200, User: "ops"},
+		{Name: "fresh", Host: "fresh.example.net"},
+	})
+	if err != nil || res != (store.ImportResult{Unchanged: 2}) {
+		t.Errorf("re-import = %+v, %v; want 2 unchanged", res, err)
+	}
+}
+
+func testImportAtomic(t *testing.T, ctx context.Context, s store.Store) {
+	mustAdd(t, ctx, s, "existing")
+	for _, specs := range [][]store.ServerSpec{
+		{{Name: "a", Host: "a"}, {Name: "a", Host: "b"}},             // duplicate in the input
+		{{Name: "a", Host: "a"}, {Name: "b", Host: ""}},              // invalid row after a good one
+		{{Name: "existing", Host: "changed"}, {Name: "c", Port: 80}}, // update then invalid
+	} {
+		if _, err := s.ImportServers(ctx, specs); err == nil {
+			t.Errorf("ImportServers(%+v) succeeded, want an error", specs)
+		}
+	}
+	list, _ := s.Servers(ctx)
+	if len(list) != 1 || list[0].Host != "existing.example.net" {
+		t.Errorf("after failed imports: %+v; want only the untouched original", list)
+	}
+}
+
+func testAlerts(t *testing.T, ctx context.Context, s store.Store) {
+	sv := mustAdd(t, ctx, s, "web1")
+	before := mustNow(t, ctx, s)
+	a1, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: sv.ID, Kind: store.KindAlert, Severity: store.SeverityCritical, Message: "disk full"})
+	if err != nil {
+		t.Fatalf("RaiseAlert: %v", err)
+	}
+	if a1.ID == 0 || a1.ServerName != "web1" || a1.Kind != store.KindAlert || a1.Severity != store.SeverityCritical ||
+		a1.Message != "disk full" || a1.ResolvedAt != nil || !near(a1.CreatedAt, before) || a1.CreatedAt.Location() != time.UTC {
+		t.Errorf("RaiseAlert returned %+v", a1)
+	}
+	a2, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: sv.ID, Kind: store.KindAnomaly, Severity: store.SeverityInfo, Message: "cpu odd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []store.AlertSpec{
+		{ServerID: sv.ID, Kind: "bogus", Severity: store.SeverityInfo, Message: "m"},
+		{ServerID: sv.ID, Kind: store.KindAlert, Severity: "meh", Message: "m"},
+		{ServerID: sv.ID, Kind: store.KindAlert, Severity: store.SeverityInfo, Message: " "},
+	} {
+		if _, err := s.RaiseAlert(ctx, bad); err == nil {
+			t.Errorf("RaiseAlert(%+v) succeeded, want an error", bad)
+		}
+	}
+	resolved, err := s.ResolveAlert(ctx, a1.ID)
+	if err != nil {
+		t.Fatalf("ResolveAlert: %v", err)
+	}
+	if resolved.ResolvedAt == nil || resolved.ResolvedAt.Before(resolved.CreatedAt) {
+		t.Errorf("resolved alert = %+v, want ResolvedAt set after CreatedAt", resolved)
+	}
+	active, err := s.Alerts(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(active) != 1 || active[0].ID != a2.ID {
+		t.Errorf("active alerts = %+v, want only %d", active, a2.ID)
+	}
+	all, err := s.Alerts(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].ID != a2.ID || all[1].ID != a1.ID {
+		t.Errorf("all alerts = %+v, want newest first [%d %d]", all, a2.ID, a1.ID)
+	}
+}
+
+func testResolveErrors(t *testing.T, ctx context.Context, s store.Store) {
+	if _, err := s.ResolveAlert(ctx, 12345); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ResolveAlert(unknown) error = %v, want ErrNotFound", err)
+	}
+	sv := mustAdd(t, ctx, s, "web1")
+	a, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: sv.ID, Kind: store.KindAlert, Severity: store.SeverityWarning, Message: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.ResolveAlert(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.ResolveAlert(ctx, a.ID)
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("second ResolveAlert error = %v, want ErrConflict", err)
+	}
+	if again.ResolvedAt == nil || !again.ResolvedAt.Equal(*first.ResolvedAt) {
+		t.Errorf("second resolve moved ResolvedAt: %v then %v", first.ResolvedAt, again.ResolvedAt)
+	}
+}
+
+func testRaiseUnknownServer(t *testing.T, ctx context.Context, s store.Store) {
+	_, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: 777, Kind: store.KindAlert, Severity: store.SeverityInfo, Message: "m"})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RaiseAlert(unknown server) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testStatusEmpty(t *testing.T, ctx context.Context, s store.Store) {
+	snap, err := s.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Servers) != 0 || snap.Now.IsZero() || snap.Now.Location() != time.UTC {
+		t.Errorf("empty status = %+v, want no servers and the store's clock in UTC", snap)
+	}
+}
+
+func testStatusJoin(t *testing.T, ctx context.Context, s store.Store) {
+	quiet := mustAdd(t, ctx, s, "b-quiet")
+	alive := mustAdd(t, ctx, s, "a-alive")
+	if _, err := s.RecordHeartbeat(ctx, alive.ID, store.SourceAPI, "2.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: alive.ID, Kind: store.KindAnomaly, Severity: store.SeverityInfo, Message: "m"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resolved, _ := s.RaiseAlert(ctx, store.AlertSpec{ServerID: quiet.ID, Kind: store.KindAlert, Severity: store.SeverityInfo, Message: "m"})
+	if _, err := s.ResolveAlert(ctx, resolved.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetServerEnabled(ctx, quiet.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Servers) != 2 {
+		t.Fatalf("status has %d servers, want 2", len(snap.Servers))
+	}
+	a, q := snap.Servers[0], snap.Servers[1]
+	if a.ID != alive.ID || q.ID != quiet.ID {
+		t.Fatalf("status order = %s, %s; want by name", a.Name, q.Name)
+	}
+	if a.LastHeartbeat == nil || a.Source != store.SourceAPI || a.AgentVersion != "2.1.0" || a.ActiveAlerts != 3 || !a.Enabled {
+		t.Errorf("alive server status = %+v", a)
+	}
+	if q.LastHeartbeat != nil || q.ActiveAlerts != 0 || q.Enabled || q.Source != "" {
+		t.Errorf("quiet server status = %+v (resolved alerts must not count)", q)
+	}
+}
+
+func testRecordHeartbeatClock(t *testing.T, ctx context.Context, s store.Store) {
+	sv := mustAdd(t, ctx, s, "web1")
+	before := mustNow(t, ctx, s)
+	at, err := s.RecordHeartbeat(ctx, sv.ID, store.SourceAPI, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := mustNow(t, ctx, s)
+	if at.Location() != time.UTC || at.Before(before.Add(-time.Millisecond)) || at.After(after.Add(time.Millisecond)) {
+		t.Errorf("heartbeat time %v not between store clock readings %v and %v", at, before, after)
+	}
+	snap, _ := s.Status(ctx)
+	if got := snap.Servers[0].LastHeartbeat; got == nil || !got.Equal(at) {
+		t.Errorf("status heartbeat = %v, want %v", got, at)
+	}
+	if snap.Now.Before(at) {
+		t.Errorf("status clock %v is before the heartbeat %v it read", snap.Now, at)
+	}
+}
+
+func testRecordHeartbeatUnknown(t *testing.T, ctx context.Context, s store.Store) {
+	if _, err := s.RecordHeartbeat(ctx, 4242, store.SourceAPI, ""); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RecordHeartbeat(unknown) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testConcurrentHeartbeats(t *testing.T, ctx context.Context, s store.Store) {
+	var ids []int64
+	for i := 0; i < 8; i++ {
+		ids = append(ids, mustAdd(t, ctx, s, fmt.Sprintf("srv%d", i)).ID)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*20)
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if _, err := s.RecordHeartbeat(ctx, id, store.SourceAPI, fmt.Sprint(i)); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent RecordHeartbeat: %v", err)
+	}
+	snap, _ := s.Status(ctx)
+	for _, st := range snap.Servers {
+		if st.LastHeartbeat == nil || st.AgentVersion != "19" {
+			t.Errorf("server %s after concurrent writes: %+v", st.Name, st.Heartbeat)
+		}
+	}
+}
