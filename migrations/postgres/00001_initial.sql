@@ -40,6 +40,7 @@ CREATE TABLE probe_runs (
     id              BIGSERIAL PRIMARY KEY,
     host            TEXT NOT NULL DEFAULT '',
     started_at      TIMESTAMPTZ NOT NULL,
+    servers         INTEGER NOT NULL DEFAULT 0,
     finished_at     TIMESTAMPTZ,
     probed          INTEGER NOT NULL DEFAULT 0,
     succeeded       INTEGER NOT NULL DEFAULT 0,

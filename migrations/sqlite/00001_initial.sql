@@ -42,6 +42,7 @@ CREATE TABLE probe_runs (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     host            TEXT NOT NULL DEFAULT '',
     started_at      TEXT NOT NULL,
+    servers         INTEGER NOT NULL DEFAULT 0,
     finished_at     TEXT,
     probed          INTEGER NOT NULL DEFAULT 0,
     succeeded       INTEGER NOT NULL DEFAULT 0,

@@ -67,3 +67,20 @@ func (a AlertSpec) Validate() error {
 	}
 	return nil
 }
+
+// LastResultPerServer drops all but the last result for each server,
+// keeping the order of first appearance. Engines write one row per server
+// per batch, and a batch could otherwise name a server twice.
+func LastResultPerServer(results []ProbeResult) []ProbeResult {
+	index := make(map[int64]int, len(results))
+	out := make([]ProbeResult, 0, len(results))
+	for _, r := range results {
+		if i, ok := index[r.ServerID]; ok {
+			out[i] = r
+			continue
+		}
+		index[r.ServerID] = len(out)
+		out = append(out, r)
+	}
+	return out
+}

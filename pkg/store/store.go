@@ -177,8 +177,64 @@ type Store interface {
 	// returns that time. Unknown server is ErrNotFound.
 	RecordHeartbeat(ctx context.Context, serverID int64, source, agentVersion string) (time.Time, error)
 
+	// RecordProbeResults writes a batch of SSH probe outcomes in one
+	// transaction, stamped with the store's clock. A success records a
+	// heartbeat (source ssh), its latency, and clears the error and the
+	// failure count; a failure records the class and message and counts
+	// one more consecutive failure, leaving the last heartbeat alone.
+	// Results for servers removed meanwhile are dropped. If a server
+	// appears twice, the later result wins.
+	RecordProbeResults(ctx context.Context, results []ProbeResult) error
+	// TrustHostKey replaces a server's pinned host key with key (nil: clear
+	// the pin, so the next probe pins what it sees) and forgets the last
+	// mismatching key.
+	TrustHostKey(ctx context.Context, serverID int64, key []byte) error
+
+	// TryProbeLock takes the store-wide probe lock without waiting. It
+	// reports false if another run holds it. The lock dies with the
+	// process, so a killed run never blocks the next tick.
+	TryProbeLock(ctx context.Context) (release func() error, acquired bool, err error)
+	// StartRun records the start of a probe run at the store's clock.
+	StartRun(ctx context.Context, host string, servers int) (Run, error)
+	// FinishRun records a run's outcome at the store's clock.
+	FinishRun(ctx context.Context, run Run) (Run, error)
+	// LastFinishedRun returns the most recently finished run, or nil if
+	// none has finished.
+	LastFinishedRun(ctx context.Context) (*Run, error)
+
 	// Close releases the store's connections.
 	Close() error
+}
+
+// ProbeResult is the outcome of probing one server, as the store records
+// it. The probe package has its own richer result; the CLI translates.
+type ProbeResult struct {
+	ServerID int64
+	OK       bool
+	// ErrorClass and Error say why a probe failed; empty on success.
+	ErrorClass string
+	Error      string
+	Latency    time.Duration
+	// PinHostKey, when set, is pinned if the server has no pinned key yet;
+	// an existing pin is never overwritten (first writer wins, even across
+	// probe hosts).
+	PinHostKey []byte
+	// SeenHostKey, when set, is a key that did not match the pin.
+	SeenHostKey []byte
+}
+
+// Run is one probe-ssh run.
+type Run struct {
+	ID         int64
+	Host       string
+	StartedAt  time.Time
+	FinishedAt *time.Time
+	// Servers is how many servers the run set out to probe.
+	Servers       int
+	Probed        int
+	Succeeded     int
+	FailedByClass map[string]int
+	DeadlineHit   bool
 }
 
 // unavailableError is an ErrUnavailable with its own message, so the

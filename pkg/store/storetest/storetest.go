@@ -44,6 +44,11 @@ func Run(t *testing.T, open Opener) {
 		{"RecordHeartbeatUsesStoreClock", testRecordHeartbeatClock},
 		{"RecordHeartbeatUnknownServer", testRecordHeartbeatUnknown},
 		{"ConcurrentHeartbeats", testConcurrentHeartbeats},
+		{"ProbeResults", testProbeResults},
+		{"HostKeyPinning", testHostKeyPinning},
+		{"ProbeLock", testProbeLock},
+		{"Runs", testRuns},
+		{"LargeBatch", testLargeBatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

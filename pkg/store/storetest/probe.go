@@ -1,0 +1,200 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+func testProbeResults(t *testing.T, ctx context.Context, s store.Store) {
+	up := mustAdd(t, ctx, s, "up")
+	down := mustAdd(t, ctx, s, "down")
+	before := mustNow(t, ctx, s)
+	err := s.RecordProbeResults(ctx, []store.ProbeResult{
+		{ServerID: up.ID, OK: true, Latency: 1500 * time.Microsecond},
+		{ServerID: down.ID, ErrorClass: "refused", Error: "connection refused"},
+		{ServerID: 999999, OK: true}, // removed mid-run: dropped, not an error
+	})
+	if err != nil {
+		t.Fatalf("RecordProbeResults: %v", err)
+	}
+	snap, _ := s.Status(ctx)
+	got := byName(snap)
+	u := got["up"]
+	if u.LastHeartbeat == nil || !near(*u.LastHeartbeat, before) || u.Source != store.SourceSSH ||
+		u.Latency != 1500*time.Microsecond || u.ConsecutiveFailures != 0 || u.LastProbe == nil || u.LastErrorClass != "" {
+		t.Errorf("up after success = %+v", u.Heartbeat)
+	}
+	d := got["down"]
+	if d.LastHeartbeat != nil || d.LastProbe == nil || d.LastErrorClass != "refused" || d.LastError != "connection refused" || d.ConsecutiveFailures != 1 {
+		t.Errorf("down after failure = %+v", d.Heartbeat)
+	}
+
+	// A failure keeps the last heartbeat and latency, counts failures; a
+	// success clears the error and the count.
+	for i := 0; i < 2; i++ {
+		if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: up.ID, ErrorClass: "timeout", Error: "no answer"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, _ = s.Status(ctx)
+	u2 := byName(snap)["up"]
+	if u2.LastHeartbeat == nil || !u2.LastHeartbeat.Equal(*u.LastHeartbeat) || u2.ConsecutiveFailures != 2 ||
+		u2.LastErrorClass != "timeout" || u2.Latency != u.Latency || u2.Source != store.SourceSSH {
+		t.Errorf("up after two failures = %+v", u2.Heartbeat)
+	}
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{
+		{ServerID: down.ID, ErrorClass: "timeout"},
+		{ServerID: down.ID, OK: true, Latency: time.Millisecond}, // the later result wins
+	}); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ = s.Status(ctx)
+	d2 := byName(snap)["down"]
+	if d2.LastHeartbeat == nil || d2.ConsecutiveFailures != 0 || d2.LastErrorClass != "" || d2.LastError != "" {
+		t.Errorf("down after recovering = %+v", d2.Heartbeat)
+	}
+
+	// An API push after an SSH probe keeps the probe's record.
+	if _, err := s.RecordHeartbeat(ctx, down.ID, store.SourceAPI, "1.2"); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ = s.Status(ctx)
+	if d3 := byName(snap)["down"]; d3.Source != store.SourceAPI || d3.LastProbe == nil || d3.Latency != time.Millisecond {
+		t.Errorf("down after push = %+v", d3.Heartbeat)
+	}
+}
+
+func byName(snap store.Snapshot) map[string]store.ServerStatus {
+	m := make(map[string]store.ServerStatus, len(snap.Servers))
+	for _, s := range snap.Servers {
+		m[s.Name] = s
+	}
+	return m
+}
+
+func testHostKeyPinning(t *testing.T, ctx context.Context, s store.Store) {
+	sv := mustAdd(t, ctx, s, "web1")
+	first, second := []byte("key-one"), []byte("key-two")
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: sv.ID, OK: true, PinHostKey: first}}); err != nil {
+		t.Fatal(err)
+	}
+	// A second pin never overwrites the first: first writer wins.
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: sv.ID, OK: true, PinHostKey: second}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Server(ctx, sv.ID)
+	if string(got.HostKey) != "key-one" || got.SeenHostKey != nil {
+		t.Fatalf("after pinning: host key %q, seen %q", got.HostKey, got.SeenHostKey)
+	}
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: sv.ID, ErrorClass: "hostkey-mismatch", Error: "changed", SeenHostKey: second}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Server(ctx, sv.ID)
+	if string(got.HostKey) != "key-one" || string(got.SeenHostKey) != "key-two" {
+		t.Fatalf("after mismatch: host key %q, seen %q", got.HostKey, got.SeenHostKey)
+	}
+	if err := s.TrustHostKey(ctx, sv.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Server(ctx, sv.ID)
+	if got.HostKey != nil || got.SeenHostKey != nil {
+		t.Fatalf("after clearing the pin: host key %q, seen %q", got.HostKey, got.SeenHostKey)
+	}
+	if err := s.TrustHostKey(ctx, sv.ID, second); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Server(ctx, sv.ID)
+	if string(got.HostKey) != "key-two" {
+		t.Fatalf("after trusting a key: host key %q", got.HostKey)
+	}
+	if err := s.TrustHostKey(ctx, 4242, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("TrustHostKey(unknown) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testProbeLock(t *testing.T, ctx context.Context, s store.Store) {
+	release, ok, err := s.TryProbeLock(ctx)
+	if err != nil || !ok {
+		t.Fatalf("first TryProbeLock = %v, %v; want acquired", ok, err)
+	}
+	if _, ok2, err := s.TryProbeLock(ctx); err != nil || ok2 {
+		t.Fatalf("second TryProbeLock while held = %v, %v; want not acquired", ok2, err)
+	}
+	if err := release(); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	release, ok, err = s.TryProbeLock(ctx)
+	if err != nil || !ok {
+		t.Fatalf("TryProbeLock after release = %v, %v; want acquired", ok, err)
+	}
+	release()
+}
+
+func testRuns(t *testing.T, ctx context.Context, s store.Store) {
+	if r, err := s.LastFinishedRun(ctx); err != nil || r != nil {
+		t.Fatalf("LastFinishedRun on a new store = %+v, %v; want nil", r, err)
+	}
+	before := mustNow(t, ctx, s)
+	run, err := s.StartRun(ctx, "probe-a", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.ID == 0 || !near(run.StartedAt, before) || run.Servers != 10 {
+		t.Errorf("StartRun = %+v", run)
+	}
+	// An unfinished run is not the last finished one.
+	if r, _ := s.LastFinishedRun(ctx); r != nil {
+		t.Errorf("unfinished run reported as finished: %+v", r)
+	}
+	run.Probed, run.Succeeded, run.DeadlineHit = 10, 7, true
+	run.FailedByClass = map[string]int{"timeout": 2, "auth": 1}
+	done, err := s.FinishRun(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := s.LastFinishedRun(ctx)
+	if err != nil || last == nil {
+		t.Fatalf("LastFinishedRun = %v, %v", last, err)
+	}
+	if last.ID != run.ID || last.Host != "probe-a" || last.Servers != 10 || last.Probed != 10 || last.Succeeded != 7 ||
+		!last.DeadlineHit || last.FailedByClass["timeout"] != 2 || last.FailedByClass["auth"] != 1 ||
+		last.FinishedAt == nil || !last.FinishedAt.Equal(*done.FinishedAt) || last.FinishedAt.Before(last.StartedAt) {
+		t.Errorf("LastFinishedRun = %+v", last)
+	}
+	if _, err := s.FinishRun(ctx, store.Run{ID: 987654}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("FinishRun(unknown) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testLargeBatch(t *testing.T, ctx context.Context, s store.Store) {
+	specs := make([]store.ServerSpec, 2000)
+	for i := range specs {
+		specs[i] = store.ServerSpec{Name: fmt.Sprintf("srv-%05d", i), Host: "127.0.0.1", Port: 10000 + i}
+	}
+	if _, err := s.ImportServers(ctx, specs); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := s.Servers(ctx)
+	results := make([]store.ProbeResult, len(list))
+	for i, sv := range list {
+		results[i] = store.ProbeResult{ServerID: sv.ID, OK: i%10 != 0, ErrorClass: map[bool]string{true: "timeout"}[i%10 == 0], PinHostKey: []byte{byte(i)}}
+	}
+	if err := s.RecordProbeResults(ctx, results); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := s.Status(ctx)
+	up := 0
+	for _, st := range snap.Servers {
+		if st.LastHeartbeat != nil {
+			up++
+		}
+	}
+	if up != 1800 {
+		t.Errorf("%d servers have heartbeats after the batch, want 1800", up)
+	}
+}
