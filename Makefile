@@ -12,6 +12,7 @@ all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/heartbeat ./cmd/heartbeat
+	$(GO) build -o $(BIN)/sshfleet ./cmd/sshfleet
 
 lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \

@@ -42,6 +42,7 @@ type App struct {
 type globalOptions struct {
 	DB             string
 	ConnectTimeout time.Duration
+	LogFormat      string
 }
 
 // Main runs the program with args (without the program name) and returns
@@ -85,8 +86,16 @@ ONLINE, WARNING or OFFLINE.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.DB, "db", "", "store: postgres://… URL, sqlite:PATH or a PATH ending in .db (env HEARTBEAT_DB, DATABASE_URL, POSTGRES_*)")
 	pf.DurationVar(&g.ConnectTimeout, "connect-timeout", 5*time.Second, "give up reaching the store after this long")
+	pf.StringVar(&g.LogFormat, "log-format", "text", "log format on stderr: text or json")
 
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if g.LogFormat != "text" && g.LogFormat != "json" {
+			return usageErrorf("--log-format must be text or json, got %q", g.LogFormat)
+		}
+		return nil
+	}
 	root.AddCommand(
+		newProbeCommand(app, g),
 		newServersCommand(app, g),
 		newAlertCommand(app, g),
 		newStatusCommand(app, g),

@@ -32,6 +32,7 @@ func newServersCommand(app *App, g *globalOptions) *cobra.Command {
 		newServersEnableCommand(app, g, true),
 		newServersEnableCommand(app, g, false),
 		newServersImportCommand(app, g),
+		newServersTrustCommand(app, g),
 	)
 	return cmd
 }
@@ -322,4 +323,73 @@ func runServersImport(ctx context.Context, app *App, g *globalOptions, file stri
 	}
 	_, err = fmt.Fprintf(app.Out, "%d added, %d updated, %d unchanged\n", res.Added, res.Updated, res.Unchanged)
 	return err
+}
+
+type serversTrustOptions struct{ Fingerprint string }
+
+func newServersTrustCommand(app *App, g *globalOptions) *cobra.Command {
+	o := &serversTrustOptions{}
+	cmd := &cobra.Command{
+		Use:   "trust ID|NAME [--fingerprint SHA256:...]",
+		Short: "Accept a server's changed host key after checking it",
+		Long: `Prints the pinned and the last-seen host-key fingerprints of a server, then
+clears the pin so the next probe pins whatever key the server presents.
+With --fingerprint, pins exactly the last-seen key with that fingerprint
+instead, so nothing is trusted blindly in between.
+
+Compare the fingerprint with the server's own (ssh-keygen -lf
+/etc/ssh/ssh_host_ed25519_key.pub on the server) before trusting it.`,
+		Args: exactArgs("ID|NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, err := openStore(ctx, app, g)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			sv, err := resolveServer(ctx, s, args[0])
+			if err != nil {
+				return err
+			}
+			if err := writeFields(app.Out, [][]string{
+				{"pinned", fingerprint(sv.HostKey, "none")},
+				{"last seen", fingerprint(sv.SeenHostKey, "none")},
+			}); err != nil {
+				return err
+			}
+			var key []byte
+			if o.Fingerprint != "" {
+				key, err = keyWithFingerprint(sv, o.Fingerprint)
+				if err != nil {
+					return err
+				}
+			}
+			if err := s.TrustHostKey(ctx, sv.ID, key); err != nil {
+				return err
+			}
+			if key != nil {
+				_, err = fmt.Fprintf(app.Out, "pinned %s for server %s\n", o.Fingerprint, sv.Name)
+			} else {
+				_, err = fmt.Fprintf(app.Out, "cleared the pin of server %s; the next probe pins the key it sees\n", sv.Name)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&o.Fingerprint, "fingerprint", "", "pin the last-seen key only if it has this SHA256 fingerprint")
+	return cmd
+}
+
+// keyWithFingerprint returns the server's last-seen (or pinned) key whose
+// fingerprint is fp; a fingerprint matching neither is refused rather than
+// pinning a key nobody has seen.
+func keyWithFingerprint(sv store.Server, fp string) ([]byte, error) {
+	for _, wire := range [][]byte{sv.SeenHostKey, sv.HostKey} {
+		if wire == nil {
+			continue
+		}
+		if k, err := ssh.ParsePublicKey(wire); err == nil && ssh.FingerprintSHA256(k) == fp {
+			return wire, nil
+		}
+	}
+	return nil, usageErrorf("fingerprint %s matches neither the pinned nor the last-seen key of server %s", fp, sv.Name)
 }

@@ -76,6 +76,15 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 	if o.JSON {
 		err = output.JSON(app.Out, report.Servers)
 	} else {
+		if o.Verbose {
+			last, err := s.LastFinishedRun(ctx)
+			if err != nil {
+				return withCode(status.ExitUnknown, err)
+			}
+			for _, line := range output.RunHeader(snap.Now, last) {
+				fmt.Fprintln(app.Out, line)
+			}
+		}
 		err = output.StatusTable(app.Out, report, o.Verbose, palette(app))
 	}
 	if err != nil {

@@ -1,0 +1,321 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/stacksense/heartbeat/pkg/sshtest"
+)
+
+// fleetEnv starts an in-process SSH fleet, registers it in e's store and
+// returns the fleet and the path of the client key the fleet accepts.
+func fleetEnv(t *testing.T, e *env, groups ...sshtest.Group) (*sshtest.Fleet, string) {
+	t.Helper()
+	key, err := sshtest.NewClientKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(t.TempDir(), "id_ed25519")
+	if err := key.WriteFile(keyPath, nil); err != nil {
+		t.Fatal(err)
+	}
+	fleet, err := sshtest.Start(context.Background(), sshtest.Config{Groups: groups, AuthorizedKeys: []ssh.PublicKey{key.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fleet.Close() })
+	var csv bytes.Buffer
+	if err := fleet.CSV(&csv); err != nil {
+		t.Fatal(err)
+	}
+	e.stdin = csv.String()
+	e.mustRun("servers", "import", "-")
+	e.stdin = ""
+	return fleet, keyPath
+}
+
+type probeRun struct {
+	RunID         int64          `json:"run_id"`
+	Servers       int            `json:"servers"`
+	Probed        int            `json:"probed"`
+	Succeeded     int            `json:"succeeded"`
+	FailedByClass map[string]int `json:"failed_by_class"`
+	DeadlineHit   bool           `json:"deadline_hit"`
+	Results       []struct {
+		Name  string `json:"name"`
+		OK    bool   `json:"ok"`
+		Class string `json:"error_class"`
+		Error string `json:"error"`
+	} `json:"results"`
+}
+
+func (e *env) probe(args ...string) probeRun {
+	e.t.Helper()
+	out := e.mustRun(append([]string{"probe-ssh", "--json"}, args...)...)
+	var r probeRun
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		e.t.Fatalf("probe-ssh --json: %v\n%s", err, out)
+	}
+	return r
+}
+
+func (r probeRun) classOf(name string) string {
+	for _, res := range r.Results {
+		if res.Name == name {
+			if res.OK {
+				return "ok"
+			}
+			return res.Class
+		}
+	}
+	return "missing"
+}
+
+func closedPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
+}
+
+func TestProbeSSHRecordsEveryOutcome(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		fleet, key := fleetEnv(t, e,
+			sshtest.Group{Mode: sshtest.ModeOK, Count: 2},
+			sshtest.Group{Mode: sshtest.ModeAuthReject, Count: 1},
+			sshtest.Group{Mode: sshtest.ModeTarpit, Count: 1},
+			sshtest.Group{Mode: sshtest.ModeNotSSH, Count: 1},
+			sshtest.Group{Mode: sshtest.ModeDrop, Count: 1},
+		)
+		e.mustRun("servers", "add", "closed", "--host", "127.0.0.1", "--port", strconv.Itoa(closedPort(t)))
+		e.mustRun("servers", "add", "nowhere", "--host", "no-such-host.invalid")
+		e.mustRun("servers", "add", "parked", "--host", "127.0.0.1", "--port", "1")
+		e.mustRun("servers", "disable", "parked")
+
+		run := e.probe("--key", key, "--timeout", "1s", "--deadline", "10s")
+		if run.Servers != 8 || run.Probed != 8 || run.Succeeded != 2 || run.DeadlineHit {
+			t.Errorf("run = %+v, want 8 probed (disabled skipped), 2 answered, deadline not hit", run)
+		}
+		want := map[string]string{"closed": "refused", "nowhere": "dns"}
+		for _, s := range fleet.Servers() {
+			want[s.Name] = map[sshtest.Mode]string{
+				sshtest.ModeOK: "ok", sshtest.ModeAuthReject: "auth", sshtest.ModeTarpit: "timeout",
+				sshtest.ModeNotSSH: "banner", sshtest.ModeDrop: "handshake",
+			}[s.Mode]
+		}
+		for name, class := range want {
+			if got := run.classOf(name); got != class {
+				t.Errorf("%s: probe outcome %s, want %s", name, got, class)
+			}
+		}
+
+		r := e.run("status", "--json")
+		var rows []statusJSON
+		json.Unmarshal([]byte(r.out), &rows)
+		for _, row := range rows {
+			switch {
+			case row.Name == "parked":
+				if row.Status != "DISABLED" {
+					t.Errorf("parked is %s", row.Status)
+				}
+			case want[row.Name] == "ok":
+				if row.Status != "ONLINE" || row.Source != "ssh" || row.ConsecutiveFailures != 0 {
+					t.Errorf("%s after a good probe: %+v", row.Name, row)
+				}
+			default:
+				if row.Status != "OFFLINE" || row.ConsecutiveFailures != 1 {
+					t.Errorf("%s after a failed probe: %+v", row.Name, row)
+				}
+			}
+		}
+		verbose := e.run("status", "--verbose").out
+		for _, w := range []string{"last probe run", "2/8 answered", "refused: ", "timeout: ", "banner: ", "auth: "} {
+			if !strings.Contains(verbose, w) {
+				t.Errorf("status --verbose lacks %q:\n%s", w, verbose)
+			}
+		}
+
+		// Quiet by default: cron mails whatever a job prints.
+		if r := e.run("probe-ssh", "--key", key, "--timeout", "1s"); r.code != 0 || r.out != "" || r.err != "" {
+			t.Errorf("plain probe-ssh printed %q / %q (exit %d); want silence and 0", r.out, r.err, r.code)
+		}
+		if r := e.run("probe-ssh", "--key", key, "--timeout", "1s", "--summary"); !strings.HasPrefix(r.out, "probed 8 servers in ") ||
+			!strings.Contains(r.out, "2 answered, 6 failed (") || strings.Count(r.out, "\n") != 1 {
+			t.Errorf("--summary printed %q", r.out)
+		}
+		// A third consecutive failure is counted.
+		var again []statusJSON
+		json.Unmarshal([]byte(e.run("status", "--json", "--server", "closed").out), &again)
+		if len(again) != 1 || again[0].ConsecutiveFailures != 3 {
+			t.Errorf("closed after three failed runs: %+v", again)
+		}
+	})
+}
+
+func TestProbeSSHPinsAndDetectsChangedHostKey(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		fleet, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 1})
+		name := fleet.Server(0).Name
+		original := ssh.FingerprintSHA256(fleet.Server(0).HostKey())
+
+		if run := e.probe("--key", key); run.classOf(name) != "ok" {
+			t.Fatalf("first probe: %+v", run)
+		}
+		if show := e.mustRun("servers", "show", name); !strings.Contains(show, original) {
+			t.Errorf("first probe did not pin the host key %s:\n%s", original, show)
+		}
+		var before []statusJSON
+		json.Unmarshal([]byte(e.run("status", "--json").out), &before)
+
+		rotated, err := fleet.RotateHostKey(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run := e.probe("--key", key); run.classOf(name) != "hostkey-mismatch" {
+			t.Fatalf("probe after key change: %s, want hostkey-mismatch", run.classOf(name))
+		}
+		var after []statusJSON
+		json.Unmarshal([]byte(e.run("status", "--json").out), &after)
+		if after[0].LastHeartbeat == nil || !after[0].LastHeartbeat.Equal(*before[0].LastHeartbeat) {
+			t.Errorf("a mismatching host key recorded a heartbeat: %v then %v", before[0].LastHeartbeat, after[0].LastHeartbeat)
+		}
+		verbose := e.run("status", "--verbose").out
+		if !strings.Contains(verbose, "hostkey-mismatch") {
+			t.Errorf("status --verbose does not show the mismatch:\n%s", verbose)
+		}
+		// It stays a mismatch on every run until an admin decides.
+		if run := e.probe("--key", key); run.classOf(name) != "hostkey-mismatch" {
+			t.Errorf("second probe after key change: %s", run.classOf(name))
+		}
+
+		newFP := ssh.FingerprintSHA256(rotated)
+		e.expectFail(64, "matches neither", "servers", "trust", name, "--fingerprint", "SHA256:bogus")
+		out := e.mustRun("servers", "trust", name, "--fingerprint", newFP)
+		if !strings.Contains(out, original) || !strings.Contains(out, newFP) || !strings.Contains(out, "pinned "+newFP) {
+			t.Errorf("servers trust printed:\n%s", out)
+		}
+		if run := e.probe("--key", key); run.classOf(name) != "ok" {
+			t.Errorf("probe after trust: %s", run.classOf(name))
+		}
+
+		// Without --fingerprint the pin is cleared and the next probe
+		// pins what it sees.
+		if _, err := fleet.RotateHostKey(0); err != nil {
+			t.Fatal(err)
+		}
+		e.probe("--key", key)
+		if out := e.mustRun("servers", "trust", name); !strings.Contains(out, "cleared the pin") {
+			t.Errorf("servers trust printed:\n%s", out)
+		}
+		if run := e.probe("--key", key); run.classOf(name) != "ok" {
+			t.Errorf("probe after clearing the pin: %s", run.classOf(name))
+		}
+		if show := e.mustRun("servers", "show", name); !strings.Contains(show, ssh.FingerprintSHA256(fleet.Server(0).HostKey())) {
+			t.Errorf("re-pinned key not shown:\n%s", show)
+		}
+	})
+}
+
+func TestProbeSSHOneRunAtATime(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 1})
+		s := e.open()
+		release, ok, err := s.TryProbeLock(context.Background())
+		if err != nil || !ok {
+			t.Fatalf("take lock: %v %v", ok, err)
+		}
+		r := e.run("probe-ssh", "--key", key, "--summary")
+		if r.code != 0 || r.out != "" || !strings.Contains(r.err, "another probe-ssh run is in progress") {
+			t.Errorf("probe while locked: exit %d, out %q, err %q; want 0, a one-line notice, no run", r.code, r.out, r.err)
+		}
+		if last, _ := s.LastFinishedRun(context.Background()); last != nil {
+			t.Errorf("a locked-out probe recorded a run: %+v", last)
+		}
+		release()
+		if r := e.run("probe-ssh", "--key", key, "--summary"); r.code != 0 || !strings.Contains(r.out, "1 answered") {
+			t.Errorf("probe after release: exit %d, out %q, err %q", r.code, r.out, r.err)
+		}
+	})
+}
+
+func TestProbeSSHRefusesBadCredentialsBeforeContactingServers(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 1})
+		loose := filepath.Join(t.TempDir(), "loose_key")
+		data, _ := os.ReadFile(key)
+		os.WriteFile(loose, data, 0o644)
+		locked := filepath.Join(t.TempDir(), "locked_key")
+		k, _ := sshtest.NewClientKey()
+		k.WriteFile(locked, []byte("passphrase"))
+
+		cases := []struct{ key, want string }{
+			{loose, "loose_key"},
+			{filepath.Join(t.TempDir(), "missing"), "missing"},
+			{locked, "locked_key"},
+		}
+		for _, c := range cases {
+			r := e.run("probe-ssh", "--key", c.key)
+			if r.code != 1 || !strings.Contains(r.err, c.want) || strings.Count(strings.TrimSpace(r.err), "\n") != 0 {
+				t.Errorf("probe-ssh --key %s: exit %d, stderr %q; want 1 and one line naming the file", c.key, r.code, r.err)
+			}
+		}
+		e.vars["SSH_PRIVATE_KEY_PATH"] = loose
+		if r := e.run("probe-ssh"); r.code != 1 || !strings.Contains(r.err, "SSH_PRIVATE_KEY_PATH") {
+			t.Errorf("bad SSH_PRIVATE_KEY_PATH: exit %d, stderr %q; want 1 naming the variable", r.code, r.err)
+		}
+		delete(e.vars, "SSH_PRIVATE_KEY_PATH")
+		var rows []statusJSON
+		json.Unmarshal([]byte(e.run("status", "--json").out), &rows)
+		if rows[0].ConsecutiveFailures != 0 || rows[0].LastHeartbeat != nil {
+			t.Errorf("a refused run touched the server: %+v", rows[0])
+		}
+		s := e.open()
+		if last, _ := s.LastFinishedRun(context.Background()); last != nil {
+			t.Errorf("a refused run was recorded: %+v", last)
+		}
+		for _, args := range [][]string{
+			{"--concurrency", "0"}, {"--timeout", "0s"}, {"--deadline", "-1s"},
+			{"--host-key-policy", "trusting"}, {"--json", "--summary"},
+		} {
+			if r := e.run(append([]string{"probe-ssh", "--key", key}, args...)...); r.code != 64 {
+				t.Errorf("probe-ssh %v: exit %d, want 64 (stderr %q)", args, r.code, r.err)
+			}
+		}
+	})
+}
+
+func TestProbeSSHKnownHostsPolicy(t *testing.T) {
+	t.Parallel()
+	e := &env{t: t, home: t.TempDir(), vars: map[string]string{"HEARTBEAT_DB": filepath.Join(t.TempDir(), "hb.db")}}
+	fleet, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 2})
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	s0 := fleet.Server(0)
+	line := fmt.Sprintf("[%s]:%d %s", s0.Host, s0.Port, ssh.MarshalAuthorizedKey(s0.HostKey()))
+	os.WriteFile(known, []byte(line), 0o600)
+	run := e.probe("--key", key, "--host-key-policy", "known-hosts", "--known-hosts", known)
+	if run.classOf(s0.Name) != "ok" || run.classOf(fleet.Server(1).Name) != "hostkey-unknown" {
+		t.Errorf("known-hosts run: %+v", run.Results)
+	}
+	// known-hosts never pins: known_hosts is the truth.
+	if show := e.mustRun("servers", "show", s0.Name); !strings.Contains(show, "not pinned yet") {
+		t.Errorf("known-hosts policy pinned a key:\n%s", show)
+	}
+	r := e.run("probe-ssh", "--key", key, "--host-key-policy", "insecure")
+	if r.code != 0 || !strings.Contains(r.err, "NOT verified") {
+		t.Errorf("insecure run: exit %d, stderr %q; want 0 and a warning", r.code, r.err)
+	}
+}

@@ -1,0 +1,149 @@
+package hostkey
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+func edKey(t *testing.T) ssh.PublicKey {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func ecKey(t *testing.T) ssh.PublicKey {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+var remote = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2222}
+
+func kindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return ""
+}
+
+func TestParsePolicy(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"pin", "known-hosts", "insecure"} {
+		if p, err := ParsePolicy(s); err != nil || string(p) != s {
+			t.Errorf("ParsePolicy(%q) = %q, %v", s, p, err)
+		}
+	}
+	_, err := ParsePolicy("tofu")
+	if err == nil || !strings.Contains(err.Error(), "pin, known-hosts or insecure") {
+		t.Errorf("bad policy error: %v", err)
+	}
+}
+
+func TestPin(t *testing.T) {
+	t.Parallel()
+	a, b := edKey(t), edKey(t)
+	if err := Pin(nil)("h:22", remote, a); err != nil {
+		t.Errorf("first use: %v", err)
+	}
+	if err := Pin(a.Marshal())("h:22", remote, a); err != nil {
+		t.Errorf("same key: %v", err)
+	}
+	err := Pin(a.Marshal())("h:22", remote, b)
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindMismatch || string(e.Presented.Marshal()) != string(b.Marshal()) {
+		t.Fatalf("different key: %v", err)
+	}
+	if !strings.Contains(err.Error(), ssh.FingerprintSHA256(b)) || strings.Contains(err.Error(), string(b.Marshal())) {
+		t.Errorf("message %q", err)
+	}
+}
+
+func TestKnownHostsCallback(t *testing.T) {
+	t.Parallel()
+	known, ec, other := edKey(t), ecKey(t), edKey(t)
+	hashed := edKey(t)
+	lines := []string{
+		knownhosts.Line([]string{"[127.0.0.1]:2222"}, known),
+		knownhosts.Line([]string{knownhosts.HashHostname("[10.0.0.5]:2200")}, hashed),
+		knownhosts.Line([]string{"ec.example"}, ec),
+		"@revoked * " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(other))),
+	}
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := KnownHosts(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 2200}
+	ecAddr := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 6), Port: 22}
+	cases := []struct {
+		name string
+		host string
+		addr net.Addr
+		key  ssh.PublicKey
+		want Kind
+	}{
+		{"bracketed port entry", "127.0.0.1:2222", remote, known, ""},
+		{"hashed entry", "10.0.0.5:2200", r2, hashed, ""},
+		{"mismatch", "127.0.0.1:2222", remote, edKey(t), KindMismatch},
+		{"unknown host", "192.0.2.9:22", &net.TCPAddr{IP: net.IPv4(192, 0, 2, 9), Port: 22}, edKey(t), KindUnknown},
+		{"type not listed", "ec.example:22", ecAddr, edKey(t), KindUnknown},
+		{"revoked", "127.0.0.1:2222", remote, other, KindMismatch},
+	}
+	for _, c := range cases {
+		err := cb(c.host, c.addr, c.key)
+		if got := kindOf(err); got != c.want || (c.want == "" && err != nil) {
+			t.Errorf("%s: kind %q err %v, want %q", c.name, got, err, c.want)
+		}
+	}
+	if _, err := KnownHosts(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("missing file: want error")
+	}
+}
+
+func TestChecker(t *testing.T) {
+	t.Parallel()
+	k := edKey(t)
+	c, err := NewChecker(PolicyInsecure)
+	if err != nil || c.Check("h:22", remote, k, edKey(t).Marshal()) != nil {
+		t.Errorf("insecure: %v", err)
+	}
+	c, _ = NewChecker(PolicyPin)
+	if kindOf(c.Check("h:22", remote, k, edKey(t).Marshal())) != KindMismatch || c.Callback(k.Marshal())("h:22", remote, k) != nil {
+		t.Error("pin checker")
+	}
+	if _, err := NewChecker(PolicyKnownHosts); err == nil {
+		t.Error("known-hosts without files: want error")
+	}
+	if _, err := NewChecker("bogus"); err == nil {
+		t.Error("bogus policy: want error")
+	}
+}

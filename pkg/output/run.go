@@ -1,0 +1,59 @@
+package output
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/stacksense/heartbeat/pkg/status"
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+// ProbeOverdue is how long after the last finished probe run `status`
+// warns that the probe is not running: three 30-second ticks.
+const ProbeOverdue = 90 * time.Second
+
+// connectClasses are failures before any SSH was spoken: when nearly every
+// server fails this way at once, the fault is on the monitoring host.
+var connectClasses = []string{"dns", "refused", "unreachable", "timeout"}
+
+// RunHeader returns the lines `status --verbose` prints above the table
+// about the last probe run, in words for whoever is on call.
+func RunHeader(now time.Time, last *store.Run) []string {
+	if last == nil || last.FinishedAt == nil {
+		return []string{"no probe-ssh run has finished yet (servers that push over the API do not need one)"}
+	}
+	age := status.Age(now, *last.FinishedAt)
+	line := fmt.Sprintf("last probe run %s ago: %s/%s answered in %.1fs", status.FormatAge(age),
+		Thousands(last.Succeeded), Thousands(last.Probed), last.FinishedAt.Sub(last.StartedAt).Seconds())
+	if last.DeadlineHit {
+		line += " (cut short by its deadline)"
+	}
+	lines := []string{line}
+	if age > ProbeOverdue {
+		lines = append(lines, fmt.Sprintf("WARNING: no probe run has finished for %s: probe-ssh is not running, so servers show OFFLINE "+
+			"for that reason, not their own. Check the cron lines (crontab -l) and the probe log.", status.FormatAge(age)))
+	}
+	connectFailed := 0
+	for _, c := range connectClasses {
+		connectFailed += last.FailedByClass[c]
+	}
+	// Nearly all: 90% of a fleet of at least 3, so one flaky server in a
+	// fleet of two does not cry wolf.
+	if last.Probed >= 3 && connectFailed*10 >= last.Probed*9 {
+		lines = append(lines, fmt.Sprintf("WARNING: the last run could not connect to %s of %s servers: the monitoring host itself "+
+			"is probably cut off (check its network, DNS and firewall before the servers).", Thousands(connectFailed), Thousands(last.Probed)))
+	}
+	return lines
+}
+
+// Thousands formats n with comma separators: 10000 → "10,000".
+func Thousands(n int) string {
+	if n < 0 {
+		return "-" + Thousands(-n)
+	}
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

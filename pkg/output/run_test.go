@@ -1,0 +1,58 @@
+package output
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+func TestRunHeader(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	run := func(finishedAgo time.Duration, probed, ok int, failed map[string]int) *store.Run {
+		fin := now.Add(-finishedAgo)
+		return &store.Run{StartedAt: fin.Add(-14200 * time.Millisecond), FinishedAt: &fin, Probed: probed, Succeeded: ok, FailedByClass: failed}
+	}
+	tests := []struct {
+		name    string
+		run     *store.Run
+		want    []string
+		notWant []string
+	}{
+		{"never", nil, []string{"no probe-ssh run has finished yet"}, []string{"WARNING"}},
+		{"healthy", run(12*time.Second, 10000, 9998, map[string]int{"auth": 2}),
+			[]string{"last probe run 12s ago: 9,998/10,000 answered in 14.2s"}, []string{"WARNING"}},
+		{"probe not running", run(5*time.Minute, 10, 10, nil),
+			[]string{"last probe run 5m0s ago", "probe-ssh is not running"}, []string{"cut off"}},
+		{"host cut off", run(10*time.Second, 100, 2, map[string]int{"timeout": 60, "unreachable": 38}),
+			[]string{"could not connect to 98 of 100 servers", "monitoring host itself"}, []string{"not running"}},
+		{"servers failing auth is not the host's fault", run(10*time.Second, 100, 2, map[string]int{"auth": 98}),
+			nil, []string{"WARNING"}},
+		{"tiny fleet does not cry wolf", run(10*time.Second, 2, 0, map[string]int{"timeout": 2}),
+			nil, []string{"WARNING"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(RunHeader(now, tt.run), "\n")
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("header lacks %q:\n%s", w, got)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(got, w) {
+					t.Errorf("header has %q:\n%s", w, got)
+				}
+			}
+		})
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 10000: "10,000", 1234567: "1,234,567", -1500: "-1,500"} {
+		if got := Thousands(n); got != want {
+			t.Errorf("Thousands(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -1,0 +1,243 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// AuthConfig says where credentials come from. The caller resolves flags and
+// environment (SSH_PRIVATE_KEY_PATH, SSH_AUTH_SOCK, HOME); this package
+// reads no environment.
+type AuthConfig struct {
+	// KeyPath is an explicit private key file; it wins over everything.
+	KeyPath string
+	// AgentSocket is the ssh-agent socket (SSH_AUTH_SOCK); used when no
+	// KeyPath is given, and to unlock passphrase-protected key files.
+	AgentSocket string
+	// HomeDir is searched for .ssh/id_ed25519 then .ssh/id_rsa when
+	// neither KeyPath nor a usable agent is available.
+	HomeDir string
+}
+
+// Auth holds credentials parsed once per run. It is safe for concurrent use.
+type Auth struct {
+	source  string
+	method  ssh.AuthMethod
+	signers []ssh.Signer
+	agent   agent.ExtendedAgent
+	conn    net.Conn
+
+	mu      sync.Mutex
+	perPath map[string]keyEntry
+}
+
+type keyEntry struct {
+	method ssh.AuthMethod
+	err    error
+}
+
+// LoadAuth resolves credentials in order: cfg.KeyPath, the agent at
+// cfg.AgentSocket, then ~/.ssh/id_ed25519 and ~/.ssh/id_rsa. A key file
+// that is missing, unreadable, readable by group or others, or
+// passphrase-protected with no agent holding it yields one error naming the
+// file and the fix.
+func LoadAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
+	a := &Auth{perPath: make(map[string]keyEntry)}
+	if cfg.AgentSocket != "" {
+		// A missing or dead agent is not an error by itself: the fallback
+		// files may still work, and OpenSSH behaves the same way.
+		_ = a.connectAgent(ctx, cfg.AgentSocket)
+	}
+	if cfg.KeyPath != "" {
+		s, err := a.loadKeyFile(ctx, cfg.KeyPath)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.useSigners("key file "+cfg.KeyPath, s)
+		return a, nil
+	}
+	if a.agent != nil {
+		signers, err := a.agent.Signers()
+		if err == nil && len(signers) > 0 {
+			a.source = "ssh-agent " + cfg.AgentSocket
+			a.signers = signers
+			a.method = ssh.PublicKeys(signers...)
+			return a, nil
+		}
+	}
+	if cfg.HomeDir != "" {
+		for _, name := range []string{"id_ed25519", "id_rsa"} {
+			p := filepath.Join(cfg.HomeDir, ".ssh", name)
+			if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			s, err := a.loadKeyFile(ctx, p)
+			if err != nil {
+				a.Close()
+				return nil, err
+			}
+			a.useSigners("key file "+p, s)
+			return a, nil
+		}
+	}
+	a.Close()
+	tried := []string{}
+	if cfg.AgentSocket != "" {
+		tried = append(tried, "ssh-agent "+cfg.AgentSocket+" (unreachable or no keys)")
+	}
+	if cfg.HomeDir != "" {
+		tried = append(tried, filepath.Join(cfg.HomeDir, ".ssh", "id_ed25519"), filepath.Join(cfg.HomeDir, ".ssh", "id_rsa"))
+	}
+	return nil, fmt.Errorf("no SSH credentials found (tried %s): set SSH_PRIVATE_KEY_PATH or pass --key, or load a key into ssh-agent", strings.Join(append(tried, "no explicit key path"), ", "))
+}
+
+// NewAuth wraps signers already in memory (tests, embedding programs).
+func NewAuth(source string, signers ...ssh.Signer) *Auth {
+	a := &Auth{perPath: make(map[string]keyEntry)}
+	a.useSigners(source, signers)
+	return a
+}
+
+func (a *Auth) useSigners(source string, s []ssh.Signer) {
+	a.source = source
+	a.signers = s
+	a.method = ssh.PublicKeys(s...)
+}
+
+func (a *Auth) connectAgent(ctx context.Context, socket string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return fmt.Errorf("connect to ssh-agent %s: %w", socket, err)
+	}
+	a.conn = c
+	a.agent = agent.NewClient(c)
+	return nil
+}
+
+// Source describes where the default credentials came from, for logs
+// ("key file /root/.ssh/id_ed25519", "ssh-agent /tmp/agent.sock").
+func (a *Auth) Source() string { return a.source }
+
+// Close releases the agent connection, if any.
+func (a *Auth) Close() error {
+	if a.conn != nil {
+		return a.conn.Close()
+	}
+	return nil
+}
+
+// loadKeyFile reads and parses one private key file with OpenSSH's checks.
+func (a *Auth) loadKeyFile(_ context.Context, path string) ([]ssh.Signer, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("private key %s: file does not exist: check the path (--key / SSH_PRIVATE_KEY_PATH)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("private key %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("private key %s: not a regular file", path)
+	}
+	// Same refusal as OpenSSH's "UNPROTECTED PRIVATE KEY FILE".
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("private key %s: permissions %04o are too open (readable by group or others): run chmod 600 %s", path, perm, path)
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("private key %s: cannot read: %w", path, err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err == nil {
+		return []ssh.Signer{signer}, nil
+	}
+	var pm *ssh.PassphraseMissingError
+	if errors.As(err, &pm) {
+		if s := a.agentSignerFor(pm.PublicKey); s != nil {
+			return []ssh.Signer{s}, nil
+		}
+		if a.agent != nil {
+			return nil, fmt.Errorf("private key %s: passphrase-protected and not loaded in ssh-agent: run ssh-add %s", path, path)
+		}
+		return nil, fmt.Errorf("private key %s: passphrase-protected and no ssh-agent available: start ssh-agent and run ssh-add %s, or use a key without a passphrase", path, path)
+	}
+	return nil, fmt.Errorf("private key %s: cannot parse (want an OpenSSH, PKCS#1/8 or SEC1 private key): %w", path, err)
+}
+
+// agentSignerFor returns the agent's signer for pub, if the agent holds it.
+func (a *Auth) agentSignerFor(pub ssh.PublicKey) ssh.Signer {
+	if a.agent == nil || pub == nil {
+		return nil
+	}
+	signers, err := a.agent.Signers()
+	if err != nil {
+		return nil
+	}
+	want := pub.Marshal()
+	for _, s := range signers {
+		if bytes.Equal(s.PublicKey().Marshal(), want) {
+			return s
+		}
+	}
+	return nil
+}
+
+// LoadTargetKeys parses every distinct Target.KeyPath once and caches it, so
+// a bad key file is reported before any server is contacted. The error joins
+// one line per bad file; good files stay cached either way.
+func (a *Auth) LoadTargetKeys(ctx context.Context, targets []Target) error {
+	var errs []error
+	for i := range targets {
+		p := targets[i].KeyPath
+		if p == "" {
+			continue
+		}
+		if _, err := a.methodFor(ctx, p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return dedupJoin(errs)
+}
+
+// methodFor returns the auth method for a key path ("" = the default).
+func (a *Auth) methodFor(ctx context.Context, path string) (ssh.AuthMethod, error) {
+	if path == "" {
+		return a.method, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e, ok := a.perPath[path]; ok {
+		return e.method, e.err
+	}
+	s, err := a.loadKeyFile(ctx, path)
+	e := keyEntry{err: err}
+	if err == nil {
+		e.method = ssh.PublicKeys(s...)
+	}
+	a.perPath[path] = e
+	return e.method, e.err
+}
+
+func dedupJoin(errs []error) error {
+	seen := map[string]bool{}
+	var out []error
+	for _, e := range errs {
+		if !seen[e.Error()] {
+			seen[e.Error()] = true
+			out = append(out, e)
+		}
+	}
+	return errors.Join(out...)
+}

@@ -1,0 +1,189 @@
+package probe
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/stacksense/heartbeat/pkg/sshtest"
+)
+
+func writeKey(t *testing.T, path string, passphrase string) *sshtest.ClientKey {
+	t.Helper()
+	k, err := sshtest.NewClientKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.WriteFile(path, []byte(passphrase)); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// startAgent serves an in-memory keyring on a unix socket, as ssh-agent does.
+func startAgent(t *testing.T, keys ...*sshtest.ClientKey) string {
+	t.Helper()
+	kr := agent.NewKeyring()
+	for _, k := range keys {
+		if err := kr.Add(agent.AddedKey{PrivateKey: k.Private}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _ = agent.ServeAgent(kr, c) }()
+		}
+	}()
+	return sock
+}
+
+func TestLoadAuthKeyFileErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open")
+	writeKey(t, open, "")
+	if err := os.Chmod(open, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	enc := filepath.Join(dir, "enc")
+	writeKey(t, enc, "secret")
+	garbage := filepath.Join(dir, "garbage")
+	if err := os.WriteFile(garbage, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, path string
+		want       []string
+	}{
+		{"mode 0644", open, []string{open, "0644", "chmod 600"}},
+		{"missing", filepath.Join(dir, "nope"), []string{"nope", "does not exist"}},
+		{"passphrase without agent", enc, []string{enc, "passphrase-protected", "ssh-add"}},
+		{"not a key", garbage, []string{garbage, "cannot parse"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := LoadAuth(t.Context(), AuthConfig{KeyPath: c.path})
+			if err == nil {
+				t.Fatal("want error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadAuthOrder(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	rsaPath := filepath.Join(home, ".ssh", "id_rsa") // any key type; the name is what is searched
+	writeKey(t, rsaPath, "")
+	explicit := filepath.Join(t.TempDir(), "explicit")
+	writeKey(t, explicit, "")
+	agentKey, _ := sshtest.NewClientKey()
+	sock := startAgent(t, agentKey)
+
+	a, err := LoadAuth(t.Context(), AuthConfig{KeyPath: explicit, AgentSocket: sock, HomeDir: home})
+	if err != nil || a.Source() != "key file "+explicit {
+		t.Fatalf("explicit: %v %q", err, a.Source())
+	}
+	a.Close()
+	a, err = LoadAuth(t.Context(), AuthConfig{AgentSocket: sock, HomeDir: home})
+	if err != nil || !strings.HasPrefix(a.Source(), "ssh-agent") {
+		t.Fatalf("agent: %v", err)
+	}
+	a.Close()
+	a, err = LoadAuth(t.Context(), AuthConfig{AgentSocket: filepath.Join(home, "dead.sock"), HomeDir: home})
+	if err != nil || a.Source() != "key file "+rsaPath {
+		t.Fatalf("default file: %v", err)
+	}
+	edPath := filepath.Join(home, ".ssh", "id_ed25519")
+	writeKey(t, edPath, "")
+	a, err = LoadAuth(t.Context(), AuthConfig{HomeDir: home})
+	if err != nil || a.Source() != "key file "+edPath {
+		t.Fatalf("id_ed25519 first: %v", err)
+	}
+	_, err = LoadAuth(t.Context(), AuthConfig{HomeDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "no SSH credentials") {
+		t.Fatalf("nothing found: %v", err)
+	}
+}
+
+// A passphrase-protected key file is usable when the agent holds that key.
+func TestPassphraseKeyViaAgent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sshtest.Group{Mode: sshtest.ModeOK, Count: 1})
+	path := filepath.Join(t.TempDir(), "enc")
+	if err := e.key.WriteFile(path, []byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := sshtest.NewClientKey()
+	if _, err := LoadAuth(t.Context(), AuthConfig{KeyPath: path, AgentSocket: startAgent(t, other)}); err == nil || !strings.Contains(err.Error(), "not loaded in ssh-agent") {
+		t.Fatalf("agent without the key: %v", err)
+	}
+	a, err := LoadAuth(t.Context(), AuthConfig{KeyPath: path, AgentSocket: startAgent(t, e.key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if r := probeOne(t, Options{Auth: a}, e.target(0)); !r.OK {
+		t.Fatalf("probe via agent: %+v", r)
+	}
+}
+
+func TestTargetKeyPaths(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sshtest.Group{Mode: sshtest.ModeOK, Count: 3})
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	if err := e.key.WriteFile(good, nil); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad")
+	writeKey(t, bad, "")
+	_ = os.Chmod(bad, 0o640)
+	other, _ := sshtest.NewClientKey()
+	auth := NewAuth("other", other.Signer) // default key the servers refuse
+	ts := e.targets()
+	ts[0].KeyPath = good
+	ts[1].KeyPath = bad
+	ts[2].KeyPath = good
+
+	err := auth.LoadTargetKeys(context.Background(), ts)
+	if err == nil || !strings.Contains(err.Error(), bad) || strings.Contains(err.Error(), good) {
+		t.Fatalf("LoadTargetKeys: %v", err)
+	}
+	var results []Result
+	Run(t.Context(), ts, Options{Auth: auth}, func(rs []Result) { results = append(results, rs...) })
+	byID := map[int64]Result{}
+	for _, r := range results {
+		byID[r.ServerID] = r
+	}
+	if !byID[1].OK || !byID[3].OK {
+		t.Errorf("targets with a good key path: %+v %+v", byID[1], byID[3])
+	}
+	if r := byID[2]; r.Class != ClassAuth || !strings.Contains(r.Message, "too open") || r.Phases.Dial != 0 {
+		t.Errorf("target with a bad key path should fail before dialling: %+v", r)
+	}
+}

@@ -1,0 +1,184 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/stacksense/heartbeat/pkg/hostkey"
+)
+
+// classify maps a probe error to a Class and a one-line message. It prefers
+// typed checks (errors.As/Is) and falls back to the x/crypto/ssh error texts
+// only where the library offers nothing typed; the tests pin each case
+// against a real peer so a library change that alters a text shows up.
+func classify(err error, ph phase, st *probeState, runCtx, probeCtx context.Context, timeout time.Duration) (Class, string) {
+	var hk *hostkey.Error
+	if errors.As(err, &hk) {
+		if hk.Kind == hostkey.KindUnknown {
+			return ClassHostKeyUnknown, oneLine(hk.Error())
+		}
+		return ClassHostKeyMismatch, oneLine(hk.Error())
+	}
+	if isTimeout(err) || expired(probeCtx) != nil {
+		runErr := expired(runCtx)
+		switch {
+		case errors.Is(runErr, context.DeadlineExceeded):
+			return ClassTimeout, "cancelled at the run deadline during " + ph.String()
+		case runErr != nil:
+			return ClassTimeout, "run cancelled during " + ph.String()
+		case ph == phaseHandshake && st.seen == 0:
+			return ClassTimeout, "connected but no SSH banner within " + timeout.String()
+		default:
+			return ClassTimeout, "no response within " + timeout.String() + " during " + ph.String()
+		}
+	}
+	switch ph {
+	case phaseDial:
+		var dnsErr *net.DNSError
+		switch {
+		case errors.As(err, &dnsErr):
+			if dnsErr.IsNotFound {
+				return ClassDNS, "cannot resolve " + dnsErr.Name + ": no such host"
+			}
+			return ClassDNS, oneLine("cannot resolve " + dnsErr.Name + ": " + dnsErr.Err)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return ClassRefused, "connection refused"
+		case errors.Is(err, syscall.EHOSTUNREACH):
+			return ClassUnreachable, "no route to host"
+		case errors.Is(err, syscall.ENETUNREACH):
+			return ClassUnreachable, "network unreachable"
+		default:
+			return ClassUnreachable, oneLine(trimSSH(err.Error()))
+		}
+	case phaseHandshake:
+		if st.seen > 0 && !st.sawBanner {
+			return ClassBanner, "peer is not SSH: sent " + quoteFirst(st.first[:st.nfirst])
+		}
+		if strings.Contains(err.Error(), "overflow reading version string") {
+			return ClassBanner, "peer is not SSH: no version line"
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return ClassAuth, authMessage(err)
+		}
+		if !st.sawBanner {
+			return ClassHandshake, "connection closed before the SSH banner" + closedCause(err)
+		}
+		if isClosed(err) {
+			return ClassHandshake, "connection closed during key exchange" + closedCause(err)
+		}
+		return ClassHandshake, oneLine(trimSSH(err.Error()))
+	case phaseAuth:
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return ClassAuth, authMessage(err)
+		}
+		if isClosed(err) {
+			return ClassAuth, "connection closed during authentication" + closedCause(err)
+		}
+		return ClassAuth, oneLine(trimSSH(err.Error()))
+	default:
+		var exit *ssh.ExitError
+		var missing *ssh.ExitMissingError
+		switch {
+		case errors.As(err, &exit):
+			return ClassExec, oneLine("command exited with status " + strconv.Itoa(exit.ExitStatus()) + sigSuffix(exit))
+		case errors.As(err, &missing):
+			return ClassExec, "command ended without an exit status"
+		}
+		return ClassExec, oneLine(trimSSH(err.Error()))
+	}
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+func closedCause(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNRESET):
+		return " (reset by peer)"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return " (EOF)"
+	}
+	if isClosed(err) {
+		return ""
+	}
+	return ": " + oneLine(trimSSH(err.Error()))
+}
+
+// authMessage shortens "ssh: handshake failed: ssh: unable to authenticate,
+// attempted methods [none publickey], no supported methods remain".
+func authMessage(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "attempted methods ["); i >= 0 {
+		rest := s[i+len("attempted methods ["):]
+		if j := strings.IndexByte(rest, ']'); j >= 0 {
+			return "authentication rejected (tried " + strings.ReplaceAll(rest[:j], " ", ", ") + ")"
+		}
+	}
+	return "authentication rejected"
+}
+
+func trimSSH(s string) string {
+	for {
+		t := strings.TrimPrefix(strings.TrimPrefix(s, "ssh: handshake failed: "), "ssh: ")
+		if t == s {
+			return s
+		}
+		s = t
+	}
+}
+
+func sigSuffix(e *ssh.ExitError) string {
+	if sig := e.Signal(); sig != "" {
+		return " (signal " + sig + ")"
+	}
+	return ""
+}
+
+// quoteFirst renders the peer's first bytes printable and short.
+func quoteFirst(b []byte) string {
+	var sb strings.Builder
+	sb.WriteByte('"')
+	for _, c := range b {
+		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			sb.WriteByte(c)
+		} else {
+			sb.WriteByte('.')
+		}
+	}
+	sb.WriteByte('"')
+	return sb.String()
+}
+
+// oneLine keeps messages to one short line.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		return r
+	}, s)
+	const max = 200
+	if len(s) > max {
+		s = s[:max-3] + "..."
+	}
+	return s
+}

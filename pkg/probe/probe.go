@@ -1,0 +1,456 @@
+// Package probe decides whether servers are alive by logging in over SSH:
+// TCP dial, version banner, key exchange, host-key check, user
+// authentication and an optional command. Each probe returns a Result with
+// one failure Class and per-phase timings; Run probes a fleet with a
+// bounded worker pool and hands Results to a caller-supplied sink, so this
+// package knows nothing about storage.
+package probe
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/stacksense/heartbeat/pkg/hostkey"
+)
+
+// Target is one server to probe.
+type Target struct {
+	ServerID int64
+	Name     string
+	Host     string
+	Port     int
+	User     string
+	// KeyPath, if set, overrides the run's default credentials.
+	KeyPath string
+	// PinnedHostKey is the wire form of the pinned host key, nil if none;
+	// used by the pin policy.
+	PinnedHostKey []byte
+}
+
+// Class is the reason a probe failed; empty on success.
+type Class string
+
+// The failure classes.
+const (
+	ClassDNS             Class = "dns"              // host name did not resolve
+	ClassRefused         Class = "refused"          // TCP connection refused
+	ClassUnreachable     Class = "unreachable"      // no route to host or network
+	ClassTimeout         Class = "timeout"          // no answer within the probe timeout or run deadline
+	ClassBanner          Class = "banner"           // peer answered but is not SSH
+	ClassHandshake       Class = "handshake"        // SSH peer failed or hung up during key exchange
+	ClassHostKeyUnknown  Class = "hostkey-unknown"  // host key not in known_hosts
+	ClassHostKeyMismatch Class = "hostkey-mismatch" // host key differs from the pinned or known one
+	ClassAuth            Class = "auth"             // login refused (or no usable credentials)
+	ClassExec            Class = "exec"             // the check command failed
+)
+
+// Phases holds how long each step took; a step not reached is zero.
+type Phases struct {
+	Dial      time.Duration // TCP connect (including DNS)
+	Handshake time.Duration // banner exchange and key exchange up to the host-key check
+	Auth      time.Duration // user authentication
+	Exec      time.Duration // the check command
+}
+
+// Result is the outcome of one probe.
+type Result struct {
+	ServerID int64
+	OK       bool
+	Class    Class
+	// Message is one short line for operators; never key material.
+	Message string
+	// Latency is handshake plus authentication time.
+	Latency time.Duration
+	// HostKey is the wire form of the key the server presented, if it got
+	// that far: pin it on first use, or store it as last seen on mismatch.
+	HostKey []byte
+	Phases  Phases
+}
+
+// Options configures probes and runs. Zero values take the defaults below.
+type Options struct {
+	// Auth is the run's credentials (LoadAuth). Nil fails every target
+	// with ClassAuth.
+	Auth *Auth
+	// HostKeys is the host-key policy; nil means pin.
+	HostKeys *hostkey.Checker
+	// Exec, if set, is run after login and must exit 0.
+	Exec string
+	// Concurrency bounds probes in flight; default DefaultConcurrency.
+	Concurrency int
+	// Timeout bounds one probe from dial to exec; default 10s.
+	Timeout time.Duration
+	// Deadline bounds a whole run; default 25s, so a run fits in the 30s
+	// cycle with time left to store results.
+	Deadline time.Duration
+	// BatchSize and BatchInterval control how results reach the sink: a
+	// batch is handed over when it holds BatchSize results or
+	// BatchInterval has passed, whichever is first. Defaults 500, 200ms.
+	BatchSize     int
+	BatchInterval time.Duration
+}
+
+// Defaults for Options.
+//
+// DefaultConcurrency: a healthy probe is CPU-bound (key exchange plus a
+// signature, a few hundred microseconds of CPU on each side) and short, so
+// on a 2-core host a few dozen workers already saturate the CPU on a fast
+// network. Workers matter for the slow cases: a tarpit or dead host holds a
+// worker for the full Timeout. With W workers, T tarpits cost roughly
+// ceil(T/W)*Timeout of wall time, and the rest of the fleet has to fit in
+// what remains of the Deadline. 512 lets up to ~500 tarpits (5% of a 10,000
+// server fleet) cost one 10s timeout while leaving 15s for the healthy
+// servers, and 512 sockets sit well inside default file-descriptor limits.
+const (
+	DefaultConcurrency   = 512
+	DefaultTimeout       = 10 * time.Second
+	DefaultDeadline      = 25 * time.Second
+	DefaultBatchSize     = 500
+	DefaultBatchInterval = 200 * time.Millisecond
+)
+
+// kexPreference puts classical curve25519 first: a liveness probe carries
+// no data worth harvesting for later quantum attack, and the ML-KEM hybrid
+// (the library default) costs about a third more CPU per probe. The hybrid
+// stays last for servers that insist on it.
+var kexPreference = []string{
+	ssh.KeyExchangeCurve25519,
+	ssh.KeyExchangeECDHP256,
+	ssh.KeyExchangeECDHP384,
+	ssh.KeyExchangeECDHP521,
+	ssh.KeyExchangeDH14SHA256,
+	ssh.KeyExchangeDH16SHA512,
+	ssh.KeyExchangeMLKEM768X25519,
+}
+
+// hostKeyAlgorithms is the default host-key algorithm preference: Ed25519
+// is the cheapest to verify. Plain ssh-rsa (SHA-1) stays last, as in the
+// library defaults, so very old servers remain reachable.
+var hostKeyAlgorithms = []string{
+	ssh.KeyAlgoED25519,
+	ssh.KeyAlgoECDSA256,
+	ssh.KeyAlgoECDSA384,
+	ssh.KeyAlgoECDSA521,
+	ssh.KeyAlgoRSASHA512,
+	ssh.KeyAlgoRSASHA256,
+	ssh.KeyAlgoRSA,
+}
+
+// pinnedOrder maps a pinned key's type to an algorithm list with that type
+// first, so a server with several host keys presents the pinned one. Built
+// once; the lists are read-only.
+var pinnedOrder = func() map[string][]string {
+	m := map[string][]string{}
+	first := map[string][]string{
+		ssh.KeyAlgoED25519:  {ssh.KeyAlgoED25519},
+		ssh.KeyAlgoECDSA256: {ssh.KeyAlgoECDSA256},
+		ssh.KeyAlgoECDSA384: {ssh.KeyAlgoECDSA384},
+		ssh.KeyAlgoECDSA521: {ssh.KeyAlgoECDSA521},
+		ssh.KeyAlgoRSA:      {ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA},
+	}
+	for typ, head := range first {
+		list := append([]string(nil), head...)
+		for _, a := range hostKeyAlgorithms {
+			if !contains(head, a) {
+				list = append(list, a)
+			}
+		}
+		m[typ] = list
+	}
+	return m
+}()
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// algorithmsFor returns the host-key preference for a pinned key, reading
+// the type name from the wire form without parsing the key.
+func algorithmsFor(pinned []byte) []string {
+	if len(pinned) > 4 {
+		n := int(pinned[0])<<24 | int(pinned[1])<<16 | int(pinned[2])<<8 | int(pinned[3])
+		if n > 0 && 4+n <= len(pinned) {
+			if l, ok := pinnedOrder[string(pinned[4:4+n])]; ok {
+				return l
+			}
+		}
+	}
+	return hostKeyAlgorithms
+}
+
+// Prober probes targets with one set of options. It is safe for concurrent
+// use; build one per run so key files and known_hosts are parsed once.
+type Prober struct {
+	opts    Options
+	dialer  net.Dialer
+	configs sync.Map // configKey -> *ssh.ClientConfig template
+}
+
+type configKey struct {
+	user, keyPath string
+}
+
+// NewProber applies defaults to opts and returns a Prober.
+func NewProber(opts Options) *Prober {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Deadline <= 0 {
+		opts.Deadline = DefaultDeadline
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.BatchInterval <= 0 {
+		opts.BatchInterval = DefaultBatchInterval
+	}
+	if opts.HostKeys == nil {
+		opts.HostKeys, _ = hostkey.NewChecker(hostkey.PolicyPin)
+	}
+	return &Prober{opts: opts}
+}
+
+// template returns the shared client config for (user, key path). The
+// host-key callback is filled in per probe.
+func (p *Prober) template(ctx context.Context, t *Target) (*ssh.ClientConfig, error) {
+	k := configKey{t.User, t.KeyPath}
+	if c, ok := p.configs.Load(k); ok {
+		return c.(*ssh.ClientConfig), nil
+	}
+	if p.opts.Auth == nil {
+		return nil, errors.New("no SSH credentials configured")
+	}
+	m, err := p.opts.Auth.methodFor(ctx, t.KeyPath)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, errors.New("no SSH credentials configured")
+	}
+	c := &ssh.ClientConfig{
+		Config:            ssh.Config{KeyExchanges: kexPreference},
+		User:              t.User,
+		Auth:              []ssh.AuthMethod{m},
+		HostKeyAlgorithms: hostKeyAlgorithms,
+		ClientVersion:     "SSH-2.0-heartbeat",
+	}
+	actual, _ := p.configs.LoadOrStore(k, c)
+	return actual.(*ssh.ClientConfig), nil
+}
+
+type phase uint8
+
+const (
+	phaseDial phase = iota
+	phaseHandshake
+	phaseAuth
+	phaseExec
+)
+
+func (ph phase) String() string {
+	switch ph {
+	case phaseDial:
+		return "connect"
+	case phaseHandshake:
+		return "handshake"
+	case phaseAuth:
+		return "authentication"
+	default:
+		return "command"
+	}
+}
+
+// probeState is everything one probe records; one allocation per probe.
+type probeState struct {
+	sniffConn
+	target  *Target
+	checker *hostkey.Checker
+	hostKey []byte
+	kexDone time.Time
+}
+
+func (st *probeState) checkHostKey(hostname string, remote net.Addr, key ssh.PublicKey) error {
+	st.kexDone = time.Now()
+	st.hostKey = key.Marshal()
+	if st.checker.Policy() == hostkey.PolicyPin {
+		pinned := st.target.PinnedHostKey
+		if len(pinned) == 0 || bytes.Equal(pinned, st.hostKey) {
+			return nil
+		}
+	}
+	return st.checker.Check(hostname, remote, key, st.target.PinnedHostKey)
+}
+
+// Probe runs one probe against t. ctx bounds it in addition to
+// Options.Timeout; cancelling ctx ends the probe promptly even mid-read.
+func (p *Prober) Probe(ctx context.Context, t *Target) Result {
+	return p.probe(ctx, ctx, t)
+}
+
+func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
+	r := Result{ServerID: t.ServerID}
+	if err := expired(ctx); err != nil {
+		r.Class = ClassTimeout
+		r.Message = "not started before the run deadline"
+		if !errors.Is(err, context.DeadlineExceeded) {
+			r.Message = "not started: run cancelled"
+		}
+		return r
+	}
+	tmpl, err := p.template(ctx, t)
+	if err != nil {
+		r.Class, r.Message = ClassAuth, oneLine(err.Error())
+		return r
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	defer cancel()
+	st := &probeState{target: t, checker: p.opts.HostKeys}
+
+	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+	start := time.Now()
+	conn, err := p.dialer.DialContext(ctx, "tcp", addr)
+	r.Phases.Dial = time.Since(start)
+	if err != nil {
+		r.Class, r.Message = classify(err, phaseDial, st, runCtx, ctx, p.opts.Timeout)
+		return r
+	}
+	// ssh.Dial's timeout covers only the TCP connect. An absolute
+	// deadline on the socket bounds banner, kex, auth and exec, so a
+	// tarpit or a byte-trickling peer cannot hold this worker longer than
+	// Timeout; the AfterFunc does the same when the run is cancelled.
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	st.Conn = conn
+
+	cfg := *tmpl
+	cfg.HostKeyCallback = st.checkHostKey
+	if len(t.PinnedHostKey) > 0 {
+		cfg.HostKeyAlgorithms = algorithmsFor(t.PinnedHostKey)
+	}
+	hs := time.Now()
+	sc, chans, reqs, err := ssh.NewClientConn(&st.sniffConn, addr, &cfg)
+	end := time.Now()
+	r.HostKey = st.hostKey
+	if st.kexDone.IsZero() {
+		r.Phases.Handshake = end.Sub(hs)
+	} else {
+		r.Phases.Handshake = st.kexDone.Sub(hs)
+		r.Phases.Auth = end.Sub(st.kexDone)
+	}
+	r.Latency = end.Sub(hs)
+	if err != nil {
+		ph := phaseHandshake
+		if !st.kexDone.IsZero() {
+			ph = phaseAuth
+		}
+		r.Class, r.Message = classify(err, ph, st, runCtx, ctx, p.opts.Timeout)
+		return r
+	}
+	if p.opts.Exec == "" {
+		// Login succeeded: that is the proof of life. Closing the
+		// transport ends the mux goroutine; nothing waits on chans/reqs.
+		_ = sc.Close()
+		r.OK = true
+		return r
+	}
+	client := ssh.NewClient(sc, chans, reqs)
+	defer client.Close()
+	es := time.Now()
+	err = runCommand(client, p.opts.Exec)
+	r.Phases.Exec = time.Since(es)
+	if err != nil {
+		r.Class, r.Message = classify(err, phaseExec, st, runCtx, ctx, p.opts.Timeout)
+		return r
+	}
+	r.OK = true
+	return r
+}
+
+// expired is ctx.Err(), but also reports a deadline that has passed and
+// whose timer has not fired yet. Socket deadlines are set to the same
+// instant as the context's, and the kernel-side timeout can win the race
+// against the context timer; without this a probe cut short by the run
+// deadline would look like an ordinary slow peer.
+func expired(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func runCommand(c *ssh.Client, cmd string) error {
+	s, err := c.NewSession()
+	if err != nil {
+		return fmt.Errorf("open session: %w", err)
+	}
+	defer s.Close()
+	return s.Run(cmd)
+}
+
+// sniffConn watches the bytes the SSH library reads before the version
+// line, to tell a peer that is not SSH (an HTTP server, a TLS port) from an
+// SSH server that hangs up. The library reads the banner one byte at a
+// time, so the state machine sees every byte.
+type sniffConn struct {
+	net.Conn
+	seen      int      // bytes read while looking for the banner
+	linePos   int      // matched prefix of "SSH-" on this line; -1: no match
+	sawBanner bool     // an "SSH-" line was seen
+	first     [24]byte // start of the first line, for messages
+	nfirst    int
+	firstDone bool
+}
+
+const sniffLimit = 8192
+
+func (s *sniffConn) Read(b []byte) (int, error) {
+	n, err := s.Conn.Read(b)
+	if s.sawBanner || s.seen >= sniffLimit {
+		return n, err
+	}
+	for _, c := range b[:n] {
+		s.seen++
+		if !s.firstDone {
+			if c == '\r' || c == '\n' || s.nfirst == len(s.first) {
+				s.firstDone = true
+			} else {
+				s.first[s.nfirst] = c
+				s.nfirst++
+			}
+		}
+		switch {
+		case c == '\n':
+			s.linePos = 0
+		case s.linePos >= 0 && c == "SSH-"[s.linePos]:
+			s.linePos++
+			if s.linePos == 4 {
+				s.sawBanner = true
+				return n, err
+			}
+		default:
+			s.linePos = -1
+		}
+	}
+	return n, err
+}
