@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/stacksense/heartbeat/pkg/sshtest"
 )
 
@@ -25,6 +27,7 @@ type options struct {
 	mode          string
 	modes         string
 	authorizedKey string
+	clientKey     string
 	user          string
 	csvPath       string
 	readyFile     string
@@ -54,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.mode, "mode", "ok", "mode of every server when --modes is not given: "+modeNames())
 	fs.StringVar(&o.modes, "modes", "", "mixed fleet, e.g. ok=5,tarpit=1,auth-reject=1 (overrides --count/--mode)")
 	fs.StringVar(&o.authorizedKey, "authorized-key", "", "public key file (authorized_keys format) ok servers accept; default: any key")
+	fs.StringVar(&o.clientKey, "client-key", "", "write a new Ed25519 client key to FILE (0600) and FILE.pub, and accept it (reuses FILE if it exists), so a demo needs nothing but Go")
 	fs.StringVar(&o.user, "user", "", "only user ok servers accept, and the CSV user column; default: any user")
 	fs.StringVar(&o.csvPath, "csv", "", "write the fleet as import CSV (name,host,port,user,key) to FILE; - for stdout")
 	fs.StringVar(&o.keyColumn, "key-column", "", "value for the CSV key column (a private key path); default empty")
@@ -150,7 +154,39 @@ func (o *options) config() (sshtest.Config, error) {
 		}
 		cfg.AuthorizedKeys = keys
 	}
+	if o.clientKey != "" {
+		pub, err := clientKey(o.clientKey)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.AuthorizedKeys = append(cfg.AuthorizedKeys, pub)
+	}
 	return cfg, nil
+}
+
+// clientKey returns the public half of the client key at path, generating
+// the key first if the file does not exist.
+func clientKey(path string) (ssh.PublicKey, error) {
+	if data, err := os.ReadFile(path); err == nil {
+		signer, err := ssh.ParsePrivateKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("--client-key %s: %w", path, err)
+		}
+		return signer.PublicKey(), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("--client-key: %w", err)
+	}
+	k, err := sshtest.NewClientKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := k.WriteFile(path, nil); err != nil {
+		return nil, err
+	}
+	if err := k.WritePublicFile(path + ".pub"); err != nil {
+		return nil, err
+	}
+	return k.PublicKey(), nil
 }
 
 func writeCSV(f *sshtest.Fleet, path string, stdout io.Writer) error {

@@ -49,7 +49,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		_, err := tx.Exec(ctx, `INSERT INTO heartbeats AS h
 				(server_id, last_heartbeat, source, last_probe, last_error_class, last_error, latency_us, consecutive_failures)
 			SELECT r.id, CASE WHEN r.ok THEN now() END, CASE WHEN r.ok THEN 'ssh' ELSE '' END, now(),
-				r.class, r.msg, r.latency, CASE WHEN r.ok THEN 0 ELSE 1 END
+				r.class, r.msg, CASE WHEN r.ok THEN r.latency ELSE 0 END, CASE WHEN r.ok THEN 0 ELSE 1 END
 			FROM unnest($1::bigint[], $2::bool[], $3::text[], $4::text[], $5::bigint[]) AS r(id, ok, class, msg, latency)
 			JOIN servers s ON s.id = r.id
 			ORDER BY r.id

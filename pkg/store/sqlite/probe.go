@@ -30,7 +30,8 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 	// The INSERT … SELECT FROM servers skips servers removed mid-run.
 	hb, err := tx.PrepareContext(ctx, `INSERT INTO heartbeats
 			(server_id, last_heartbeat, source, last_probe, last_error_class, last_error, latency_us, consecutive_failures)
-		SELECT id, CASE WHEN ?2 THEN ?1 END, CASE WHEN ?2 THEN 'ssh' ELSE '' END, ?1, ?3, ?4, ?5, CASE WHEN ?2 THEN 0 ELSE 1 END
+		SELECT id, CASE WHEN ?2 THEN ?1 END, CASE WHEN ?2 THEN 'ssh' ELSE '' END, ?1, ?3, ?4,
+			CASE WHEN ?2 THEN ?5 ELSE 0 END, CASE WHEN ?2 THEN 0 ELSE 1 END
 		FROM servers WHERE id = ?6
 		ON CONFLICT (server_id) DO UPDATE SET
 			last_heartbeat = COALESCE(excluded.last_heartbeat, heartbeats.last_heartbeat),

@@ -16,7 +16,7 @@ func testProbeResults(t *testing.T, ctx context.Context, s store.Store) {
 	before := mustNow(t, ctx, s)
 	err := s.RecordProbeResults(ctx, []store.ProbeResult{
 		{ServerID: up.ID, OK: true, Latency: 1500 * time.Microsecond},
-		{ServerID: down.ID, ErrorClass: "refused", Error: "connection refused"},
+		{ServerID: down.ID, ErrorClass: "refused", Error: "connection refused", Latency: time.Second},
 		{ServerID: 999999, OK: true}, // removed mid-run: dropped, not an error
 	})
 	if err != nil {
@@ -30,7 +30,9 @@ func testProbeResults(t *testing.T, ctx context.Context, s store.Store) {
 		t.Errorf("up after success = %+v", u.Heartbeat)
 	}
 	d := got["down"]
-	if d.LastHeartbeat != nil || d.LastProbe == nil || d.LastErrorClass != "refused" || d.LastError != "connection refused" || d.ConsecutiveFailures != 1 {
+	// Latency is that of the last successful handshake; a failure has none.
+	if d.LastHeartbeat != nil || d.LastProbe == nil || d.LastErrorClass != "refused" || d.LastError != "connection refused" ||
+		d.ConsecutiveFailures != 1 || d.Latency != 0 {
 		t.Errorf("down after failure = %+v", d.Heartbeat)
 	}
 
