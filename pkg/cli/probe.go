@@ -83,14 +83,20 @@ type probeResultJSON struct {
 
 // probeRunJSON is the output of `probe-ssh --json`.
 type probeRunJSON struct {
-	RunID         int64             `json:"run_id"`
-	Servers       int               `json:"servers"`
-	Probed        int               `json:"probed"`
-	Succeeded     int               `json:"succeeded"`
-	FailedByClass map[string]int    `json:"failed_by_class"`
-	DeadlineHit   bool              `json:"deadline_hit"`
-	Seconds       float64           `json:"seconds"`
-	Results       []probeResultJSON `json:"results"`
+	RunID         int64          `json:"run_id"`
+	Servers       int            `json:"servers"`
+	Probed        int            `json:"probed"`
+	Succeeded     int            `json:"succeeded"`
+	FailedByClass map[string]int `json:"failed_by_class"`
+	DeadlineHit   bool           `json:"deadline_hit"`
+	Seconds       float64        `json:"seconds"`
+	// StoreSeconds is the time spent writing results to the store, mostly
+	// while probes were still running.
+	StoreSeconds float64 `json:"store_seconds"`
+	// StoreTailSeconds is how long the run waited for its writes after the
+	// last probe finished.
+	StoreTailSeconds float64           `json:"store_tail_seconds"`
+	Results          []probeResultJSON `json:"results"`
 }
 
 func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) error {
@@ -196,10 +202,31 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 	for _, t := range targets {
 		pinned[t.ServerID] = t.PinnedHostKey != nil
 	}
+	// A writer goroutine stores batches while the probe goes on, so a slow
+	// store delays persistence, not probing. The buffer is small: if the
+	// store falls far behind, the probe slows down rather than holding an
+	// unbounded backlog in memory.
 	var (
-		writeErr error
-		all      []probeResultJSON
+		writeErr  error
+		writeTime time.Duration
+		all       []probeResultJSON
+		batches   = make(chan []store.ProbeResult, 8)
+		written   = make(chan struct{})
 	)
+	go func() {
+		defer close(written)
+		for rows := range batches {
+			wctx, cancel := context.WithTimeout(writeCtx, 10*time.Second)
+			start := time.Now()
+			err := s.RecordProbeResults(wctx, rows)
+			writeTime += time.Since(start)
+			cancel()
+			if err != nil {
+				log.Error("writing probe results", "err", err, "results", len(rows))
+				writeErr = err
+			}
+		}
+	}()
 	sink := func(batch []probe.Result) {
 		rows := make([]store.ProbeResult, len(batch))
 		for i, r := range batch {
@@ -211,17 +238,16 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 				all = append(all, probeResultJSON{r.ServerID, names[r.ServerID], r.OK, string(r.Class), r.Message, float64(r.Latency.Microseconds()) / 1000})
 			}
 		}
-		wctx, cancel := context.WithTimeout(writeCtx, 10*time.Second)
-		defer cancel()
-		if err := s.RecordProbeResults(wctx, rows); err != nil {
-			log.Error("writing probe results", "err", err, "results", len(rows))
-			writeErr = err
-		}
+		batches <- rows
 	}
 	sum := probe.Run(ctx, targets, probe.Options{
 		Auth: auth, HostKeys: checker, Exec: o.Exec,
 		Concurrency: o.Concurrency, Timeout: o.Timeout, Deadline: o.Deadline,
 	}, sink)
+	close(batches)
+	tailStart := time.Now()
+	<-written
+	storeTail := time.Since(tailStart)
 
 	run.Probed, run.Succeeded, run.DeadlineHit = sum.Probed, sum.Succeeded, sum.DeadlineHit
 	run.FailedByClass = make(map[string]int, len(sum.FailedByClass))
@@ -241,8 +267,9 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 	case o.JSON:
 		return output.JSON(app.Out, probeRunJSON{
 			RunID: run.ID, Servers: len(targets), Probed: sum.Probed, Succeeded: sum.Succeeded,
-			FailedByClass: run.FailedByClass, DeadlineHit: sum.DeadlineHit, Seconds: elapsed.Seconds(),
-			Results: nonNilResults(all),
+			FailedByClass: run.FailedByClass, DeadlineHit: sum.DeadlineHit, Seconds: elapsed.Seconds(), StoreSeconds: writeTime.Seconds(),
+			StoreTailSeconds: storeTail.Seconds(),
+			Results:          nonNilResults(all),
 		})
 	case o.Summary || o.Verbose:
 		_, err := fmt.Fprintln(app.Out, runSummary(run, elapsed))

@@ -17,7 +17,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // openMigrated returns a store on a fresh database with the schema applied.
-func openMigrated(t *testing.T, url string) *postgres.Store {
+func openMigrated(t testing.TB, url string) *postgres.Store {
 	t.Helper()
 	ctx := context.Background()
 	s, err := postgres.Open(ctx, url, postgres.Options{})
