@@ -96,17 +96,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	attrs := []any{"servers", fleet.Len(), "first_port", fleet.Server(0).Port, "last_port", fleet.Server(fleet.Len() - 1).Port, "startup", time.Since(start).Round(time.Millisecond)}
+	for _, g := range fleet.Counts() {
+		attrs = append(attrs, string(g.Mode), g.Count)
+	}
+	log.Info("fleet up", attrs...)
 	if o.readyFile != "" {
 		if err := os.WriteFile(o.readyFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
 			return fmt.Errorf("write ready file: %w", err)
 		}
 		defer os.Remove(o.readyFile)
 	}
-	attrs := []any{"servers", fleet.Len(), "first_port", fleet.Server(0).Port, "last_port", fleet.Server(fleet.Len() - 1).Port, "startup", time.Since(start).Round(time.Millisecond)}
-	for _, g := range fleet.Counts() {
-		attrs = append(attrs, string(g.Mode), g.Count)
-	}
-	log.Info("fleet up", attrs...)
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil

@@ -2,15 +2,48 @@ package probe
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/stacksense/heartbeat/pkg/sshtest"
+)
+
+// encryptedKey is generated once per test binary: bcrypt key derivation
+// for passphrase-protected keys takes seconds under the race detector.
+var encryptedKey = sync.OnceValues(func() (*sshtest.ClientKey, error) {
+	return sshtest.NewClientKey()
+})
+
+func writeEncryptedKey(t *testing.T, path string) *sshtest.ClientKey {
+	t.Helper()
+	k, err := encryptedKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	encryptedPEM.Do(func() {
+		tmp := filepath.Join(os.TempDir(), fmt.Sprintf("heartbeat-enc-%d", os.Getpid()))
+		if err := k.WriteFile(tmp, []byte("secret")); err != nil {
+			t.Fatal(err)
+		}
+		encryptedBytes, _ = os.ReadFile(tmp)
+		_ = os.Remove(tmp)
+	})
+	if err := os.WriteFile(path, encryptedBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+var (
+	encryptedPEM   sync.Once
+	encryptedBytes []byte
 )
 
 func writeKey(t *testing.T, path string, passphrase string) *sshtest.ClientKey {
@@ -64,7 +97,7 @@ func TestLoadAuthKeyFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	enc := filepath.Join(dir, "enc")
-	writeKey(t, enc, "secret")
+	writeEncryptedKey(t, enc)
 	garbage := filepath.Join(dir, "garbage")
 	if err := os.WriteFile(garbage, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
@@ -133,16 +166,14 @@ func TestLoadAuthOrder(t *testing.T) {
 // A passphrase-protected key file is usable when the agent holds that key.
 func TestPassphraseKeyViaAgent(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, sshtest.Group{Mode: sshtest.ModeOK, Count: 1})
 	path := filepath.Join(t.TempDir(), "enc")
-	if err := e.key.WriteFile(path, []byte("secret")); err != nil {
-		t.Fatal(err)
-	}
+	key := writeEncryptedKey(t, path)
+	e := newEnvWithKey(t, key, sshtest.Group{Mode: sshtest.ModeOK, Count: 1})
 	other, _ := sshtest.NewClientKey()
 	if _, err := LoadAuth(t.Context(), AuthConfig{KeyPath: path, AgentSocket: startAgent(t, other)}); err == nil || !strings.Contains(err.Error(), "not loaded in ssh-agent") {
 		t.Fatalf("agent without the key: %v", err)
 	}
-	a, err := LoadAuth(t.Context(), AuthConfig{KeyPath: path, AgentSocket: startAgent(t, e.key)})
+	a, err := LoadAuth(t.Context(), AuthConfig{KeyPath: path, AgentSocket: startAgent(t, key)})
 	if err != nil {
 		t.Fatal(err)
 	}

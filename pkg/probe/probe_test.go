@@ -32,6 +32,11 @@ func newEnv(t testing.TB, groups ...sshtest.Group) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvWithKey(t, key, groups...)
+}
+
+func newEnvWithKey(t testing.TB, key *sshtest.ClientKey, groups ...sshtest.Group) *env {
+	t.Helper()
 	f, err := sshtest.Start(context.Background(), sshtest.Config{
 		Groups:         groups,
 		AuthorizedKeys: []ssh.PublicKey{key.PublicKey()},
