@@ -100,6 +100,7 @@ ONLINE, WARNING or OFFLINE.`,
 		newAlertCommand(app, g),
 		newStatusCommand(app, g),
 		newMigrateCommand(app, g),
+		newDoctorCommand(app, g),
 		newVersionCommand(app),
 	)
 	// Unknown subcommands and stray arguments are usage errors too.
