@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/stacksense/heartbeat/pkg/sshtest"
+	"github.com/stacksense/heartbeat/pkg/sshtest/openssh"
 )
 
 // fleetEnv starts an in-process SSH fleet, registers it in e's store and
@@ -318,4 +320,52 @@ func TestProbeSSHKnownHostsPolicy(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.err, "NOT verified") {
 		t.Errorf("insecure run: exit %d, stderr %q; want 0 and a warning", r.code, r.err)
 	}
+}
+
+// TestOpenSSHEndToEnd is the whole product against a real OpenSSH sshd:
+// register, probe, read status.
+func TestOpenSSHEndToEnd(t *testing.T) {
+	openssh.Require(t)
+	eachStore(t, func(t *testing.T, e *env) {
+		key, err := sshtest.NewClientKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyPath := filepath.Join(t.TempDir(), "id_ed25519")
+		if err := key.WriteFile(keyPath, nil); err != nil {
+			t.Fatal(err)
+		}
+		d := openssh.Start(t, key.AuthorizedKey())
+		me, err := user.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.mustRun("servers", "add", "real", "--host", "127.0.0.1", "--port", strconv.Itoa(d.Port), "--user", me.Username)
+
+		if run := e.probe("--key", keyPath, "--exec", "true"); run.classOf("real") != "ok" {
+			t.Fatalf("probe real sshd: %+v\nsshd log:\n%s", run.Results, d.Log())
+		}
+		if r := e.run("status", "--server", "real"); r.code != 0 || !strings.Contains(r.out, "ONLINE") {
+			t.Errorf("status after probing real sshd: exit %d\n%s", r.code, r.out)
+		}
+		var before []statusJSON
+		json.Unmarshal([]byte(e.run("status", "--json").out), &before)
+
+		wrong := filepath.Join(t.TempDir(), "wrong")
+		other, _ := sshtest.NewClientKey()
+		other.WriteFile(wrong, nil)
+		if run := e.probe("--key", wrong); run.classOf("real") != "auth" {
+			t.Errorf("wrong user key: %s, want auth", run.classOf("real"))
+		}
+
+		d.RegenerateHostKey(t)
+		if run := e.probe("--key", keyPath); run.classOf("real") != "hostkey-mismatch" {
+			t.Errorf("regenerated host key: %s, want hostkey-mismatch", run.classOf("real"))
+		}
+		var after []statusJSON
+		json.Unmarshal([]byte(e.run("status", "--json").out), &after)
+		if after[0].LastHeartbeat == nil || !after[0].LastHeartbeat.Equal(*before[0].LastHeartbeat) {
+			t.Errorf("heartbeat moved after a host-key mismatch: %v then %v", before[0].LastHeartbeat, after[0].LastHeartbeat)
+		}
+	})
 }
