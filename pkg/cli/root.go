@@ -100,6 +100,8 @@ ONLINE, WARNING or OFFLINE.`,
 		newAlertCommand(app, g),
 		newStatusCommand(app, g),
 		newMigrateCommand(app, g),
+		newServeCommand(app, g),
+		newPushCommand(app),
 		newDoctorCommand(app, g),
 		newVersionCommand(app),
 	)

@@ -33,6 +33,7 @@ func newServersCommand(app *App, g *globalOptions) *cobra.Command {
 		newServersEnableCommand(app, g, false),
 		newServersImportCommand(app, g),
 		newServersTrustCommand(app, g),
+		newServersTokenCommand(app, g),
 	)
 	return cmd
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -83,4 +84,43 @@ func LastResultPerServer(results []ProbeResult) []ProbeResult {
 		out = append(out, r)
 	}
 	return out
+}
+
+// VerifiedPushes checks each push against the stored token hashes (by
+// server id; a server missing from stored is unknown) and returns, for the
+// pushes that match, the agent version to record per server, the last push
+// winning when a server appears twice, with the ids in ascending order so
+// that engines take row locks in a fixed order. ok[i] says whether
+// pushes[i] matched.
+func VerifiedPushes(pushes []Push, stored map[int64][]byte) (ids []int64, versions []string, ok []bool) {
+	ok = make([]bool, len(pushes))
+	version := make(map[int64]string, len(pushes))
+	for i, p := range pushes {
+		// Unknown servers compare against nil, which costs the same as a
+		// mismatch: the answer does not reveal whether the id exists.
+		if TokenMatches(stored[p.ServerID], p.TokenHash) {
+			ok[i] = true
+			version[p.ServerID] = p.AgentVersion
+		}
+	}
+	ids = make([]int64, 0, len(version))
+	for id := range version {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	versions = make([]string, len(ids))
+	for i, id := range ids {
+		versions[i] = version[id]
+	}
+	return ids, versions, ok
+}
+
+// PushServerIDs returns the distinct server ids of a batch.
+func PushServerIDs(pushes []Push) []int64 {
+	ids := make([]int64, 0, len(pushes))
+	for _, p := range pushes {
+		ids = append(ids, p.ServerID)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }

@@ -177,6 +177,20 @@ type Store interface {
 	// returns that time. Unknown server is ErrNotFound.
 	RecordHeartbeat(ctx context.Context, serverID int64, source, agentVersion string) (time.Time, error)
 
+	// SetServerToken stores the hash (see HashToken) of a server's API
+	// token, replacing any earlier one, which stops working at once. It
+	// reports whether a token was replaced. Unknown server is ErrNotFound.
+	SetServerToken(ctx context.Context, serverID int64, tokenHash []byte) (replaced bool, err error)
+	// RecordPushes verifies and records a batch of API pushes in one
+	// transaction. Each push's token hash is compared in constant time with
+	// the server's stored hash, read in the same transaction; every
+	// verified push records a heartbeat (source api, its agent version) at
+	// the store's clock, all in one write. The outcomes are in the order of
+	// pushes. An unknown server, a server without a token and a wrong token
+	// are all just !OK, indistinguishable to the caller. An error means
+	// nothing was recorded.
+	RecordPushes(ctx context.Context, pushes []Push) ([]PushOutcome, error)
+
 	// RecordProbeResults writes a batch of SSH probe outcomes in one
 	// transaction, stamped with the store's clock. A success records a
 	// heartbeat (source ssh), its latency, and clears the error and the
@@ -221,6 +235,23 @@ type ProbeResult struct {
 	PinHostKey []byte
 	// SeenHostKey, when set, is a key that did not match the pin.
 	SeenHostKey []byte
+}
+
+// Push is a heartbeat pushed over the API, as the client presented it.
+type Push struct {
+	ServerID int64
+	// TokenHash is HashToken of the bearer token the client presented.
+	TokenHash    []byte
+	AgentVersion string
+}
+
+// PushOutcome is what RecordPushes did with one Push.
+type PushOutcome struct {
+	// OK is set when the token matched and the heartbeat was recorded.
+	OK bool
+	// ServerName and At (the store's clock, UTC) are set only when OK.
+	ServerName string
+	At         time.Time
 }
 
 // Run is one probe-ssh run.

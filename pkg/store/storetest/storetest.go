@@ -49,6 +49,11 @@ func Run(t *testing.T, open Opener) {
 		{"ProbeLock", testProbeLock},
 		{"Runs", testRuns},
 		{"LargeBatch", testLargeBatch},
+		{"ServerTokenRotation", testServerTokenRotation},
+		{"RecordPushes", testRecordPushes},
+		{"RecordPushesRemovedServer", testRecordPushesRemovedServer},
+		{"ConcurrentPushBatches", testConcurrentPushBatches},
+		{"LargePushBatch", testLargePushBatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

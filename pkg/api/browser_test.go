@@ -1,0 +1,187 @@
+package api_test
+
+import (
+	"context"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/stacksense/heartbeat/pkg/api"
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+var updateScreenshot = flag.Bool("update-screenshot", false, "also write the status page screenshot to docs/status-page.png")
+
+// chromium finds the browser, skipping the test without one, except under
+// CI=true, where a missing prerequisite must fail.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is not installed (apt-get install -y chromium); CI=true requires it")
+	}
+	t.Skip("chromium is not installed (apt-get install -y chromium)")
+	return ""
+}
+
+type renderedRow struct {
+	Server     string `json:"server"`
+	Status     string `json:"status"`
+	BadgeColor string `json:"badgeColor"`
+	BadgeBg    string `json:"badgeBg"`
+	Stripe     string `json:"stripe"`
+	Age        string `json:"age"`
+}
+
+func TestBrowserStatusPage(t *testing.T) {
+	t.Parallel()
+	browser := chromium(t)
+	s := openSQLite(t)
+	ctx := context.Background()
+	srv := serve(t, s, api.Options{})
+	push := func(ag agent, version string) {
+		if a := call(t, "POST", srv.URL+"/api/heartbeat/"+strconv.FormatInt(ag.id, 10)+"/", `{"agent_version":"`+version+`"}`, jsonType, bearer(ag.token)); a.code != 200 {
+			t.Fatalf("push: %d %s", a.code, a.body)
+		}
+	}
+	cpanel := addAgent(t, s, "cpanel-test")
+	push(cpanel, "1.0.0")
+	for range 3 {
+		s.RaiseAlert(ctx, store.AlertSpec{ServerID: cpanel.id, Kind: store.KindAlert, Severity: store.SeverityWarning, Message: "disk /var at 91%"})
+	}
+	s.RaiseAlert(ctx, store.AlertSpec{ServerID: cpanel.id, Kind: store.KindAnomaly, Severity: store.SeverityCritical, Message: "load average 48 on 4 cores"})
+	push(addAgent(t, s, "web-01"), "1.0.0")
+	push(addAgent(t, s, "web-02"), "1.0.1")
+	evil := addAgent(t, s, `<script>alert(1)</script>`)
+	push(evil, "1.0.0")
+	addAgent(t, s, "Kimai")
+	metrics := addAgent(t, s, "Metrics-Kb-Server")
+	s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: metrics.id, ErrorClass: "refused", Error: "dial tcp 10.0.0.5:22: connection refused"}})
+	old := addAgent(t, s, "legacy-ftp")
+	s.SetServerEnabled(ctx, old.id, false)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
+		chromedp.ExecPath(browser),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 860),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	tctx, cancel := context.WithTimeout(bctx, 45*time.Second)
+	defer cancel()
+
+	var (
+		rows       []renderedRow
+		scripts    int
+		offline    string
+		title      string
+		evilText   string
+		desktopPNG []byte
+	)
+	err := chromedp.Run(tctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible("#servers", chromedp.ByID),
+		chromedp.Title(&title),
+		chromedp.Evaluate(`[...document.querySelectorAll("#servers tbody tr")].map(tr => {
+			const badge = tr.querySelector(".badge");
+			return {server: tr.dataset.server, status: tr.dataset.status,
+				badgeColor: getComputedStyle(badge).color, badgeBg: getComputedStyle(badge).backgroundColor,
+				stripe: getComputedStyle(tr).boxShadow, age: tr.cells[2].textContent.trim()};
+		})`, &rows),
+		chromedp.Evaluate(`document.scripts.length`, &scripts),
+		chromedp.Evaluate(`document.getElementById("count-offline").textContent`, &offline),
+		chromedp.Evaluate(`document.querySelector('tr[data-status="ONLINE"] .name') && [...document.querySelectorAll(".name")].map(e => e.textContent).find(n => n.includes("script")) || ""`, &evilText),
+		chromedp.FullScreenshot(&desktopPNG, 100),
+	)
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	// Status colours, as the browser computed them from the stylesheet.
+	colours := map[string]string{
+		"OFFLINE": "rgb(196, 36, 47)", "WARNING": "rgb(154, 103, 0)",
+		"ONLINE": "rgb(26, 127, 55)", "DISABLED": "rgb(106, 115, 125)",
+	}
+	wantOrder := []struct{ server, status string }{
+		{"Kimai", "OFFLINE"}, {"Metrics-Kb-Server", "OFFLINE"}, {"cpanel-test", "WARNING"},
+		{"<script>alert(1)</script>", "ONLINE"}, {"web-01", "ONLINE"}, {"web-02", "ONLINE"}, {"legacy-ftp", "DISABLED"},
+	}
+	if len(rows) != len(wantOrder) {
+		t.Fatalf("page shows %d rows, want %d: %+v", len(rows), len(wantOrder), rows)
+	}
+	for i, w := range wantOrder {
+		r := rows[i]
+		if r.Server != w.server || r.Status != w.status {
+			t.Errorf("row %d = %s %s, want %s %s (worst first)", i, r.Server, r.Status, w.server, w.status)
+		}
+		if r.BadgeColor != colours[r.Status] {
+			t.Errorf("%s badge colour = %s, want %s for %s", r.Server, r.BadgeColor, colours[r.Status], r.Status)
+		}
+		if r.BadgeBg == "rgba(0, 0, 0, 0)" || r.Stripe == "none" {
+			t.Errorf("%s: badge background %s, row stripe %s: status not coloured", r.Server, r.BadgeBg, r.Stripe)
+		}
+		if (r.Status == "ONLINE" || r.Status == "WARNING") && r.Age == "never" {
+			t.Errorf("%s: pushed but age %q", r.Server, r.Age)
+		}
+	}
+	if rows[0].Age != "never" {
+		t.Errorf("Kimai never sent a heartbeat, page says %q", rows[0].Age)
+	}
+	if scripts != 0 || evilText != "<script>alert(1)</script>" {
+		t.Errorf("scripts on page = %d, evil name rendered as %q: user data must be text", scripts, evilText)
+	}
+	if offline != "2" || title != "2 offline · heartbeat" {
+		t.Errorf("offline count %q, title %q", offline, title)
+	}
+
+	// On a phone: no sideways scrolling of the page, the table still there.
+	var (
+		overflow bool
+		phonePNG []byte
+	)
+	err = chromedp.Run(tctx,
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
+		chromedp.Reload(),
+		chromedp.WaitVisible("#servers", chromedp.ByID),
+		chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow),
+		chromedp.FullScreenshot(&phonePNG, 100),
+	)
+	if err != nil {
+		t.Fatalf("chromium (phone): %v", err)
+	}
+	if overflow {
+		t.Error("on a 390px-wide phone the page scrolls sideways")
+	}
+	dir := t.TempDir()
+	for name, png := range map[string][]byte{"status-page.png": desktopPNG, "status-page-phone.png": phonePNG} {
+		if len(png) < 1000 {
+			t.Fatalf("screenshot %s is %d bytes", name, len(png))
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("screenshots in %s", dir)
+	if *updateScreenshot {
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", "status-page.png"), desktopPNG, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stacksense/heartbeat/pkg/output"
+	"github.com/stacksense/heartbeat/pkg/status"
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+// metrics holds the API's own registry: fleet gauges read from the store
+// at scrape time, HTTP and push counters kept in process.
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	pushes   *prometheus.CounterVec
+	batch    prometheus.Histogram
+	write    prometheus.Histogram
+}
+
+func newMetrics(a *API) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartbeat_http_requests_total",
+			Help: "HTTP requests served, by handler, method and status code.",
+		}, []string{"handler", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "heartbeat_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by handler.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"handler"}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartbeat_pushes_total",
+			Help: "Pushed heartbeats by outcome: ok, unauthorized, or error (the store failed).",
+		}, []string{"outcome"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "heartbeat_push_batch_size",
+			Help:    "Pushes written per store transaction.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
+		}),
+		write: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "heartbeat_push_batch_write_seconds",
+			Help:    "Time to verify and record one batch of pushes in the store.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.pushes, m.batch, m.write,
+		&fleetCollector{a: a},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// instrument counts and times requests to one named handler.
+func (m *metrics) instrument(name string, h http.Handler) http.Handler {
+	labels := prometheus.Labels{"handler": name}
+	return promhttp.InstrumentHandlerDuration(m.latency.MustCurryWith(labels),
+		promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(labels), h))
+}
+
+func (m *metrics) observeBatch(n int, took time.Duration, out []store.PushOutcome, err error) {
+	m.batch.Observe(float64(n))
+	m.write.Observe(took.Seconds())
+	if err != nil {
+		m.pushes.WithLabelValues("error").Add(float64(n))
+		return
+	}
+	ok := 0
+	for _, o := range out {
+		if o.OK {
+			ok++
+		}
+	}
+	m.pushes.WithLabelValues("ok").Add(float64(ok))
+	m.pushes.WithLabelValues("unauthorized").Add(float64(n - ok))
+}
+
+// fleetCollector reads the fleet and the last probe run from the store at
+// every scrape, so the figures are as fresh as the scrape and no state is
+// kept between scrapes.
+type fleetCollector struct{ a *API }
+
+var (
+	descStoreUp = prometheus.NewDesc("heartbeat_store_up",
+		"1 if the store answered this scrape, 0 if not (the fleet metrics are then absent).", nil, nil)
+	descServerStatus = prometheus.NewDesc("heartbeat_server_status",
+		"1 for each server's current status (ONLINE, WARNING, OFFLINE or DISABLED).", []string{"id", "server", "status"}, nil)
+	descServerAge = prometheus.NewDesc("heartbeat_server_heartbeat_age_seconds",
+		"Seconds since the server's last heartbeat, by the store's clock; absent if it never sent one.", []string{"id", "server"}, nil)
+	descServers = prometheus.NewDesc("heartbeat_servers",
+		"Servers by status.", []string{"status"}, nil)
+	descRunDuration = prometheus.NewDesc("heartbeat_probe_run_duration_seconds",
+		"Duration of the last finished probe-ssh run.", nil, nil)
+	descRunFinished = prometheus.NewDesc("heartbeat_probe_run_finished_timestamp_seconds",
+		"When the last probe-ssh run finished (Unix time).", nil, nil)
+	descRunResults = prometheus.NewDesc("heartbeat_probe_run_results",
+		"Outcomes of the last finished probe-ssh run: ok, or the failure class.", []string{"outcome"}, nil)
+	descRunDeadline = prometheus.NewDesc("heartbeat_probe_run_deadline_hit",
+		"1 if the last finished probe-ssh run hit its deadline.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStoreUp, descServerStatus, descServerAge, descServers,
+		descRunDuration, descRunFinished, descRunResults, descRunDeadline} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.a.opts.StoreTimeout)
+	defer cancel()
+	snap, err := c.a.store.Status(ctx)
+	var run *runInfo
+	if err == nil {
+		run, err = c.lastRun(ctx)
+	}
+	if err != nil {
+		c.a.log.Warn("metrics: store did not answer", "err", err)
+		ch <- prometheus.MustNewConstMetric(descStoreUp, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descStoreUp, prometheus.GaugeValue, 1)
+	rep := output.BuildReport(snap, c.a.opts.StaleAfter)
+	for _, s := range rep.Servers {
+		id := strconv.FormatInt(s.ID, 10)
+		ch <- prometheus.MustNewConstMetric(descServerStatus, prometheus.GaugeValue, 1, id, s.Name, string(s.Status))
+		if s.LastHeartbeat != nil {
+			ch <- prometheus.MustNewConstMetric(descServerAge, prometheus.GaugeValue,
+				status.Age(rep.Now, *s.LastHeartbeat).Seconds(), id, s.Name)
+		}
+	}
+	for _, sc := range []struct {
+		state status.State
+		n     int
+	}{
+		{status.Online, rep.Counts.Online}, {status.Warning, rep.Counts.Warning},
+		{status.Offline, rep.Counts.Offline}, {status.Disabled, rep.Counts.Disabled},
+	} {
+		ch <- prometheus.MustNewConstMetric(descServers, prometheus.GaugeValue, float64(sc.n), string(sc.state))
+	}
+	if run == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descRunDuration, prometheus.GaugeValue, run.duration.Seconds())
+	ch <- prometheus.MustNewConstMetric(descRunFinished, prometheus.GaugeValue, float64(run.finished.UnixMilli())/1000)
+	ch <- prometheus.MustNewConstMetric(descRunResults, prometheus.GaugeValue, float64(run.succeeded), "ok")
+	for class, n := range run.failed {
+		ch <- prometheus.MustNewConstMetric(descRunResults, prometheus.GaugeValue, float64(n), class)
+	}
+	deadline := 0.0
+	if run.deadlineHit {
+		deadline = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descRunDeadline, prometheus.GaugeValue, deadline)
+}
+
+type runInfo struct {
+	duration    time.Duration
+	finished    time.Time
+	succeeded   int
+	failed      map[string]int
+	deadlineHit bool
+}
+
+func (c *fleetCollector) lastRun(ctx context.Context) (*runInfo, error) {
+	run, err := c.a.store.LastFinishedRun(ctx)
+	if err != nil || run == nil || run.FinishedAt == nil {
+		return nil, err
+	}
+	return &runInfo{
+		duration: run.FinishedAt.Sub(run.StartedAt), finished: *run.FinishedAt,
+		succeeded: run.Succeeded, failed: run.FailedByClass, deadlineHit: run.DeadlineHit,
+	}, nil
+}

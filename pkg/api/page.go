@@ -1,0 +1,208 @@
+package api
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stacksense/heartbeat/pkg/output"
+	"github.com/stacksense/heartbeat/pkg/status"
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+// pageTemplates are parsed once; html/template escapes every value, so
+// server names, alert messages and errors cannot inject markup.
+var pageTemplates = template.Must(template.New("").ParseFS(templateFiles, "templates/*.html"))
+
+// Page limits: a page for people, not a dump of a 100,000-server fleet
+// (the API has everything). Rows are worst first, so what is cut is ONLINE.
+const (
+	maxPageRows   = 500
+	maxPageAlerts = 50
+)
+
+// pageRow is one server on the status page.
+type pageRow struct {
+	ID           int64
+	Name         string
+	Status       status.State
+	Class        string // CSS class: online, warning, offline, disabled
+	Age          string // "12s ago", "never"
+	Seen         string // the last heartbeat, RFC 3339, for the tooltip
+	Source       string
+	AgentVersion string
+	Alerts       int
+	ErrorClass   string
+	Error        string
+}
+
+type pageAlert struct {
+	Server   string
+	Kind     string
+	Severity string
+	Message  string
+	Age      string
+}
+
+type pageData struct {
+	Now            string
+	Refresh        int
+	Counts         status.Counts
+	Total          int
+	Rows           []pageRow
+	Hidden         int
+	Alerts         []pageAlert
+	MoreAlerts     int
+	LastRun        string
+	StaleAfter     string
+	CanLogout      bool
+	LoginError     string
+	RequireSession bool
+}
+
+// statusPage handles GET /: the fleet for people, refreshing itself.
+func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := a.storeContext(r)
+	defer cancel()
+	snap, err := a.store.Status(ctx)
+	if err != nil {
+		a.storeFailed(w, r, "status page", err)
+		return
+	}
+	alerts, err := a.store.Alerts(ctx, false)
+	if err != nil {
+		a.storeFailed(w, r, "status page", err)
+		return
+	}
+	run, err := a.store.LastFinishedRun(ctx)
+	if err != nil {
+		a.storeFailed(w, r, "status page", err)
+		return
+	}
+	rep := output.BuildReport(snap, a.opts.StaleAfter)
+	data := pageData{
+		Now: rep.Now.Format("2006-01-02 15:04:05Z"), Refresh: RefreshSeconds, Counts: rep.Counts,
+		Total: len(rep.Servers), StaleAfter: status.FormatAge(a.opts.StaleAfter),
+		CanLogout: a.opts.ReadToken != "",
+	}
+	for i, s := range rep.Servers {
+		if i == maxPageRows {
+			data.Hidden = len(rep.Servers) - i
+			break
+		}
+		data.Rows = append(data.Rows, newPageRow(rep.Now, s))
+	}
+	for i, al := range alerts {
+		if i == maxPageAlerts {
+			data.MoreAlerts = len(alerts) - i
+			break
+		}
+		data.Alerts = append(data.Alerts, pageAlert{
+			Server: al.ServerName, Kind: al.Kind, Severity: al.Severity, Message: al.Message,
+			Age: status.FormatAge(status.Age(rep.Now, al.CreatedAt)) + " ago",
+		})
+	}
+	data.LastRun = describeRun(rep.Now, run)
+	a.render(w, http.StatusOK, "status.html", data)
+}
+
+func newPageRow(now time.Time, s output.ServerStatus) pageRow {
+	row := pageRow{
+		ID: s.ID, Name: s.Name, Status: s.Status, Class: strings.ToLower(string(s.Status)),
+		Age: "never", Source: s.Source, AgentVersion: s.AgentVersion, Alerts: s.ActiveAlerts,
+		ErrorClass: s.LastErrorClass, Error: s.LastError,
+	}
+	if s.LastHeartbeat != nil {
+		row.Age = status.FormatAge(status.Age(now, *s.LastHeartbeat)) + " ago"
+		row.Seen = s.LastHeartbeat.UTC().Format(time.RFC3339)
+	}
+	return row
+}
+
+func describeRun(now time.Time, run *store.Run) string {
+	if run == nil || run.FinishedAt == nil {
+		return "no probe-ssh run has finished yet"
+	}
+	failed := 0
+	for _, n := range run.FailedByClass {
+		failed += n
+	}
+	return "last probe-ssh run finished " + status.FormatAge(status.Age(now, *run.FinishedAt)) + " ago in " +
+		run.FinishedAt.Sub(run.StartedAt).Round(100*time.Millisecond).String() + ": " +
+		strconv.Itoa(run.Succeeded) + " answered, " + strconv.Itoa(failed) + " failed"
+}
+
+// render executes a template into a buffer first, so a template error
+// becomes a clean 500 instead of half a page.
+func (a *API) render(w http.ResponseWriter, code int, name string, data any) {
+	var buf bytes.Buffer
+	if err := a.page.ExecuteTemplate(&buf, name, data); err != nil {
+		a.log.Warn("render page failed", "template", name, "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot render page")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	// No script runs on these pages: forbid it outright.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// login handles GET /login (the form) and POST /login (check the read
+// token, set the session cookie, go to /).
+func (a *API) login(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if a.opts.ReadToken == "" {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		a.render(w, http.StatusOK, "login.html", pageData{})
+	case http.MethodPost:
+		if a.opts.ReadToken == "" {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+		if err := r.ParseForm(); err != nil {
+			a.render(w, http.StatusBadRequest, "login.html", pageData{LoginError: "The form could not be read."})
+			return
+		}
+		if !equalSecret(r.PostForm.Get("token"), a.opts.ReadToken) {
+			a.render(w, http.StatusUnauthorized, "login.html", pageData{LoginError: "That token is not the read token."})
+			return
+		}
+		http.SetCookie(w, &http.Cookie{
+			Name: sessionCookie, Value: a.session, Path: "/", MaxAge: 30 * 24 * 3600,
+			HttpOnly: true, Secure: a.opts.SecureCookie, SameSite: http.SameSiteStrictMode,
+		})
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	default:
+		methodNotAllowed(w, "GET, HEAD, POST")
+	}
+}
+
+// logout handles POST /logout: it clears the session cookie.
+func (a *API) logout(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, http.MethodPost)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: a.opts.SecureCookie, SameSite: http.SameSiteStrictMode,
+	})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}

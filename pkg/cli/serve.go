@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stacksense/heartbeat/pkg/api"
+	"github.com/stacksense/heartbeat/pkg/config"
+	"github.com/stacksense/heartbeat/pkg/status"
+)
+
+type serveOptions struct {
+	Listen        string
+	TLSCert       string
+	TLSKey        string
+	ReadToken     string
+	StaleAfter    time.Duration
+	ShutdownGrace time.Duration
+	BatchMax      int
+	BatchWait     time.Duration
+	BatchWriters  int
+	Verbose       bool
+}
+
+func newServeCommand(app *App, g *globalOptions) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve-api [--listen 127.0.0.1:8080] [--tls-cert F --tls-key F] [--read-token T]",
+		Short: "Serve the heartbeat push API, the status API and page, and Prometheus metrics",
+		Long: `Serves over HTTP (or HTTPS with --tls-cert and --tls-key):
+
+  POST /api/heartbeat/ID/   a server pushes its heartbeat with its own token
+                            (Authorization: Bearer TOKEN; see "servers token")
+  GET  /api/servers         every server's status, as "status --json"
+  GET  /api/servers/ID      one server's status
+  GET  /                    the status page for people (refreshes every 15 s)
+  GET  /metrics             Prometheus metrics
+  GET  /healthz             200 when the store answers, 503 otherwise
+
+With --read-token (or HEARTBEAT_READ_TOKEN), the status API, the page and
+/metrics require that token: as a Bearer header, or for the page through a
+login form that sets a session cookie. Pushes always need the server's own
+token.
+
+Runs until SIGINT or SIGTERM, then stops accepting, lets requests in flight
+finish and exits 0.`,
+		Example: `  heartbeat serve-api
+  HEARTBEAT_READ_TOKEN=$(cat /etc/heartbeat/read-token) heartbeat serve-api --listen :8443 --tls-cert cert.pem --tls-key key.pem`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), app, g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "address to listen on (host:port; :8080 for every interface)")
+	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
+	f.StringVar(&o.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
+	f.StringVar(&o.ReadToken, "read-token", "", "require this token to read status, the page and metrics (env HEARTBEAT_READ_TOKEN; prefer the env: flags show in ps)")
+	f.DurationVar(&o.StaleAfter, "stale-after", status.DefaultStaleAfter, "a heartbeat older than this is OFFLINE")
+	f.DurationVar(&o.ShutdownGrace, "shutdown-grace", api.DefaultShutdownGrace, "on SIGINT/SIGTERM, how long requests in flight get to finish")
+	f.IntVar(&o.BatchMax, "batch-max", api.DefaultBatchMax, "most pushes written in one store transaction")
+	f.DurationVar(&o.BatchWait, "batch-wait", api.DefaultBatchWait, "how long a batch waits for more pushes after its first (0: write what is queued at once)")
+	f.IntVar(&o.BatchWriters, "batch-writers", api.DefaultWriters, "batches in flight to the store at once")
+	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log every request (debug level)")
+	return cmd
+}
+
+func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) error {
+	switch {
+	case (o.TLSCert == "") != (o.TLSKey == ""):
+		return usageErrorf("--tls-cert and --tls-key go together")
+	case o.StaleAfter <= 0:
+		return usageErrorf("--stale-after must be positive, got %s", o.StaleAfter)
+	case o.ShutdownGrace <= 0:
+		return usageErrorf("--shutdown-grace must be positive, got %s", o.ShutdownGrace)
+	case o.BatchMax <= 0 || o.BatchWriters <= 0 || o.BatchWait < 0:
+		return usageErrorf("--batch-max and --batch-writers must be positive and --batch-wait not negative")
+	}
+	if o.TLSCert != "" {
+		// Fail now, with the file named, rather than on the first handshake.
+		if _, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey); err != nil {
+			return fmt.Errorf("load TLS certificate %s and key %s: %w", o.TLSCert, o.TLSKey, err)
+		}
+	}
+	log := serveLogger(app, g, o.Verbose)
+	s, err := openStore(ctx, app, g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	readToken := config.ResolveReadToken(o.ReadToken, app.Getenv)
+	a := api.New(s, api.Options{
+		ReadToken: readToken, StaleAfter: o.StaleAfter, Logger: log, SecureCookie: o.TLSCert != "",
+		BatchMax: o.BatchMax, BatchWait: batchWait(o.BatchWait), Writers: o.BatchWriters,
+	})
+	defer a.Close()
+	scheme := "http"
+	if o.TLSCert != "" {
+		scheme = "https"
+	}
+	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "read_token_required", readToken != "")
+	if err := api.Serve(ctx, api.NewHTTPServer(a, log), ln, o.TLSCert, o.TLSKey, o.ShutdownGrace); err != nil {
+		return err
+	}
+	log.Info("stopped: requests in flight finished")
+	return nil
+}
+
+// serveLogger is the global logger, at debug level when every request is
+// to be logged.
+func serveLogger(app *App, g *globalOptions, verbose bool) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if verbose {
+		opts.Level = slog.LevelDebug
+	}
+	if g.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(app.Err, opts))
+	}
+	return slog.New(slog.NewTextHandler(app.Err, opts))
+}
+
+// batchWait maps the flag's 0 ("no wait") to api.Options' negative, where
+// 0 means the default.
+func batchWait(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}

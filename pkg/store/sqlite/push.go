@@ -1,0 +1,126 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+// SetServerToken stores the hash of a server's API token.
+func (s *Store) SetServerToken(ctx context.Context, serverID int64, tokenHash []byte) (bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("set token of server %d: %w", serverID, err)
+	}
+	defer tx.Rollback()
+	var had bool
+	err = tx.QueryRowContext(ctx, `SELECT api_token_hash IS NOT NULL FROM servers WHERE id = ?`, serverID).Scan(&had)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("set token of server %d: %w", serverID, store.ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("set token of server %d: %w", serverID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE servers SET api_token_hash = ? WHERE id = ?`, tokenHash, serverID); err != nil {
+		return false, fmt.Errorf("set token of server %d: %w", serverID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("set token of server %d: commit: %w", serverID, err)
+	}
+	return had, nil
+}
+
+// RecordPushes verifies a batch of pushes and records the valid ones in one
+// write transaction (SQLite has a single writer anyway; one transaction
+// per batch is one fsync per batch instead of per push).
+func (s *Store) RecordPushes(ctx context.Context, pushes []store.Push) ([]store.PushOutcome, error) {
+	out := make([]store.PushOutcome, len(pushes))
+	if len(pushes) == 0 {
+		return out, nil
+	}
+	fail := func(err error) ([]store.PushOutcome, error) {
+		return nil, fmt.Errorf("record %d pushes: %w", len(pushes), err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback()
+	var nowText string
+	if err := tx.QueryRowContext(ctx, `SELECT `+nowSQL).Scan(&nowText); err != nil {
+		return fail(err)
+	}
+	now, err := parseTime(nowText)
+	if err != nil {
+		return fail(err)
+	}
+	// One query for the whole batch: the ids travel as one JSON array
+	// parameter, so the batch size never meets SQLite's variable limit.
+	ids := store.PushServerIDs(pushes)
+	var list strings.Builder
+	list.WriteByte('[')
+	for i, id := range ids {
+		if i > 0 {
+			list.WriteByte(',')
+		}
+		list.WriteString(strconv.FormatInt(id, 10))
+	}
+	list.WriteByte(']')
+	rows, err := tx.QueryContext(ctx, `SELECT id, name, api_token_hash FROM servers WHERE id IN (SELECT value FROM json_each(?))`, list.String())
+	if err != nil {
+		return fail(err)
+	}
+	hashes := make(map[int64][]byte, len(ids))
+	names := make(map[int64]string, len(ids))
+	for rows.Next() {
+		var (
+			id   int64
+			name string
+			hash []byte
+		)
+		if err := rows.Scan(&id, &name, &hash); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		hashes[id], names[id] = hash, name
+	}
+	if err := rows.Close(); err != nil {
+		return fail(err)
+	}
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	valid, versions, ok := store.VerifiedPushes(pushes, hashes)
+	if len(valid) == 0 {
+		return out, nil
+	}
+	up, err := tx.PrepareContext(ctx, `INSERT INTO heartbeats (server_id, last_heartbeat, source, agent_version)
+		VALUES (?, ?, 'api', ?)
+		ON CONFLICT (server_id) DO UPDATE SET
+			last_heartbeat = excluded.last_heartbeat,
+			source = excluded.source,
+			agent_version = excluded.agent_version`)
+	if err != nil {
+		return fail(err)
+	}
+	defer up.Close()
+	for i, id := range valid {
+		if _, err := up.ExecContext(ctx, id, nowText, versions[i]); err != nil {
+			return fail(fmt.Errorf("server %d: %w", id, err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(fmt.Errorf("commit: %w", err))
+	}
+	for i, p := range pushes {
+		if ok[i] {
+			out[i] = store.PushOutcome{OK: true, ServerName: names[p.ServerID], At: now}
+		}
+	}
+	return out, nil
+}
