@@ -25,8 +25,11 @@ test: lint
 demo: build
 	./scripts/demo.sh $(BIN)
 
+# Whole-run benchmarks need Postgres on 127.0.0.1:5432; see README "Performance".
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	./scripts/bench/probe.sh 10000 5
+	./scripts/bench/api.sh
 
 clean:
 	rm -rf $(BIN)
