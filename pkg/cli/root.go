@@ -150,6 +150,21 @@ func openStoreAllowBehind(ctx context.Context, app *App, g *globalOptions) (back
 	return s, err
 }
 
+// withServer opens the store, finds the server ref names (ID or NAME) and
+// runs fn with both: the common shape of every per-server command.
+func withServer(ctx context.Context, app *App, g *globalOptions, ref string, fn func(backend.Store, store.Server) error) error {
+	s, err := openStore(ctx, app, g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	sv, err := resolveServer(ctx, s, ref)
+	if err != nil {
+		return err
+	}
+	return fn(s, sv)
+}
+
 // resolveServer finds a server by id (all digits) or name. Names cannot be
 // all digits, so the two never collide.
 func resolveServer(ctx context.Context, s store.Store, ref string) (store.Server, error) {

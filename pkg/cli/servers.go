@@ -15,6 +15,7 @@ import (
 	"github.com/stacksense/heartbeat/pkg/inventory"
 	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/store"
+	"github.com/stacksense/heartbeat/pkg/store/backend"
 )
 
 func newServersCommand(app *App, g *globalOptions) *cobra.Command {
@@ -162,30 +163,23 @@ func newServersShowCommand(app *App, g *globalOptions) *cobra.Command {
 		Args:  exactArgs("ID|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			s, err := openStore(ctx, app, g)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			sv, err := resolveServer(ctx, s, args[0])
-			if err != nil {
-				return err
-			}
-			rows := [][]string{
-				{"id", strconv.FormatInt(sv.ID, 10)},
-				{"name", sv.Name},
-				{"host", sv.Host},
-				{"port", strconv.Itoa(sv.Port)},
-				{"user", sv.User},
-				{"key", sv.KeyPath},
-				{"enabled", yesNo(sv.Enabled)},
-				{"created", sv.CreatedAt.Format(time.RFC3339)},
-				{"host key", fingerprint(sv.HostKey, "not pinned yet (pinned by the first successful probe)")},
-			}
-			if sv.SeenHostKey != nil {
-				rows = append(rows, []string{"last seen key", fingerprint(sv.SeenHostKey, "")})
-			}
-			return writeFields(app.Out, rows)
+			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {
+				rows := [][]string{
+					{"id", strconv.FormatInt(sv.ID, 10)},
+					{"name", sv.Name},
+					{"host", sv.Host},
+					{"port", strconv.Itoa(sv.Port)},
+					{"user", sv.User},
+					{"key", sv.KeyPath},
+					{"enabled", yesNo(sv.Enabled)},
+					{"created", sv.CreatedAt.Format(time.RFC3339)},
+					{"host key", fingerprint(sv.HostKey, "not pinned yet (pinned by the first successful probe)")},
+				}
+				if sv.SeenHostKey != nil {
+					rows = append(rows, []string{"last seen key", fingerprint(sv.SeenHostKey, "")})
+				}
+				return writeFields(app.Out, rows)
+			})
 		},
 	}
 }
@@ -229,23 +223,16 @@ func newServersRemoveCommand(app *App, g *globalOptions) *cobra.Command {
 		Args:  exactArgs("ID|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			s, err := openStore(ctx, app, g)
-			if err != nil {
+			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {
+				if !o.Yes {
+					return usageErrorf("removing server %s (id %d) also deletes its heartbeats and alerts; run again with --yes", sv.Name, sv.ID)
+				}
+				if err := s.RemoveServer(ctx, sv.ID); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(app.Out, "removed server %s (id %d)\n", sv.Name, sv.ID)
 				return err
-			}
-			defer s.Close()
-			sv, err := resolveServer(ctx, s, args[0])
-			if err != nil {
-				return err
-			}
-			if !o.Yes {
-				return usageErrorf("removing server %s (id %d) also deletes its heartbeats and alerts; run again with --yes", sv.Name, sv.ID)
-			}
-			if err := s.RemoveServer(ctx, sv.ID); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(app.Out, "removed server %s (id %d)\n", sv.Name, sv.ID)
-			return err
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&o.Yes, "yes", false, "confirm the removal")
@@ -263,20 +250,13 @@ func newServersEnableCommand(app *App, g *globalOptions, enable bool) *cobra.Com
 		Args:  exactArgs("ID|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			s, err := openStore(ctx, app, g)
-			if err != nil {
+			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {
+				if err := s.SetServerEnabled(ctx, sv.ID, enable); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(app.Out, "%sd server %s (id %d)\n", verb, sv.Name, sv.ID)
 				return err
-			}
-			defer s.Close()
-			sv, err := resolveServer(ctx, s, args[0])
-			if err != nil {
-				return err
-			}
-			if err := s.SetServerEnabled(ctx, sv.ID, enable); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(app.Out, "%sd server %s (id %d)\n", verb, sv.Name, sv.ID)
-			return err
+			})
 		},
 	}
 }
@@ -343,37 +323,33 @@ Compare the fingerprint with the server's own (ssh-keygen -lf
 		Args: exactArgs("ID|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			s, err := openStore(ctx, app, g)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			sv, err := resolveServer(ctx, s, args[0])
-			if err != nil {
-				return err
-			}
-			if err := writeFields(app.Out, [][]string{
-				{"pinned", fingerprint(sv.HostKey, "none")},
-				{"last seen", fingerprint(sv.SeenHostKey, "none")},
-			}); err != nil {
-				return err
-			}
-			var key []byte
-			if o.Fingerprint != "" {
-				key, err = keyWithFingerprint(sv, o.Fingerprint)
-				if err != nil {
+			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {
+				if err := writeFields(app.Out, [][]string{
+					{"pinned", fingerprint(sv.HostKey, "none")},
+					{"last seen", fingerprint(sv.SeenHostKey, "none")},
+				}); err != nil {
 					return err
 				}
-			}
-			if err := s.TrustHostKey(ctx, sv.ID, key); err != nil {
+				var (
+					key []byte
+					err error
+				)
+				if o.Fingerprint != "" {
+					key, err = keyWithFingerprint(sv, o.Fingerprint)
+					if err != nil {
+						return err
+					}
+				}
+				if err := s.TrustHostKey(ctx, sv.ID, key); err != nil {
+					return err
+				}
+				if key != nil {
+					_, err = fmt.Fprintf(app.Out, "pinned %s for server %s\n", o.Fingerprint, sv.Name)
+				} else {
+					_, err = fmt.Fprintf(app.Out, "cleared the pin of server %s; the next probe pins the key it sees\n", sv.Name)
+				}
 				return err
-			}
-			if key != nil {
-				_, err = fmt.Fprintf(app.Out, "pinned %s for server %s\n", o.Fingerprint, sv.Name)
-			} else {
-				_, err = fmt.Fprintf(app.Out, "cleared the pin of server %s; the next probe pins the key it sees\n", sv.Name)
-			}
-			return err
+			})
 		},
 	}
 	cmd.Flags().StringVar(&o.Fingerprint, "fingerprint", "", "pin the last-seen key only if it has this SHA256 fingerprint")

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stacksense/heartbeat/pkg/store"
+	"github.com/stacksense/heartbeat/pkg/store/backend"
 )
 
 func newServersTokenCommand(app *App, g *globalOptions) *cobra.Command {
@@ -22,33 +23,26 @@ command again to rotate it. Rotating stops the old token at once.`,
 		Args: exactArgs("ID|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			s, err := openStore(ctx, app, g)
-			if err != nil {
+			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {
+				token, hash, err := store.NewToken()
+				if err != nil {
+					return err
+				}
+				replaced, err := s.SetServerToken(ctx, sv.ID, hash)
+				if err != nil {
+					return err
+				}
+				verb := "created"
+				if replaced {
+					verb = "rotated (the old token no longer works)"
+				}
+				if _, err := fmt.Fprintln(app.Out, token); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(app.Err, "API token for server %s (id %d) %s. It is shown only once; on the server run:\n"+
+					"  HEARTBEAT_TOKEN=<token> heartbeat push --url URL --server-id %d\n", sv.Name, sv.ID, verb, sv.ID)
 				return err
-			}
-			defer s.Close()
-			sv, err := resolveServer(ctx, s, args[0])
-			if err != nil {
-				return err
-			}
-			token, hash, err := store.NewToken()
-			if err != nil {
-				return err
-			}
-			replaced, err := s.SetServerToken(ctx, sv.ID, hash)
-			if err != nil {
-				return err
-			}
-			verb := "created"
-			if replaced {
-				verb = "rotated (the old token no longer works)"
-			}
-			if _, err := fmt.Fprintln(app.Out, token); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(app.Err, "API token for server %s (id %d) %s. It is shown only once; on the server run:\n"+
-				"  HEARTBEAT_TOKEN=<token> heartbeat push --url URL --server-id %d\n", sv.Name, sv.ID, verb, sv.ID)
-			return err
+			})
 		},
 	}
 }
