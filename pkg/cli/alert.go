@@ -11,6 +11,7 @@ import (
 
 	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/store"
+	"github.com/stacksense/heartbeat/pkg/store/backend"
 )
 
 func newAlertCommand(app *App, g *globalOptions) *cobra.Command {
@@ -50,23 +51,16 @@ func runAlertRaise(ctx context.Context, app *App, g *globalOptions, ref, message
 	if err := spec.Validate(); err != nil {
 		return usageErrorf("%v", err)
 	}
-	s, err := openStore(ctx, app, g)
-	if err != nil {
+	return withServer(ctx, app, g, ref, func(s backend.Store, sv store.Server) error {
+		spec.ServerID = sv.ID
+		a, err := s.RaiseAlert(ctx, spec)
+		if err != nil {
+			return err
+		}
+		// The id alone, so scripts can capture it.
+		_, err = fmt.Fprintln(app.Out, a.ID)
 		return err
-	}
-	defer s.Close()
-	sv, err := resolveServer(ctx, s, ref)
-	if err != nil {
-		return err
-	}
-	spec.ServerID = sv.ID
-	a, err := s.RaiseAlert(ctx, spec)
-	if err != nil {
-		return err
-	}
-	// The id alone, so scripts can capture it.
-	_, err = fmt.Fprintln(app.Out, a.ID)
-	return err
+	})
 }
 
 func newAlertResolveCommand(app *App, g *globalOptions) *cobra.Command {
