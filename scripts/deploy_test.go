@@ -503,13 +503,7 @@ func TestCron(t *testing.T) {
 		u := newCronUser(t)
 		u.giveKey(t)
 		u.setCrontab(t, otherLines)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		down := fmt.Sprintf("postgres://hb:topsecret@127.0.0.1:%d/heartbeat", port)
+		down := fmt.Sprintf("postgres://hb:topsecret@127.0.0.1:%d/heartbeat", sshtest.ClosedPort(t))
 
 		r := f.script(t, u, nil, "--db", down)
 		if r.code != 1 || !strings.Contains(r.stderr, "refusing to install") || !strings.Contains(r.stderr, "cannot reach postgres store postgres://hb:xxxxx@127.0.0.1") {

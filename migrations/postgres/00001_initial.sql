@@ -8,6 +8,9 @@ CREATE TABLE servers (
     key_path      TEXT NOT NULL DEFAULT '',
     host_key      BYTEA,          -- pinned on first use (wire format)
     seen_host_key BYTEA,          -- last key presented that did not match the pin
+    -- ssh: probe-ssh logs in to it; push: it pushes its own heartbeats and
+    -- probe-ssh leaves it alone.
+    mode          TEXT NOT NULL DEFAULT 'ssh' CHECK (mode IN ('ssh', 'push')),
     enabled       BOOLEAN NOT NULL DEFAULT TRUE,
     created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );

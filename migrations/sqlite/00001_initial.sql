@@ -11,6 +11,9 @@ CREATE TABLE servers (
     key_path      TEXT NOT NULL DEFAULT '',
     host_key      BLOB,
     seen_host_key BLOB,
+    -- ssh: probe-ssh logs in to it; push: it pushes its own heartbeats and
+    -- probe-ssh leaves it alone.
+    mode          TEXT NOT NULL DEFAULT 'ssh' CHECK (mode IN ('ssh', 'push')),
     enabled       INTEGER NOT NULL DEFAULT 1,
     created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );

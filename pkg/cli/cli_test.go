@@ -130,7 +130,7 @@ func TestServersLifecycle(t *testing.T) {
 			}
 		}
 		table := e.mustRun("servers", "list")
-		if !regexp.MustCompile(`(?m)^\d+\s+db1\s+db1\.internal\s+2222\s+monitor\s+/etc/hb/key\s+yes$`).MatchString(table) {
+		if !regexp.MustCompile(`(?m)^\d+\s+db1\s+db1\.internal\s+2222\s+monitor\s+/etc/hb/key\s+ssh\s+yes$`).MatchString(table) {
 			t.Errorf("servers list table:\n%s", table)
 		}
 		show := e.mustRun("servers", "show", "web1")

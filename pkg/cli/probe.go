@@ -150,7 +150,7 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 	names := make(map[int64]string, len(servers))
 	needDefault := false
 	for _, sv := range servers {
-		if !sv.Enabled {
+		if !sv.Enabled || sv.Mode == store.ModePush {
 			continue
 		}
 		t := probe.Target{ServerID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, KeyPath: sv.KeyPath, PinnedHostKey: sv.HostKey}

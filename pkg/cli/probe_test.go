@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,16 +83,8 @@ func (r probeRun) classOf(name string) string {
 	return "missing"
 }
 
-func closedPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
-}
+// closedPort is a loopback port that refuses connections for the test.
+func closedPort(t *testing.T) int { return sshtest.ClosedPort(t) }
 
 func TestProbeSSHRecordsEveryOutcome(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
@@ -366,6 +358,35 @@ func TestOpenSSHEndToEnd(t *testing.T) {
 		json.Unmarshal([]byte(e.run("status", "--json").out), &after)
 		if after[0].LastHeartbeat == nil || !after[0].LastHeartbeat.Equal(*before[0].LastHeartbeat) {
 			t.Errorf("heartbeat moved after a host-key mismatch: %v then %v", before[0].LastHeartbeat, after[0].LastHeartbeat)
+		}
+	})
+}
+
+func TestProbeSSHSkipsPushServers(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		fleet, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 1})
+		e.mustRun("servers", "add", "agent1", "--host", "127.0.0.1", "--port", strconv.Itoa(closedPort(t)), "--mode", "push")
+		e.mustRun("servers", "add", "agent2", "--host", "127.0.0.1", "--port", strconv.Itoa(closedPort(t)))
+		e.expectFail(64, `mode "pigeon" is not ssh or push`, "servers", "mode", "agent2", "pigeon")
+		if out := e.mustRun("servers", "mode", "agent2", "push"); !strings.Contains(out, "now in mode push") {
+			t.Errorf("servers mode printed %q", out)
+		}
+		run := e.probe("--key", key)
+		if run.Servers != 1 || run.classOf(fleet.Server(0).Name) != "ok" || run.classOf("agent1") != "missing" || run.classOf("agent2") != "missing" {
+			t.Errorf("probe-ssh with push servers: %+v", run)
+		}
+		var rows []statusJSON
+		json.Unmarshal([]byte(e.run("status", "--json").out), &rows)
+		for _, r := range rows {
+			if strings.HasPrefix(r.Name, "agent") && (r.ConsecutiveFailures != 0 || r.Status != "OFFLINE") {
+				t.Errorf("push server %s after a probe run: %+v", r.Name, r)
+			}
+		}
+		if out := e.run("status", "--json").out; !strings.Contains(out, `"mode": "push"`) {
+			t.Errorf("status --json lacks the mode:\n%s", out)
+		}
+		if list := e.mustRun("servers", "list"); !regexp.MustCompile(`(?m)agent1\s.*\spush\s+yes$`).MatchString(list) {
+			t.Errorf("servers list lacks the mode:\n%s", list)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stacksense/heartbeat/pkg/cli"
+	"github.com/stacksense/heartbeat/pkg/sshtest"
 )
 
 // lockedBuffer is written by a running server while the test reads it.
@@ -218,9 +220,7 @@ func TestPushRetries(t *testing.T) {
 		}
 
 		// Network errors are retried, then reported.
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		dead := "http://" + ln.Addr().String()
-		ln.Close()
+		dead := fmt.Sprintf("http://127.0.0.1:%d", sshtest.ClosedPort(t))
 		start := time.Now()
 		e.expectFail(1, "connection refused", "push", "--url", dead, "--server-id", "1", "--retry-wait", "20ms", "--retries", "2")
 		if d := time.Since(start); d < 40*time.Millisecond {

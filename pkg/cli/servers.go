@@ -34,6 +34,7 @@ func newServersCommand(app *App, g *globalOptions) *cobra.Command {
 		newServersEnableCommand(app, g, false),
 		newServersImportCommand(app, g),
 		newServersTrustCommand(app, g),
+		newServersModeCommand(app, g),
 		newServersTokenCommand(app, g),
 	)
 	return cmd
@@ -44,6 +45,7 @@ type serversAddOptions struct {
 	Port    int
 	User    string
 	KeyPath string
+	Mode    string
 }
 
 func newServersAddCommand(app *App, g *globalOptions) *cobra.Command {
@@ -63,11 +65,12 @@ func newServersAddCommand(app *App, g *globalOptions) *cobra.Command {
 	f.IntVar(&o.Port, "port", store.DefaultPort, "SSH port")
 	f.StringVar(&o.User, "user", "", "SSH login (default: the prober's --user)")
 	f.StringVar(&o.KeyPath, "key", "", "private key for this server (default: the prober's key)")
+	f.StringVar(&o.Mode, "mode", store.ModeSSH, "ssh (probe-ssh logs in to it) or push (it pushes its own heartbeats; probe-ssh skips it)")
 	return cmd
 }
 
 func runServersAdd(ctx context.Context, app *App, g *globalOptions, name string, o *serversAddOptions) error {
-	spec := store.ServerSpec{Name: name, Host: o.Host, Port: o.Port, User: o.User, KeyPath: o.KeyPath}
+	spec := store.ServerSpec{Name: name, Host: o.Host, Port: o.Port, User: o.User, KeyPath: o.KeyPath, Mode: o.Mode}
 	if o.Port == 0 {
 		// 0 means "default" inside the store; on the command line it is a
 		// mistake.
@@ -103,6 +106,7 @@ type serverJSON struct {
 	Port      int       `json:"port"`
 	User      string    `json:"user"`
 	Key       string    `json:"key"`
+	Mode      string    `json:"mode"`
 	Enabled   bool      `json:"enabled"`
 	CreatedAt time.Time `json:"created_at"`
 }
@@ -134,7 +138,7 @@ func runServersList(ctx context.Context, app *App, g *globalOptions, o *serversL
 	if o.JSON {
 		out := make([]serverJSON, 0, len(list))
 		for _, sv := range list {
-			out = append(out, serverJSON{ID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, Key: sv.KeyPath, Enabled: sv.Enabled, CreatedAt: sv.CreatedAt})
+			out = append(out, serverJSON{ID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, Key: sv.KeyPath, Mode: sv.Mode, Enabled: sv.Enabled, CreatedAt: sv.CreatedAt})
 		}
 		return output.JSON(app.Out, out)
 	}
@@ -144,9 +148,9 @@ func runServersList(ctx context.Context, app *App, g *globalOptions, o *serversL
 	}
 	rows := make([][]string, 0, len(list))
 	for _, sv := range list {
-		rows = append(rows, []string{strconv.FormatInt(sv.ID, 10), sv.Name, sv.Host, strconv.Itoa(sv.Port), sv.User, sv.KeyPath, yesNo(sv.Enabled)})
+		rows = append(rows, []string{strconv.FormatInt(sv.ID, 10), sv.Name, sv.Host, strconv.Itoa(sv.Port), sv.User, sv.KeyPath, sv.Mode, yesNo(sv.Enabled)})
 	}
-	return output.Table(app.Out, []string{"ID", "NAME", "HOST", "PORT", "USER", "KEY", "ENABLED"}, rows)
+	return output.Table(app.Out, []string{"ID", "NAME", "HOST", "PORT", "USER", "KEY", "MODE", "ENABLED"}, rows)
 }
 
 func yesNo(b bool) string {
@@ -171,6 +175,7 @@ func newServersShowCommand(app *App, g *globalOptions) *cobra.Command {
 					{"port", strconv.Itoa(sv.Port)},
 					{"user", sv.User},
 					{"key", sv.KeyPath},
+					{"mode", sv.Mode},
 					{"enabled", yesNo(sv.Enabled)},
 					{"created", sv.CreatedAt.Format(time.RFC3339)},
 					{"host key", fingerprint(sv.HostKey, "not pinned yet (pinned by the first successful probe)")},
@@ -369,4 +374,29 @@ func keyWithFingerprint(sv store.Server, fp string) ([]byte, error) {
 		}
 	}
 	return nil, usageErrorf("fingerprint %s matches neither the pinned nor the last-seen key of server %s", fp, sv.Name)
+}
+
+func newServersModeCommand(app *App, g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "mode ID|NAME ssh|push",
+		Short: "Say how a server's heartbeat arrives: probed over SSH, or pushed by the server",
+		Long: `A server in mode ssh (the default) is probed by probe-ssh. A server in mode
+push sends its own heartbeats to serve-api (see servers token and push);
+probe-ssh leaves it alone, so it collects no SSH failures.`,
+		Args: exactArgs("ID|NAME", "ssh|push"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mode := args[1]
+			if mode != store.ModeSSH && mode != store.ModePush {
+				return usageErrorf("mode %q is not %s or %s", mode, store.ModeSSH, store.ModePush)
+			}
+			ctx := cmd.Context()
+			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {
+				if err := s.SetServerMode(ctx, sv.ID, mode); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(app.Out, "server %s (id %d) is now in mode %s\n", sv.Name, sv.ID, mode)
+				return err
+			})
+		},
+	}
 }

@@ -235,7 +235,7 @@ func (d *doctor) checkKey(ctx context.Context, storeUp bool) Result {
 	needDefault := !storeUp || d.serversErr != nil
 	enabled := 0
 	for _, sv := range d.servers {
-		if !sv.Enabled {
+		if !sv.Enabled || sv.Mode == store.ModePush {
 			continue
 		}
 		enabled++
@@ -473,7 +473,7 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 	byClass := map[string][]store.ServerStatus{}
 	enabled, failed, connectFailed := 0, 0, 0
 	for _, st := range snap.Servers {
-		if !st.Enabled {
+		if !st.Enabled || st.Mode == store.ModePush {
 			continue
 		}
 		enabled++

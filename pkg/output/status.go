@@ -24,9 +24,11 @@ type ServerStatus struct {
 	// AgeSeconds is whole seconds since LastHeartbeat, null with it.
 	AgeSeconds   *int64 `json:"age_seconds"`
 	ActiveAlerts int    `json:"active_alerts"`
-	Enabled      bool   `json:"enabled"`
-	Host         string `json:"host"`
-	Port         int    `json:"port"`
+	// Mode is "ssh" (probed) or "push" (pushes its own heartbeats).
+	Mode    string `json:"mode"`
+	Enabled bool   `json:"enabled"`
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
 	// Source of the last heartbeat: "ssh", "api" or "" if none.
 	Source       string `json:"source"`
 	AgentVersion string `json:"agent_version"`
@@ -54,7 +56,7 @@ func BuildReport(snap store.Snapshot, staleAfter time.Duration) Report {
 		r.Counts.Add(st)
 		row := ServerStatus{
 			ID: s.ID, Name: s.Name, Status: st,
-			LastHeartbeat: s.LastHeartbeat, ActiveAlerts: s.ActiveAlerts, Enabled: s.Enabled,
+			LastHeartbeat: s.LastHeartbeat, ActiveAlerts: s.ActiveAlerts, Mode: s.Mode, Enabled: s.Enabled,
 			Host: s.Host, Port: s.Port, Source: s.Source, AgentVersion: s.AgentVersion,
 			LastProbe: s.LastProbe, LatencyMS: float64(s.Latency.Microseconds()) / 1000,
 			ConsecutiveFailures: s.ConsecutiveFailures, LastErrorClass: s.LastErrorClass, LastError: s.LastError,

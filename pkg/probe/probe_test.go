@@ -97,14 +97,7 @@ func TestFailureClasses(t *testing.T) {
 		sshtest.Group{Mode: sshtest.ModeDrop, Count: 1},
 		sshtest.Group{Mode: sshtest.ModeNotSSH, Count: 1},
 	)
-	closedPort := func() int {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
-	}()
+	closedPort := sshtest.ClosedPort(t)
 	other, err := sshtest.NewClientKey()
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,8 @@ func (s ServerSpec) Validate() error {
 		return fmt.Errorf("server %q: host %q is not a hostname or IP address", s.Name, s.Host)
 	case s.Port < 0 || s.Port > 65535:
 		return fmt.Errorf("server %q: port %d is out of range 1-65535", s.Name, s.Port)
+	case s.Mode != "" && s.Mode != ModeSSH && s.Mode != ModePush:
+		return fmt.Errorf("server %q: mode %q is not %s or %s", s.Name, s.Mode, ModeSSH, ModePush)
 	}
 	return nil
 }
@@ -33,6 +35,9 @@ func (s ServerSpec) Validate() error {
 func (s ServerSpec) Normalized() ServerSpec {
 	if s.Port == 0 {
 		s.Port = DefaultPort
+	}
+	if s.Mode == "" {
+		s.Mode = ModeSSH
 	}
 	return s
 }

@@ -31,6 +31,15 @@ var (
 	ErrUnavailable = errors.New("store unavailable")
 )
 
+// Server modes: how a server's heartbeat arrives.
+const (
+	// ModeSSH servers are probed by probe-ssh.
+	ModeSSH = "ssh"
+	// ModePush servers push their own heartbeats over the API; probe-ssh
+	// skips them, so they collect no SSH failures.
+	ModePush = "push"
+)
+
 // Heartbeat sources.
 const (
 	SourceSSH = "ssh"
@@ -66,8 +75,10 @@ type Server struct {
 	// SeenHostKey is the last key presented that did not match the pin,
 	// kept so an admin can compare fingerprints before trusting it.
 	SeenHostKey []byte
-	Enabled     bool
-	CreatedAt   time.Time
+	// Mode is ModeSSH or ModePush.
+	Mode      string
+	Enabled   bool
+	CreatedAt time.Time
 }
 
 // ServerSpec is what an admin supplies to register or update a server.
@@ -77,6 +88,9 @@ type ServerSpec struct {
 	Port    int // 0 means DefaultPort
 	User    string
 	KeyPath string
+	// Mode is ModeSSH or ModePush; "" means ModeSSH. Imports leave the
+	// mode of an existing server alone.
+	Mode string
 }
 
 // Heartbeat is the liveness record of one server. A server that was never
@@ -156,6 +170,9 @@ type Store interface {
 	RemoveServer(ctx context.Context, id int64) error
 	// SetServerEnabled enables or disables a server.
 	SetServerEnabled(ctx context.Context, id int64, enabled bool) error
+	// SetServerMode sets how a server's heartbeat arrives (ModeSSH or
+	// ModePush).
+	SetServerMode(ctx context.Context, id int64, mode string) error
 	// ImportServers upserts servers by name in one transaction: all are
 	// written or none. Specs must already be valid and unique by name.
 	ImportServers(ctx context.Context, specs []ServerSpec) (ImportResult, error)

@@ -187,12 +187,12 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return now.UTC(), nil
 }
 
-const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, enabled, created_at`
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, mode, enabled, created_at`
 
 func scanServer(row pgx.Row) (store.Server, error) {
 	var sv store.Server
 	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
-		&sv.HostKey, &sv.SeenHostKey, &sv.Enabled, &sv.CreatedAt); err != nil {
+		&sv.HostKey, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &sv.CreatedAt); err != nil {
 		return store.Server{}, err
 	}
 	sv.CreatedAt = sv.CreatedAt.UTC()
@@ -205,9 +205,9 @@ func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Ser
 		return store.Server{}, err
 	}
 	spec = spec.Normalized()
-	sv, err := scanServer(s.pool.QueryRow(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path)
-		VALUES ($1, $2, $3, $4, $5) RETURNING `+serverColumns,
-		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath))
+	sv, err := scanServer(s.pool.QueryRow(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path, mode)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+serverColumns,
+		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode))
 	if err != nil {
 		if isUniqueViolation(err) {
 			return store.Server{}, fmt.Errorf("add server %q: name already taken: %w", spec.Name, store.ErrConflict)
@@ -273,6 +273,14 @@ func (s *Store) SetServerEnabled(ctx context.Context, id int64, enabled bool) er
 	return s.execOne(ctx, fmt.Sprintf("update server %d", id), `UPDATE servers SET enabled = $1 WHERE id = $2`, enabled, id)
 }
 
+// SetServerMode sets how a server's heartbeat arrives.
+func (s *Store) SetServerMode(ctx context.Context, id int64, mode string) error {
+	if mode != store.ModeSSH && mode != store.ModePush {
+		return fmt.Errorf("server %d: mode %q is not %s or %s", id, mode, store.ModeSSH, store.ModePush)
+	}
+	return s.execOne(ctx, fmt.Sprintf("update server %d", id), `UPDATE servers SET mode = $1 WHERE id = $2`, mode, id)
+}
+
 func (s *Store) execOne(ctx context.Context, what, query string, args ...any) error {
 	tag, err := s.pool.Exec(ctx, query, args...)
 	if err != nil {
@@ -319,8 +327,8 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 			sv, ok := byName[spec.Name]
 			switch {
 			case !ok:
-				batch.Queue(`INSERT INTO servers (name, host, port, ssh_user, key_path) VALUES ($1, $2, $3, $4, $5)`,
-					spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath)
+				batch.Queue(`INSERT INTO servers (name, host, port, ssh_user, key_path, mode) VALUES ($1, $2, $3, $4, $5, $6)`,
+					spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode)
 				res.Added++
 			case sv.Same(spec):
 				res.Unchanged++
@@ -426,7 +434,7 @@ func (s *Store) Alerts(ctx context.Context, all bool) ([]store.Alert, error) {
 // Status reads the fleet and the store's clock in one query.
 func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 	rows, err := s.pool.Query(ctx, `SELECT now(), s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-			s.host_key, s.seen_host_key, s.enabled, s.created_at,
+			s.host_key, s.seen_host_key, s.mode, s.enabled, s.created_at,
 			h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 			COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
 			COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
@@ -447,7 +455,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 			latencyMicros int64
 		)
 		if err := rows.Scan(&snap.Now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-			&st.HostKey, &st.SeenHostKey, &st.Enabled, &st.CreatedAt,
+			&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &st.CreatedAt,
 			&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
 			&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
 			&st.ActiveAlerts); err != nil {

@@ -95,7 +95,7 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return parseTime(now)
 }
 
-const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, enabled, created_at`
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, mode, enabled, created_at`
 
 func scanServer(row interface{ Scan(...any) error }) (store.Server, error) {
 	var (
@@ -103,7 +103,7 @@ func scanServer(row interface{ Scan(...any) error }) (store.Server, error) {
 		created string
 	)
 	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
-		&sv.HostKey, &sv.SeenHostKey, &sv.Enabled, &created); err != nil {
+		&sv.HostKey, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &created); err != nil {
 		return store.Server{}, err
 	}
 	t, err := parseTime(created)
@@ -120,9 +120,9 @@ func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Ser
 		return store.Server{}, err
 	}
 	spec = spec.Normalized()
-	row := s.db.QueryRowContext(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path)
-		VALUES (?, ?, ?, ?, ?) RETURNING `+serverColumns,
-		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath)
+	row := s.db.QueryRowContext(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path, mode)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING `+serverColumns,
+		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode)
 	sv, err := scanServer(row)
 	if err != nil {
 		if isUniqueViolation(err) {
@@ -197,6 +197,14 @@ func (s *Store) SetServerEnabled(ctx context.Context, id int64, enabled bool) er
 	return s.execOne(ctx, fmt.Sprintf("update server %d", id), `UPDATE servers SET enabled = ? WHERE id = ?`, enabled, id)
 }
 
+// SetServerMode sets how a server's heartbeat arrives.
+func (s *Store) SetServerMode(ctx context.Context, id int64, mode string) error {
+	if mode != store.ModeSSH && mode != store.ModePush {
+		return fmt.Errorf("server %d: mode %q is not %s or %s", id, mode, store.ModeSSH, store.ModePush)
+	}
+	return s.execOne(ctx, fmt.Sprintf("update server %d", id), `UPDATE servers SET mode = ? WHERE id = ?`, mode, id)
+}
+
 // execOne runs a statement that must touch exactly one row.
 func (s *Store) execOne(ctx context.Context, what, query string, args ...any) error {
 	res, err := s.db.ExecContext(ctx, query, args...)
@@ -234,7 +242,7 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 	for _, sv := range existing {
 		byName[sv.Name] = sv
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path) VALUES (?, ?, ?, ?, ?)`)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path, mode) VALUES (?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
@@ -249,7 +257,7 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 		sv, ok := byName[spec.Name]
 		switch {
 		case !ok:
-			if _, err := ins.ExecContext(ctx, spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath); err != nil {
+			if _, err := ins.ExecContext(ctx, spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode); err != nil {
 				if isUniqueViolation(err) {
 					return store.ImportResult{}, fmt.Errorf("import %q: name appears twice: %w", spec.Name, store.ErrConflict)
 				}
@@ -383,7 +391,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 		return store.Snapshot{}, err
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-			s.host_key, s.seen_host_key, s.enabled, s.created_at,
+			s.host_key, s.seen_host_key, s.mode, s.enabled, s.created_at,
 			h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 			COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
 			COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
@@ -402,7 +410,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 			latencyMicros     int64
 		)
 		if err := rows.Scan(&st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-			&st.HostKey, &st.SeenHostKey, &st.Enabled, &created,
+			&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &created,
 			&lastHB, &st.Source, &st.AgentVersion, &lastProbe,
 			&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
 			&st.ActiveAlerts); err != nil {

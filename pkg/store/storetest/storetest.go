@@ -33,6 +33,7 @@ func Run(t *testing.T, open Opener) {
 		{"LookupUnknownServer", testLookupUnknown},
 		{"ServersOrderedByName", testServersOrdered},
 		{"EnableDisable", testEnableDisable},
+		{"ServerMode", testServerMode},
 		{"RemoveServerCascades", testRemoveCascades},
 		{"ImportCountsAddedUpdatedUnchanged", testImportCounts},
 		{"ImportIsAllOrNothing", testImportAtomic},
@@ -199,6 +200,44 @@ func testEnableDisable(t *testing.T, ctx context.Context, s store.Store) {
 	got, _ = s.Server(ctx, sv.ID)
 	if !got.Enabled {
 		t.Error("server still disabled after enable")
+	}
+}
+
+func testServerMode(t *testing.T, ctx context.Context, s store.Store) {
+	ssh := mustAdd(t, ctx, s, "probed")
+	if ssh.Mode != store.ModeSSH {
+		t.Errorf("default mode = %q, want %q", ssh.Mode, store.ModeSSH)
+	}
+	push, err := s.AddServer(ctx, store.ServerSpec{Name: "pusher", Host: "h", Mode: store.ModePush})
+	if err != nil || push.Mode != store.ModePush {
+		t.Fatalf("AddServer push = %+v, %v", push, err)
+	}
+	if _, err := s.AddServer(ctx, store.ServerSpec{Name: "odd", Host: "h", Mode: "carrier-pigeon"}); err == nil {
+		t.Error("AddServer accepted an unknown mode")
+	}
+	if err := s.SetServerMode(ctx, ssh.ID, store.ModePush); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetServerMode(ctx, ssh.ID, "bogus"); err == nil {
+		t.Error("SetServerMode accepted an unknown mode")
+	}
+	if err := s.SetServerMode(ctx, 999, store.ModeSSH); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetServerMode(unknown) error = %v, want ErrNotFound", err)
+	}
+	// An import updates addresses but keeps the mode.
+	if _, err := s.ImportServers(ctx, []store.ServerSpec{{Name: "probed", Host: "moved"}, {Name: "fresh", Host: "h"}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes := map[string]string{}
+	for _, st := range snap.Servers {
+		modes[st.Name] = st.Mode
+	}
+	if modes["probed"] != store.ModePush || modes["pusher"] != store.ModePush || modes["fresh"] != store.ModeSSH {
+		t.Errorf("modes after import = %v", modes)
 	}
 }
 
