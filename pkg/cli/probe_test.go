@@ -100,7 +100,7 @@ func TestProbeSSHRecordsEveryOutcome(t *testing.T) {
 		e.mustRun("servers", "add", "parked", "--host", "127.0.0.1", "--port", "1")
 		e.mustRun("servers", "disable", "parked")
 
-		run := e.probe("--key", key, "--timeout", "1s", "--deadline", "10s")
+		run := e.probe("--key", key, "--timeout", "3s", "--deadline", "15s")
 		if run.Servers != 8 || run.Probed != 8 || run.Succeeded != 2 || run.DeadlineHit {
 			t.Errorf("run = %+v, want 8 probed (disabled skipped), 2 answered, deadline not hit", run)
 		}
@@ -144,10 +144,10 @@ func TestProbeSSHRecordsEveryOutcome(t *testing.T) {
 		}
 
 		// Quiet by default: cron mails whatever a job prints.
-		if r := e.run("probe-ssh", "--key", key, "--timeout", "1s"); r.code != 0 || r.out != "" || r.err != "" {
+		if r := e.run("probe-ssh", "--key", key, "--timeout", "3s"); r.code != 0 || r.out != "" || r.err != "" {
 			t.Errorf("plain probe-ssh printed %q / %q (exit %d); want silence and 0", r.out, r.err, r.code)
 		}
-		if r := e.run("probe-ssh", "--key", key, "--timeout", "1s", "--summary"); !strings.HasPrefix(r.out, "probed 8 servers in ") ||
+		if r := e.run("probe-ssh", "--key", key, "--timeout", "3s", "--summary"); !strings.HasPrefix(r.out, "probed 8 servers in ") ||
 			!strings.Contains(r.out, "2 answered, 6 failed (") || strings.Count(r.out, "\n") != 1 {
 			t.Errorf("--summary printed %q", r.out)
 		}

@@ -310,7 +310,7 @@ func TestRunMixed(t *testing.T) {
 		sshtest.Group{Mode: sshtest.ModeAuthReject, Count: 2},
 		sshtest.Group{Mode: sshtest.ModeNotSSH, Count: 1},
 	)
-	sum := Run(t.Context(), e.targets(), Options{Auth: e.auth, Timeout: 300 * time.Millisecond}, nil)
+	sum := Run(t.Context(), e.targets(), Options{Auth: e.auth, Timeout: 3 * time.Second}, nil)
 	want := map[Class]int{ClassTimeout: 2, ClassAuth: 2, ClassBanner: 1}
 	if sum.Succeeded != 5 || len(sum.FailedByClass) != len(want) {
 		t.Fatalf("summary %+v", sum)
