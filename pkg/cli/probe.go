@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/stacksense/heartbeat/pkg/hostkey"
 	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/probe"
+	"github.com/stacksense/heartbeat/pkg/proberun"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
@@ -120,6 +122,7 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 		current = u.Username
 	}
 	creds := config.ResolveProbeCredentials(o.Key, o.User, o.KnownHosts, app.Getenv, app.Home, current)
+	host, _ := os.Hostname()
 
 	s, err := openStore(ctx, app, g)
 	if err != nil {
@@ -127,152 +130,41 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 	}
 	defer s.Close()
 
-	release, acquired, err := s.TryProbeLock(ctx)
-	if err != nil {
-		return err
-	}
-	if !acquired {
-		// Two cron lines must never pile up: the running one covers this tick.
-		log.Info("another probe-ssh run is in progress on this store; skipping this tick")
-		return nil
-	}
-	defer func() {
-		if err := release(); err != nil {
-			log.Warn("release probe lock", "err", err)
-		}
-	}()
-
-	servers, err := s.Servers(ctx)
-	if err != nil {
-		return err
-	}
-	targets := make([]probe.Target, 0, len(servers))
-	names := make(map[int64]string, len(servers))
-	needDefault := false
-	for _, sv := range servers {
-		if !sv.Enabled || sv.Mode == store.ModePush {
-			continue
-		}
-		t := probe.Target{ServerID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, KeyPath: sv.KeyPath, PinnedHostKey: sv.HostKey}
-		if t.User == "" {
-			t.User = creds.User
-		}
-		needDefault = needDefault || t.KeyPath == ""
-		targets = append(targets, t)
-		names[sv.ID] = sv.Name
-	}
-
-	// Every credential is read and checked before any server is contacted:
-	// a bad key should stop the run with one line, not fail every server.
-	var auth *probe.Auth
-	if needDefault {
-		auth, err = probe.LoadAuth(ctx, probe.AuthConfig{KeyPath: creds.KeyPath, AgentSocket: creds.AgentSocket, HomeDir: app.Home})
-		if err != nil {
-			if creds.KeyOrigin != "" {
-				err = fmt.Errorf("%w (key set by %s)", err, creds.KeyOrigin)
-			}
-			return err
-		}
-	} else {
-		auth = probe.NewAuth("per-server keys")
-	}
-	defer auth.Close()
-	if err := auth.LoadTargetKeys(ctx, targets); err != nil {
-		return fmt.Errorf("per-server keys: %w", err)
-	}
-	checker, err := hostkey.NewChecker(policy, creds.KnownHosts)
-	if err != nil {
-		return err
-	}
-	if policy == hostkey.PolicyInsecure {
-		log.Warn("host keys are NOT verified (--host-key-policy insecure): anyone on the path can impersonate a server")
-	}
-
-	host, _ := os.Hostname()
-	run, err := s.StartRun(ctx, host, len(targets))
-	if err != nil {
-		return err
-	}
-	log.Debug("probe run starting", "run", run.ID, "servers", len(targets), "credentials", auth.Source(), "host_key_policy", policy)
-
-	// Results are written even if a signal cancels the run: what was seen
-	// is kept, and the next tick carries on.
-	writeCtx := context.WithoutCancel(ctx)
-	pinned := make(map[int64]bool, len(targets))
-	for _, t := range targets {
-		pinned[t.ServerID] = t.PinnedHostKey != nil
-	}
-	// A writer goroutine stores batches while the probe goes on, so a slow
-	// store delays persistence, not probing. The buffer is small: if the
-	// store falls far behind, the probe slows down rather than holding an
-	// unbounded backlog in memory.
-	var (
-		writeErr  error
-		writeTime time.Duration
-		all       []probeResultJSON
-		batches   = make(chan []store.ProbeResult, 8)
-		written   = make(chan struct{})
-	)
-	go func() {
-		defer close(written)
-		for rows := range batches {
-			wctx, cancel := context.WithTimeout(writeCtx, 10*time.Second)
-			start := time.Now()
-			err := s.RecordProbeResults(wctx, rows)
-			writeTime += time.Since(start)
-			cancel()
-			if err != nil {
-				log.Error("writing probe results", "err", err, "results", len(rows))
-				writeErr = err
-			}
-		}
-	}()
-	sink := func(batch []probe.Result) {
-		rows := make([]store.ProbeResult, len(batch))
-		for i, r := range batch {
-			rows[i] = toStoreResult(r, policy, pinned[r.ServerID])
+	var results []probeResultJSON
+	out, err := proberun.Execute(ctx, s, proberun.Config{
+		Host: host, User: creds.User,
+		Auth:      probe.AuthConfig{KeyPath: creds.KeyPath, AgentSocket: creds.AgentSocket, HomeDir: app.Home},
+		KeyOrigin: creds.KeyOrigin, Policy: policy, KnownHosts: creds.KnownHosts,
+		Exec: o.Exec, Concurrency: o.Concurrency, Timeout: o.Timeout, Deadline: o.Deadline,
+		Log: log,
+		OnResult: func(name string, r probe.Result) {
 			if o.Verbose {
-				printProbeLine(app.Out, names[r.ServerID], r)
+				printProbeLine(app.Out, name, r)
 			}
 			if o.JSON {
-				all = append(all, probeResultJSON{r.ServerID, names[r.ServerID], r.OK, string(r.Class), r.Message, float64(r.Latency.Microseconds()) / 1000})
+				results = append(results, probeResultJSON{r.ServerID, name, r.OK, string(r.Class), r.Message, float64(r.Latency.Microseconds()) / 1000})
 			}
-		}
-		batches <- rows
+		},
+	})
+	if errors.Is(err, proberun.ErrLocked) {
+		// Two cron lines must never pile up: the running run covers this tick.
+		log.Info(err.Error() + "; skipping this tick")
+		return nil
 	}
-	sum := probe.Run(ctx, targets, probe.Options{
-		Auth: auth, HostKeys: checker, Exec: o.Exec,
-		Concurrency: o.Concurrency, Timeout: o.Timeout, Deadline: o.Deadline,
-	}, sink)
-	close(batches)
-	tailStart := time.Now()
-	<-written
-	storeTail := time.Since(tailStart)
-
-	run.Probed, run.Succeeded, run.DeadlineHit = sum.Probed, sum.Succeeded, sum.DeadlineHit
-	run.FailedByClass = make(map[string]int, len(sum.FailedByClass))
-	for c, n := range sum.FailedByClass {
-		run.FailedByClass[string(c)] = n
-	}
-	fctx, cancel := context.WithTimeout(writeCtx, 10*time.Second)
-	defer cancel()
-	if _, err := s.FinishRun(fctx, run); err != nil {
+	if err != nil {
 		return err
 	}
-	if writeErr != nil {
-		return fmt.Errorf("probe run %d: some results were not stored: %w", run.ID, writeErr)
-	}
-	elapsed := sum.Finished.Sub(sum.Started)
+	run := out.Run
 	switch {
 	case o.JSON:
 		return output.JSON(app.Out, probeRunJSON{
-			RunID: run.ID, Servers: len(targets), Probed: sum.Probed, Succeeded: sum.Succeeded,
-			FailedByClass: run.FailedByClass, DeadlineHit: sum.DeadlineHit, Seconds: elapsed.Seconds(), StoreSeconds: writeTime.Seconds(),
-			StoreTailSeconds: storeTail.Seconds(),
-			Results:          nonNilResults(all),
+			RunID: run.ID, Servers: run.Servers, Probed: run.Probed, Succeeded: run.Succeeded,
+			FailedByClass: run.FailedByClass, DeadlineHit: run.DeadlineHit, Seconds: out.Elapsed.Seconds(),
+			StoreSeconds: out.StoreTime.Seconds(), StoreTailSeconds: out.StoreTail.Seconds(),
+			Results: nonNilResults(results),
 		})
 	case o.Summary || o.Verbose:
-		_, err := fmt.Fprintln(app.Out, runSummary(run, elapsed))
+		_, err := fmt.Fprintln(app.Out, runSummary(run, out.Elapsed))
 		return err
 	}
 	return ctx.Err()
@@ -283,28 +175,6 @@ func nonNilResults(r []probeResultJSON) []probeResultJSON {
 		return []probeResultJSON{}
 	}
 	return r
-}
-
-// toStoreResult decides what the store keeps of a probe: under the pin
-// policy, the first key a server presents is pinned once it passed the
-// host-key check; a mismatching key is kept as "last seen" for
-// `servers trust`.
-func toStoreResult(r probe.Result, policy hostkey.Policy, hasPin bool) store.ProbeResult {
-	out := store.ProbeResult{ServerID: r.ServerID, OK: r.OK, ErrorClass: string(r.Class), Error: r.Message, Latency: r.Latency}
-	switch {
-	case r.HostKey == nil:
-	case r.Class == probe.ClassHostKeyMismatch || r.Class == probe.ClassHostKeyUnknown:
-		out.SeenHostKey = r.HostKey
-	case policy == hostkey.PolicyPin && !hasPin && pastHostKeyCheck(r.Class):
-		out.PinHostKey = r.HostKey
-	}
-	return out
-}
-
-// pastHostKeyCheck reports whether a probe with this outcome got past the
-// host-key check, so the key it saw belongs to a completed key exchange.
-func pastHostKeyCheck(c probe.Class) bool {
-	return c == "" || c == probe.ClassAuth || c == probe.ClassExec
 }
 
 func printProbeLine(w io.Writer, name string, r probe.Result) {
