@@ -3,8 +3,9 @@ GO       ?= go
 BIN      ?= bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
-# Tests talk to real Postgres, SQLite, SSH servers and cron; -race always.
-TESTFLAGS ?= -race -timeout 10m
+# Tests talk to real Postgres, SQLite, SSH servers, cron and Chromium, which
+# Go's test cache cannot see: -count=1 runs them every time; -race always.
+TESTFLAGS ?= -race -count=1 -timeout 10m
 
 .PHONY: all build test lint demo bench clean
 
