@@ -53,7 +53,7 @@ const CronMarker = "# heartbeat-probe: managed by setup_heartbeat_cron.sh"
 // Defaults for the thresholds in Config.
 const (
 	// DefaultRunOverdue matches `status --verbose`: three 30-second ticks.
-	DefaultRunOverdue = 90 * time.Second
+	DefaultRunOverdue = status.ProbeOverdue
 	// DefaultMaxSkew is the clock difference between this host and the
 	// store worth a warning: ages come from the store's clock, but logs,
 	// cron ticks and a human comparing them come from the host's.
@@ -442,11 +442,6 @@ func hostOr(h string) string {
 	return h
 }
 
-// connectClasses are failures before any SSH was spoken; mirrors
-// output.RunHeader's rule that nearly all of them at once means the
-// monitoring host is cut off.
-var connectClasses = map[string]bool{"dns": true, "refused": true, "unreachable": true, "timeout": true}
-
 // classFixes says what to do about each failure class.
 var classFixes = map[string]string{
 	"dns":              "fix the host name or DNS (servers import can update hosts)",
@@ -481,7 +476,7 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 			continue
 		}
 		failed++
-		if connectClasses[st.LastErrorClass] {
+		if status.IsConnectFailure(st.LastErrorClass) {
 			connectFailed++
 		}
 		byClass[st.LastErrorClass] = append(byClass[st.LastErrorClass], st)
@@ -527,9 +522,9 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 	r.Status = Warn
 	r.Message = fmt.Sprintf("%d of %d enabled servers failed their last probe: %s", failed, enabled, strings.Join(parts, ", "))
 	r.Fix = strings.Join(fixes, "; ")
-	// Nearly all (90% of at least 3) failing to connect at once points at
-	// this host, not the servers.
-	if enabled >= 3 && connectFailed*10 >= enabled*9 {
+	// The same rule as `status --verbose`: nearly all failing to connect
+	// at once points at this host, not the servers.
+	if status.HostCutOff(connectFailed, enabled) {
 		r.Status = Fail
 		r.Message += "; nearly every server failed to connect, so the monitoring host itself is probably cut off"
 		r.Fix = "check this host's network, DNS and outbound firewall before the servers; " + r.Fix

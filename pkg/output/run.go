@@ -8,14 +8,6 @@ import (
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
-// ProbeOverdue is how long after the last finished probe run `status`
-// warns that the probe is not running: three 30-second ticks.
-const ProbeOverdue = 90 * time.Second
-
-// connectClasses are failures before any SSH was spoken: when nearly every
-// server fails this way at once, the fault is on the monitoring host.
-var connectClasses = []string{"dns", "refused", "unreachable", "timeout"}
-
 // RunHeader returns the lines `status --verbose` prints above the table
 // about the last probe run, in words for whoever is on call.
 func RunHeader(now time.Time, last *store.Run) []string {
@@ -29,17 +21,17 @@ func RunHeader(now time.Time, last *store.Run) []string {
 		line += " (cut short by its deadline)"
 	}
 	lines := []string{line}
-	if age > ProbeOverdue {
+	if age > status.ProbeOverdue {
 		lines = append(lines, fmt.Sprintf("WARNING: no probe run has finished for %s: probe-ssh is not running, so servers show OFFLINE "+
 			"for that reason, not their own. Check the cron lines (crontab -l) and the probe log.", status.FormatAge(age)))
 	}
 	connectFailed := 0
-	for _, c := range connectClasses {
-		connectFailed += last.FailedByClass[c]
+	for c, n := range last.FailedByClass {
+		if status.IsConnectFailure(c) {
+			connectFailed += n
+		}
 	}
-	// Nearly all: 90% of a fleet of at least 3, so one flaky server in a
-	// fleet of two does not cry wolf.
-	if last.Probed >= 3 && connectFailed*10 >= last.Probed*9 {
+	if status.HostCutOff(connectFailed, last.Probed) {
 		lines = append(lines, fmt.Sprintf("WARNING: the last run could not connect to %s of %s servers: the monitoring host itself "+
 			"is probably cut off (check its network, DNS and firewall before the servers).", Thousands(connectFailed), Thousands(last.Probed)))
 	}

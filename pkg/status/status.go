@@ -137,3 +137,26 @@ func FormatAge(d time.Duration) string {
 		return fmt.Sprintf("%dd%dh", s/86400, s%86400/3600)
 	}
 }
+
+// ProbeOverdue is how long after the last finished probe run the probe
+// counts as not running: three 30-second ticks. `status --verbose` and
+// `doctor` both warn past it.
+const ProbeOverdue = 90 * time.Second
+
+// IsConnectFailure reports whether a probe failure class means the probe
+// never reached an SSH server (nothing was spoken).
+func IsConnectFailure(class string) bool {
+	switch class {
+	case "dns", "refused", "unreachable", "timeout":
+		return true
+	}
+	return false
+}
+
+// HostCutOff reports whether connectFailed of probed servers failing to
+// connect points at the monitoring host rather than the servers: nearly
+// all (90%) of a fleet of at least 3, so one flaky server in a fleet of
+// two does not cry wolf.
+func HostCutOff(connectFailed, probed int) bool {
+	return probed >= 3 && connectFailed*10 >= probed*9
+}

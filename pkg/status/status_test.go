@@ -96,3 +96,22 @@ func TestCountsString(t *testing.T) {
 		t.Errorf("Counts = %q, want %q", got, want)
 	}
 }
+
+func TestHostCutOff(t *testing.T) {
+	tests := []struct {
+		failed, probed int
+		want           bool
+	}{
+		{0, 0, false}, {2, 2, false}, {3, 3, true}, {9, 10, true}, {8, 10, false}, {98, 100, true},
+	}
+	for _, tt := range tests {
+		if got := HostCutOff(tt.failed, tt.probed); got != tt.want {
+			t.Errorf("HostCutOff(%d, %d) = %v, want %v", tt.failed, tt.probed, got, tt.want)
+		}
+	}
+	for class, want := range map[string]bool{"dns": true, "refused": true, "unreachable": true, "timeout": true, "auth": false, "banner": false, "": false} {
+		if IsConnectFailure(class) != want {
+			t.Errorf("IsConnectFailure(%q) = %v", class, !want)
+		}
+	}
+}

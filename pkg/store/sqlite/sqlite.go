@@ -20,11 +20,8 @@ import (
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
-// timeFormat is how timestamps are stored: UTC, millisecond RFC 3339, so
-// they sort as text. It matches strftime('%Y-%m-%dT%H:%M:%fZ').
-const timeFormat = "2006-01-02T15:04:05.000Z"
-
-// nowSQL is the store's clock as SQL.
+// nowSQL is the store's clock as SQL: UTC, millisecond RFC 3339, so stored
+// timestamps sort as text.
 const nowSQL = `strftime('%Y-%m-%dT%H:%M:%fZ','now')`
 
 // Store is the SQLite implementation of store.Store.
