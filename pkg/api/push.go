@@ -67,7 +67,7 @@ func ParseServerID(s string) (int64, error) {
 	return id, nil
 }
 
-// ParsePushBody reads a push body: empty, or a JSON object whose optional
+// parsePushBody reads a push body: empty, or a JSON object whose optional
 // agent_version is a string of printable characters of at most
 // MaxAgentVersion bytes. contentType must name JSON when there is a body.
 // The returned error is a *requestError carrying 400, 413 or 415.
