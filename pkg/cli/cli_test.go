@@ -223,6 +223,23 @@ func TestServersImport(t *testing.T) {
 	})
 }
 
+// TestServersImportStrayQuote: a stray quote in an unquoted field made the
+// importer panic (a Go stack trace, exit 2). It is one line naming the
+// line, exit 1, and the store is left as it was.
+func TestServersImportStrayQuote(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		e.mustRun("servers", "add", "keep", "--host", "keep.example.net")
+		bad := filepath.Join(t.TempDir(), "quote.csv")
+		os.WriteFile(bad, []byte("name,host,port,user,key\nnew1,10.1.0.1,,,\nc-bq\"x,10.1.0.2,,,\nkeep,moved.example.net,,,\n"), 0o600)
+		e.expectFail(1, `line 3: column 5: bare " in non-quoted-field; nothing written`, "servers", "import", bad)
+		var list []map[string]any
+		json.Unmarshal([]byte(e.mustRun("servers", "list", "--json")), &list)
+		if len(list) != 1 || list[0]["host"] != "keep.example.net" {
+			t.Errorf("after a failed import the store holds %v, want only keep at keep.example.net", list)
+		}
+	})
+}
+
 func TestAlerts(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		e.mustRun("servers", "add", "web1", "--host", "h")

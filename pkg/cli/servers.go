@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -296,6 +297,11 @@ func runServersImport(ctx context.Context, app *App, g *globalOptions, file stri
 	}
 	specs, err := inventory.ParseCSV(r)
 	if err != nil {
+		// One problem stays on one line (cron mail, scripts); several get
+		// a line each under a heading.
+		if !strings.Contains(err.Error(), "\n") {
+			return fmt.Errorf("import %s: %w; nothing written", name, err)
+		}
 		return fmt.Errorf("import %s: nothing written:\n%w", name, err)
 	}
 	s, err := openStore(ctx, app, g)

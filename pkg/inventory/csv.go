@@ -25,10 +25,25 @@ type LineError struct {
 func (e *LineError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
 func (e *LineError) Unwrap() error { return e.Err }
 
+// syntaxError turns the CSV reader's error into one line naming where the
+// file is malformed. The reader's own message ("record on line 2; parse
+// error on line 3, column 5: ...") names two lines; the one that matters to
+// whoever fixes the file is where the parser gave up.
+func syntaxError(err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return &LineError{Line: pe.Line, Err: fmt.Errorf("column %d: %w", pe.Column, pe.Err)}
+	}
+	return fmt.Errorf("read inventory: %w", err)
+}
+
 // ParseCSV reads an inventory with header name,host,port,user,key (port,
 // user and key may be empty). It checks every row and returns all problems
-// at once, each with its line number, so an admin fixes a file in one pass;
-// on any problem it returns no specs, so nothing half-valid is written.
+// at once, one line each starting with its line number, so an admin fixes a
+// file in one pass; on any problem it returns no specs, so nothing
+// half-valid is written. A CSV syntax error (a stray quote) ends the
+// reading: after it the reader's idea of where rows begin is a guess, and
+// problems reported past it would be noise.
 func ParseCSV(r io.Reader) ([]store.ServerSpec, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1 // checked below, with a clearer message
@@ -38,7 +53,7 @@ func ParseCSV(r io.Reader) ([]store.ServerSpec, error) {
 		return nil, errors.New("empty file: want a header line name,host,port,user,key")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("line 1: %w", err)
+		return nil, syntaxError(err)
 	}
 	if len(header) > 0 {
 		header[0] = strings.TrimPrefix(header[0], "\ufeff") // spreadsheet BOM
@@ -56,15 +71,13 @@ func ParseCSV(r io.Reader) ([]store.ServerSpec, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				errs = append(errs, &LineError{Line: pe.Line, Err: pe.Err})
-				continue
-			}
-			return nil, err
+			// FieldPos must not be called here: after a failed Read the
+			// record has no fields and FieldPos panics.
+			errs = append(errs, syntaxError(err))
+			break
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) != len(Header) {
 			errs = append(errs, &LineError{Line: line, Err: fmt.Errorf("%d fields, want %d (name,host,port,user,key)", len(rec), len(Header))})
 			continue
