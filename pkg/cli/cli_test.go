@@ -83,7 +83,7 @@ func (e *env) open() store.Store {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	s, err := backend.Open(context.Background(), cfg, 5*time.Second)
+	s, err := backend.Open(context.Background(), backend.Target{Engine: backend.Engine(cfg.Engine), URL: cfg.URL, Path: cfg.Path, ConnectTimeout: 5 * time.Second})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ ONLINE, WARNING or OFFLINE.`,
 		return usageErrorf("%v", err)
 	})
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.DB, "db", "", "store: postgres://… URL, sqlite:PATH or a PATH ending in .db (env HEARTBEAT_DB, DATABASE_URL, POSTGRES_*)")
+	pf.StringVar(&g.DB, "db", "", "store: postgres://… URL, host=… keyword/value string, sqlite:PATH or a PATH ending in .db (env HEARTBEAT_DB, DATABASE_URL, POSTGRES_*)")
 	pf.DurationVar(&g.ConnectTimeout, "connect-timeout", 5*time.Second, "give up reaching the store after this long")
 	pf.StringVar(&g.LogFormat, "log-format", "text", "log format on stderr: text or json")
 
@@ -143,7 +143,7 @@ func openStoreAllowBehind(ctx context.Context, app *App, g *globalOptions) (back
 	if err != nil {
 		return nil, usageErrorf("%v", err)
 	}
-	s, err := backend.Open(ctx, cfg, g.ConnectTimeout)
+	s, err := backend.Open(ctx, storeTarget(cfg, g.ConnectTimeout))
 	if err != nil && s == nil {
 		return nil, fmt.Errorf("%w (store chosen by %s)", err, cfg.Origin)
 	}

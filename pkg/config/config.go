@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
-	"github.com/stacksense/heartbeat/pkg/store"
+	"github.com/stacksense/heartbeat/pkg/redact"
 )
 
 // Engine names a store implementation.
@@ -26,8 +28,10 @@ const (
 // Store says which store to open and why that one.
 type Store struct {
 	Engine Engine
-	// URL is the postgres:// URL (Postgres only). It may hold a password:
-	// log Display(), never URL.
+	// URL is the Postgres connection string (Postgres only): a
+	// postgres:// URL or a libpq keyword/value string ("host=db user=hb
+	// dbname=hb"), both as pgx reads them. It may hold a password: log
+	// Display(), never URL.
 	URL string
 	// Path is the database file (SQLite only).
 	Path string
@@ -41,7 +45,7 @@ func (s Store) Display() string {
 	if s.Engine == SQLite {
 		return "sqlite:" + s.Path
 	}
-	return store.RedactURL(s.URL)
+	return redact.ConnString(s.URL)
 }
 
 // Getenv looks up an environment variable; os.Getenv satisfies it.
@@ -85,18 +89,18 @@ func ResolveStore(flagDB string, getenv Getenv, home string) (Store, error) {
 	return Store{Engine: SQLite, Path: filepath.Join(state, "heartbeat", "heartbeat.db"), Origin: "default"}, nil
 }
 
-// ParseStore reads a store setting: a postgres:// or postgresql:// URL, an
+// keywordValue recognises a libpq keyword/value connection string by its
+// first setting ("host=db ..."); pgx parses the rest when the store opens.
+var keywordValue = regexp.MustCompile(`^\s*[A-Za-z_]+\s*=`)
+
+// ParseStore reads a store setting: a postgres:// or postgresql:// URL, a
+// keyword/value connection string (host=db user=hb dbname=hb), an
 // sqlite:PATH, or a path ending in .db.
 func ParseStore(v string) (Store, error) {
 	switch {
 	case strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"):
-		u, err := url.Parse(v)
-		if err != nil {
-			// url's error quotes the input, password and all.
-			return Store{}, fmt.Errorf("malformed postgres URL %s", store.RedactURL(v))
-		}
-		if u.Host == "" && u.Query().Get("host") == "" {
-			return Store{}, fmt.Errorf("malformed postgres URL %s: no host", store.RedactURL(v))
+		if err := checkPostgresURL(v); err != nil {
+			return Store{}, fmt.Errorf("malformed postgres URL %s: %w", redact.ConnString(v), err)
 		}
 		return Store{Engine: Postgres, URL: v}, nil
 	case strings.HasPrefix(v, "sqlite:"):
@@ -105,10 +109,56 @@ func ParseStore(v string) (Store, error) {
 			return Store{}, errors.New("malformed store URL \"sqlite:\": no file path")
 		}
 		return Store{Engine: SQLite, Path: p}, nil
-	case strings.HasSuffix(v, ".db"):
+	case strings.HasSuffix(v, ".db") && !keywordValue.MatchString(v):
 		return Store{Engine: SQLite, Path: v}, nil
+	case keywordValue.MatchString(v):
+		return Store{Engine: Postgres, URL: v}, nil
 	}
-	return Store{}, fmt.Errorf("malformed store URL %s: want postgres://…, sqlite:PATH or a file path ending in .db", store.RedactURL(v))
+	// Not echoed: a setting of no known form could be anything, a pasted
+	// password included.
+	return Store{}, errors.New("malformed store URL: want postgres://…, host=… (keyword/value), sqlite:PATH or a file path ending in .db")
+}
+
+// checkPostgresURL catches the mistakes worth naming before connecting: no
+// host, or a port that is not a number. It reads the URL as pgx does (the
+// userinfo runs to the '@' before the first '/', so a password may hold
+// '#' or '?'), not as net/url does, which would reject what pgx accepts.
+func checkPostgresURL(v string) error {
+	_, rest, _ := strings.Cut(v, "://")
+	authority, query := rest, ""
+	if i := strings.IndexByte(authority, '/'); i >= 0 {
+		authority = authority[:i]
+	}
+	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
+		rest = rest[at+1:]
+	}
+	hosts := rest
+	if i := strings.IndexAny(hosts, "/?"); i >= 0 {
+		hosts = rest[:i]
+	}
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		query = rest[i+1:]
+	}
+	if hosts == "" {
+		if q, err := url.ParseQuery(query); err != nil || q.Get("host") == "" {
+			return errors.New("no host")
+		}
+		return nil
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		if strings.HasPrefix(h, "[") {
+			// An IPv6 literal: the port, if any, follows the bracket.
+			if i := strings.IndexByte(h, ']'); i >= 0 {
+				h = "x" + h[i+1:]
+			}
+		}
+		if _, port, ok := strings.Cut(h, ":"); ok && port != "" {
+			if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+				return fmt.Errorf("port %q is not a number", port)
+			}
+		}
+	}
+	return nil
 }
 
 func postgresFromVars(getenv Getenv) string {

@@ -22,6 +22,8 @@ func TestResolveStorePrecedence(t *testing.T) {
 		{"DATABASE_URL over POSTGRES_*", "", map[string]string{"DATABASE_URL": "postgresql://u:pw@h/db", "POSTGRES_HOST": "x"}, Postgres, "postgresql://u:pw@h/db", "DATABASE_URL", "postgresql://u:xxxxx@h/db"},
 		{"seed variables", "", map[string]string{"POSTGRES_HOST": "localhost", "POSTGRES_PORT": "5433", "POSTGRES_PASSWORD": "pw"}, Postgres, "postgres://postgres:pw@localhost:5433/heartbeat", "POSTGRES_* variables", "postgres://postgres:xxxxx@localhost:5433/heartbeat"},
 		{"any one seed variable selects postgres", "", map[string]string{"POSTGRES_DB": "mon"}, Postgres, "postgres://postgres@localhost:5432/mon", "POSTGRES_* variables", ""},
+		{"keyword/value DATABASE_URL", "", map[string]string{"DATABASE_URL": "host=db user=hb password=hunter2 dbname=hb"}, Postgres, "host=db user=hb password=hunter2 dbname=hb", "DATABASE_URL", "host=db user=hb password=xxxxx dbname=hb"},
+		{"keyword/value --db with quotes", "host=db password='a b' dbname=x.db", nil, Postgres, "host=db password='a b' dbname=x.db", "--db", "host=db password=xxxxx dbname=x.db"},
 		{"default sqlite", "", map[string]string{}, SQLite, "/home/op/.local/state/heartbeat/heartbeat.db", "default", ""},
 		{"XDG_STATE_HOME", "", map[string]string{"XDG_STATE_HOME": "/var/lib/op"}, SQLite, "/var/lib/op/heartbeat/heartbeat.db", "default", ""},
 		{"relative XDG_STATE_HOME ignored", "", map[string]string{"XDG_STATE_HOME": "rel"}, SQLite, "/home/op/.local/state/heartbeat/heartbeat.db", "default", ""},
@@ -47,7 +49,7 @@ func TestResolveStorePrecedence(t *testing.T) {
 }
 
 func TestParseStoreRejects(t *testing.T) {
-	for _, v := range []string{"mysql://u:topsecret@h/db", "heartbeat.sqlite", "sqlite:", "postgres://u:topsecret@/db", "postgres://u:topsecret@h:port/db"} {
+	for _, v := range []string{"mysql://u:topsecret@h/db", "heartbeat.sqlite", "sqlite:", "postgres://u:topsecret@/db", "postgres://u:topsecret@h:port/db", "u:topsecret@h/db", "topsecret"} {
 		_, err := ParseStore(v)
 		if err == nil {
 			t.Errorf("ParseStore(%q) accepted it", v)

@@ -211,7 +211,7 @@ func (d *doctor) openStore(ctx context.Context) (store.Store, Result) {
 		return nil, r
 	case err != nil:
 		r.Status, r.Message = Fail, err.Error()
-		r.Fix = "set the store with --db, HEARTBEAT_DB, DATABASE_URL or POSTGRES_*: a postgres:// URL, sqlite:PATH or a path ending in .db"
+		r.Fix = "set the store with --db, HEARTBEAT_DB, DATABASE_URL or POSTGRES_*: a postgres:// URL, a host=… keyword/value string, sqlite:PATH or a path ending in .db"
 		return nil, r
 	}
 	r.Status = OK

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stacksense/heartbeat/pkg/config"
 	"github.com/stacksense/heartbeat/pkg/doctor"
 	"github.com/stacksense/heartbeat/pkg/pgtest"
 	"github.com/stacksense/heartbeat/pkg/store"
@@ -19,9 +18,10 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // eachStore runs fn against a fresh SQLite file and a fresh, migrated
 // Postgres database.
 func eachStore(t *testing.T, fn func(t *testing.T, s store.Store)) {
-	open := func(t *testing.T, cfg config.Store) store.Store {
+	open := func(t *testing.T, target backend.Target) store.Store {
 		ctx := context.Background()
-		s, err := backend.Open(ctx, cfg, 5*time.Second)
+		target.ConnectTimeout = 5 * time.Second
+		s, err := backend.Open(ctx, target)
 		if s != nil {
 			t.Cleanup(func() { s.Close() })
 		}
@@ -35,11 +35,11 @@ func eachStore(t *testing.T, fn func(t *testing.T, s store.Store)) {
 	}
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		fn(t, open(t, config.Store{Engine: config.SQLite, Path: filepath.Join(t.TempDir(), "hb.db")}))
+		fn(t, open(t, backend.Target{Engine: backend.SQLite, Path: filepath.Join(t.TempDir(), "hb.db")}))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		fn(t, open(t, config.Store{Engine: config.Postgres, URL: pgtest.URL(t)}))
+		fn(t, open(t, backend.Target{Engine: backend.Postgres, URL: pgtest.URL(t)}))
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/stacksense/heartbeat/migrations"
+	"github.com/stacksense/heartbeat/pkg/redact"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
@@ -52,13 +53,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx echoes the URL, password included, in parse errors.
-		return nil, fmt.Errorf("open postgres store: malformed URL %s", store.RedactURL(url))
+		return nil, fmt.Errorf("open postgres store: malformed connection string %s", redact.ConnString(url))
 	}
 	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
-	name := store.RedactURL(url)
+	name := redact.ConnString(url)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store %s: %w", name, err)
