@@ -1,16 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
-	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,10 +13,6 @@ import (
 	"github.com/stacksense/heartbeat/pkg/probe"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
-
-// toolTimeout bounds each helper program the doctor runs (crontab,
-// systemctl, pgrep).
-const toolTimeout = 5 * time.Second
 
 type doctorOptions struct {
 	Quick bool
@@ -75,7 +64,7 @@ func runDoctor(ctx context.Context, app *App, g *globalOptions, o *doctorOptions
 	}
 	creds := config.ResolveProbeCredentials(o.Key, "", "", app.Getenv, app.Home, current)
 	exe, _ := os.Executable()
-	path := app.Getenv("PATH")
+	tools := doctor.HostTools{Path: app.Getenv("PATH")}
 	cfg := doctor.Config{
 		Quick:      o.Quick,
 		Version:    app.Version,
@@ -89,9 +78,9 @@ func runDoctor(ctx context.Context, app *App, g *globalOptions, o *doctorOptions
 		},
 		Auth:        probe.AuthConfig{KeyPath: creds.KeyPath, AgentSocket: creds.AgentSocket, HomeDir: app.Home},
 		KeyOrigin:   creds.KeyOrigin,
-		Crontab:     func(ctx context.Context) (string, error) { return readCrontab(ctx, path) },
-		CronRunning: func(ctx context.Context) (bool, error) { return cronRunning(ctx, path) },
-		TimerActive: func(ctx context.Context) (bool, error) { return timerActive(ctx, path) },
+		Crontab:     tools.Crontab,
+		CronRunning: tools.CronRunning,
+		TimerActive: tools.TimerActive,
 		LogHint:     "setup_heartbeat_cron.sh --log; default ~/.local/state/heartbeat/probe.log",
 	}
 	if sc, err := config.ResolveStore(g.DB, app.Getenv, app.Home); err == nil {
@@ -112,88 +101,4 @@ func runDoctor(ctx context.Context, app *App, g *globalOptions, o *doctorOptions
 		return silentExit(ExitFailure)
 	}
 	return ctx.Err()
-}
-
-// lookPath finds an executable on the given PATH (the App's, not the
-// process's, so a test can put stand-ins first).
-func lookPath(name, path string) (string, error) {
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: %w", name, doctor.ErrNotInstalled)
-}
-
-// runTool runs a helper program with a deadline and returns its stdout,
-// stderr and exit code; err is set only if it could not run at all.
-func runTool(ctx context.Context, path string, args ...string) (stdout, stderr string, code int, err error) {
-	ctx, cancel := context.WithTimeout(ctx, toolTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ctx.Err() == nil {
-		return out.String(), errb.String(), ee.ExitCode(), nil
-	}
-	if err != nil {
-		return "", "", -1, fmt.Errorf("run %s %s: %w", path, strings.Join(args, " "), err)
-	}
-	return out.String(), errb.String(), 0, nil
-}
-
-// readCrontab returns the invoking user's crontab, "" when they have none.
-func readCrontab(ctx context.Context, path string) (string, error) {
-	bin, err := lookPath("crontab", path)
-	if err != nil {
-		return "", err
-	}
-	out, errOut, code, err := runTool(ctx, bin, "-l")
-	switch {
-	case err != nil:
-		return "", err
-	case code == 0:
-		return out, nil
-	case strings.Contains(errOut, "no crontab for"):
-		return "", nil
-	}
-	return "", fmt.Errorf("crontab -l: exit %d: %s", code, strings.TrimSpace(errOut))
-}
-
-// cronRunning asks pgrep for a cron daemon (Debian's cron, or crond).
-func cronRunning(ctx context.Context, path string) (bool, error) {
-	bin, err := lookPath("pgrep", path)
-	if err != nil {
-		return false, err
-	}
-	for _, name := range []string{"cron", "crond"} {
-		_, _, code, err := runTool(ctx, bin, "-x", name)
-		if err != nil {
-			return false, err
-		}
-		if code == 0 {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// timerActive asks systemd whether heartbeat-probe.timer is active. A host
-// whose systemctl cannot reach systemd (a container) counts as inactive.
-func timerActive(ctx context.Context, path string) (bool, error) {
-	bin, err := lookPath("systemctl", path)
-	if err != nil {
-		return false, err
-	}
-	out, _, _, err := runTool(ctx, bin, "is-active", "heartbeat-probe.timer")
-	if err != nil {
-		return false, err
-	}
-	return strings.TrimSpace(out) == "active", nil
 }

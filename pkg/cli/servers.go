@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh"
 
+	"github.com/stacksense/heartbeat/pkg/hostkey"
 	"github.com/stacksense/heartbeat/pkg/inventory"
 	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/store"
@@ -190,16 +190,17 @@ func newServersShowCommand(app *App, g *globalOptions) *cobra.Command {
 	}
 }
 
-// fingerprint renders a stored host key the way OpenSSH prints it.
+// fingerprint renders a stored host key the way OpenSSH prints it, or none
+// when there is no key.
 func fingerprint(wire []byte, none string) string {
 	if wire == nil {
 		return none
 	}
-	k, err := ssh.ParsePublicKey(wire)
+	fp, err := hostkey.Fingerprint(wire)
 	if err != nil {
 		return "unreadable stored key: " + err.Error()
 	}
-	return k.Type() + " " + ssh.FingerprintSHA256(k)
+	return fp
 }
 
 func writeFields(w io.Writer, rows [][]string) error {
@@ -371,15 +372,11 @@ Compare the fingerprint with the server's own (ssh-keygen -lf
 // fingerprint is fp; a fingerprint matching neither is refused rather than
 // pinning a key nobody has seen.
 func keyWithFingerprint(sv store.Server, fp string) ([]byte, error) {
-	for _, wire := range [][]byte{sv.SeenHostKey, sv.HostKey} {
-		if wire == nil {
-			continue
-		}
-		if k, err := ssh.ParsePublicKey(wire); err == nil && ssh.FingerprintSHA256(k) == fp {
-			return wire, nil
-		}
+	key, err := hostkey.MatchFingerprint(fp, sv.SeenHostKey, sv.HostKey)
+	if err != nil {
+		return nil, usageErrorf("fingerprint %s matches neither the pinned nor the last-seen key of server %s", fp, sv.Name)
 	}
-	return nil, usageErrorf("fingerprint %s matches neither the pinned nor the last-seen key of server %s", fp, sv.Name)
+	return key, nil
 }
 
 func newServersModeCommand(app *App, g *globalOptions) *cobra.Command {

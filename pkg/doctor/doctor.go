@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stacksense/heartbeat/pkg/probe"
+	"github.com/stacksense/heartbeat/pkg/proberun"
 	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
@@ -226,51 +227,31 @@ func (d *doctor) originOr(def string) string {
 	return d.cfg.StoreOrigin
 }
 
-// checkKey loads credentials exactly as probe-ssh does: the default
-// identity (needed unless every enabled server has its own key) and every
-// per-server key file.
+// checkKey loads credentials exactly as probe-ssh does, with proberun's
+// own helpers: the default identity (needed unless every enabled server
+// has its own key) and every per-server key file.
 func (d *doctor) checkKey(ctx context.Context, storeUp bool) Result {
 	r := Result{Check: CheckSSHKey}
-	var targets []probe.Target
-	needDefault := !storeUp || d.serversErr != nil
-	enabled := 0
-	for _, sv := range d.servers {
-		if !sv.Enabled || sv.Mode == store.ModePush {
-			continue
-		}
-		enabled++
-		needDefault = needDefault || sv.KeyPath == ""
-		if sv.KeyPath != "" {
-			targets = append(targets, probe.Target{ServerID: sv.ID, Name: sv.Name, KeyPath: sv.KeyPath})
-		}
+	targets := proberun.Targets(d.servers, "")
+	// Without the server list, or with no server yet, the default key is
+	// the one the next run (or the next registered server) will use.
+	requireDefault := !storeUp || d.serversErr != nil || len(targets) == 0
+	usesDefault := requireDefault
+	for _, t := range targets {
+		usesDefault = usesDefault || t.KeyPath == ""
 	}
-	if enabled == 0 {
-		needDefault = true // the key the next registered server will use
-	}
-	fix := "give probe-ssh a private key only its user can read (chmod 600), with no passphrase or loaded into ssh-agent; " +
-		"name it with --key, HEARTBEAT_SSH_KEY or SSH_PRIVATE_KEY_PATH, or put it at ~/.ssh/id_ed25519 (Ed25519 recommended)"
-	auth, err := probe.LoadAuth(ctx, d.cfg.Auth)
-	var source string
-	switch {
-	case err != nil && needDefault:
-		msg := err.Error()
-		if d.cfg.KeyOrigin != "" {
-			msg += " (key set by " + d.cfg.KeyOrigin + ")"
-		}
-		r.Status, r.Message, r.Fix = Fail, msg, fix
+	auth, err := proberun.LoadCredentials(ctx, proberun.Credentials{Auth: d.cfg.Auth, KeyOrigin: d.cfg.KeyOrigin, RequireDefault: requireDefault}, targets)
+	if err != nil {
+		r.Status, r.Message = Fail, strings.ReplaceAll(err.Error(), "\n", "; ")
+		r.Fix = "give probe-ssh a private key only its user can read (chmod 600), with no passphrase or loaded into ssh-agent; " +
+			"name it with --key, HEARTBEAT_SSH_KEY or SSH_PRIVATE_KEY_PATH, or put it at ~/.ssh/id_ed25519 (Ed25519 recommended)"
 		return r
-	case err != nil:
-		source = "no default key (not needed: every enabled server has its own)"
-		auth = probe.NewAuth("per-server keys")
-	default:
-		source = "default credentials: " + auth.Source()
 	}
 	defer auth.Close()
-	if err := auth.LoadTargetKeys(ctx, targets); err != nil {
-		r.Status, r.Message, r.Fix = Fail, "per-server keys: "+strings.ReplaceAll(err.Error(), "\n", "; "), fix
-		return r
+	r.Status, r.Message = OK, "default credentials: "+auth.Source()
+	if !usesDefault {
+		r.Message = "no default key needed: every enabled server has its own"
 	}
-	r.Status, r.Message = OK, source
 	if n := len(distinctKeys(targets)); n > 0 {
 		r.Message += fmt.Sprintf("; %d per-server key file(s) readable", n)
 	}
@@ -280,7 +261,9 @@ func (d *doctor) checkKey(ctx context.Context, storeUp bool) Result {
 func distinctKeys(targets []probe.Target) map[string]bool {
 	m := map[string]bool{}
 	for _, t := range targets {
-		m[t.KeyPath] = true
+		if t.KeyPath != "" {
+			m[t.KeyPath] = true
+		}
 	}
 	return m
 }

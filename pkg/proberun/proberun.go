@@ -90,7 +90,7 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (Outcome, error) {
 		return Outcome{}, err
 	}
 	targets, names := buildTargets(servers, cfg.User)
-	auth, err := loadAuth(ctx, cfg, targets)
+	auth, err := LoadCredentials(ctx, Credentials{Auth: cfg.Auth, KeyOrigin: cfg.KeyOrigin}, targets)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -166,33 +166,6 @@ func buildTargets(servers []store.Server, defaultUser string) ([]probe.Target, m
 		names[sv.ID] = sv.Name
 	}
 	return targets, names
-}
-
-// loadAuth reads and checks every credential the run will use before any
-// server is contacted: a bad key stops the run with one line instead of
-// failing every server. The default credentials are only required when
-// some target has no key of its own.
-func loadAuth(ctx context.Context, cfg Config, targets []probe.Target) (*probe.Auth, error) {
-	needDefault := false
-	for _, t := range targets {
-		needDefault = needDefault || t.KeyPath == ""
-	}
-	auth := probe.NewAuth("per-server keys")
-	if needDefault {
-		var err error
-		auth, err = probe.LoadAuth(ctx, cfg.Auth)
-		if err != nil {
-			if cfg.KeyOrigin != "" {
-				err = fmt.Errorf("%w (key set by %s)", err, cfg.KeyOrigin)
-			}
-			return nil, err
-		}
-	}
-	if err := auth.LoadTargetKeys(ctx, targets); err != nil {
-		auth.Close()
-		return nil, fmt.Errorf("per-server keys: %w", err)
-	}
-	return auth, nil
 }
 
 // writer stores batches on its own goroutine while the probe goes on, so a
