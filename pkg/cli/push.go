@@ -1,21 +1,14 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stacksense/heartbeat/pkg/api"
+	"github.com/stacksense/heartbeat/pkg/api/client"
 	"github.com/stacksense/heartbeat/pkg/config"
 )
 
@@ -63,14 +56,6 @@ exit 0 when the heartbeat was stored, 1 otherwise with the server's message,
 	return cmd
 }
 
-// pushAttemptError is the outcome of one failed attempt.
-type pushAttemptError struct {
-	msg   string
-	retry bool
-}
-
-func (e *pushAttemptError) Error() string { return e.msg }
-
 func runPush(ctx context.Context, app *App, o *pushOptions) error {
 	switch {
 	case o.Timeout <= 0:
@@ -91,83 +76,14 @@ func runPush(ctx context.Context, app *App, o *pushOptions) error {
 	if len(version) > api.MaxAgentVersion {
 		return usageErrorf("--agent-version is longer than %d bytes", api.MaxAgentVersion)
 	}
-	body, err := json.Marshal(api.PushRequest{AgentVersion: version})
+	c := &client.Client{BaseURL: cfg.URL, Token: cfg.Token, AttemptTimeout: o.Timeout, Retries: o.Retries, RetryWait: o.RetryWait}
+	resp, err := c.Push(ctx, cfg.ServerID, version)
 	if err != nil {
-		return fmt.Errorf("encode push: %w", err)
+		return err
 	}
-	endpoint := strings.TrimRight(cfg.URL, "/") + "/api/heartbeat/" + strconv.FormatInt(cfg.ServerID, 10) + "/"
-	client := &http.Client{
-		// A redirect would turn the POST into a GET or carry the token
-		// elsewhere; report it instead, so the admin fixes the URL.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	if o.Verbose {
+		_, err = fmt.Fprintf(app.Out, "heartbeat stored for server %s (id %d) at %s\n",
+			resp.ServerName, resp.ServerID, resp.Timestamp.UTC().Format(time.RFC3339Nano))
 	}
-	wait := o.RetryWait
-	var last error
-	for attempt := 0; attempt <= o.Retries; attempt++ {
-		if attempt > 0 {
-			// ±20% jitter, so a fleet started by one timer does not retry
-			// in lockstep.
-			d := time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("push heartbeat for server %d: %w (last error: %v)", cfg.ServerID, ctx.Err(), last)
-			case <-time.After(d):
-			}
-			wait *= 2
-		}
-		resp, err := pushOnce(ctx, client, endpoint, cfg.Token, body, o.Timeout)
-		if err == nil {
-			if o.Verbose {
-				_, err = fmt.Fprintf(app.Out, "heartbeat stored for server %s (id %d) at %s\n",
-					resp.ServerName, resp.ServerID, resp.Timestamp.UTC().Format(time.RFC3339Nano))
-			}
-			return err
-		}
-		last = err
-		var ae *pushAttemptError
-		if !errors.As(err, &ae) || !ae.retry || ctx.Err() != nil {
-			break
-		}
-	}
-	return fmt.Errorf("push heartbeat for server %d to %s: %v", cfg.ServerID, endpoint, last)
-}
-
-// pushOnce makes one attempt.
-func pushOnce(ctx context.Context, client *http.Client, endpoint, token string, body []byte, timeout time.Duration) (api.PushResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
-	if err != nil {
-		return api.PushResponse{}, &pushAttemptError{msg: err.Error()}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := client.Do(req)
-	if err != nil {
-		// *url.Error names the method and URL, never the headers.
-		return api.PushResponse{}, &pushAttemptError{msg: err.Error(), retry: true}
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return api.PushResponse{}, &pushAttemptError{msg: "read answer: " + err.Error(), retry: true}
-	}
-	if resp.StatusCode != http.StatusOK {
-		msg := resp.Status
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			msg += ": " + e.Error
-		}
-		if loc := resp.Header.Get("Location"); loc != "" {
-			msg += " (redirected to " + loc + "; use that URL)"
-		}
-		return api.PushResponse{}, &pushAttemptError{msg: "server answered " + msg, retry: resp.StatusCode >= 500}
-	}
-	var ok api.PushResponse
-	if err := json.Unmarshal(raw, &ok); err != nil || ok.Status != "ok" || !ok.HeartbeatReceived {
-		return api.PushResponse{}, &pushAttemptError{msg: "server answered 200 but not a heartbeat receipt; is the URL a heartbeat serve-api?"}
-	}
-	return ok, nil
+	return err
 }
