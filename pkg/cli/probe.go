@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/user"
 	"sort"
@@ -116,7 +115,7 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 	if err != nil {
 		return usageErrorf("--host-key-policy: %v", err)
 	}
-	log := g.logger(app)
+	log := g.log
 	current := ""
 	if u, err := user.Current(); err == nil {
 		current = u.Username
@@ -210,13 +209,4 @@ func runSummary(run store.Run, elapsed time.Duration) string {
 		b.WriteString("; the run deadline cut it short")
 	}
 	return b.String()
-}
-
-// logger builds the process's structured logger on stderr.
-func (g *globalOptions) logger(app *App) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
-	if g.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(app.Err, opts))
-	}
-	return slog.New(slog.NewTextHandler(app.Err, opts))
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -43,6 +44,11 @@ type globalOptions struct {
 	DB             string
 	ConnectTimeout time.Duration
 	LogFormat      string
+	// log is the one logger, built by the root command from --log-format
+	// before any command runs; logLevel is its level (Info unless a
+	// command's own flag lowers it).
+	log      *slog.Logger
+	logLevel slog.LevelVar
 }
 
 // Main runs the program with args (without the program name) and returns
@@ -92,6 +98,7 @@ ONLINE, WARNING or OFFLINE.`,
 		if g.LogFormat != "text" && g.LogFormat != "json" {
 			return usageErrorf("--log-format must be text or json, got %q", g.LogFormat)
 		}
+		g.log = newLogger(app.Err, g.LogFormat, &g.logLevel)
 		return nil
 	}
 	root.AddCommand(

@@ -88,7 +88,10 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 			return fmt.Errorf("load TLS certificate %s and key %s: %w", o.TLSCert, o.TLSKey, err)
 		}
 	}
-	log := serveLogger(app, g, o.Verbose)
+	if o.Verbose {
+		g.logLevel.Set(slog.LevelDebug)
+	}
+	log := g.log
 	s, err := openStore(ctx, app, g)
 	if err != nil {
 		return err
@@ -115,19 +118,6 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 	}
 	log.Info("stopped: requests in flight finished")
 	return nil
-}
-
-// serveLogger is the global logger, at debug level when every request is
-// to be logged.
-func serveLogger(app *App, g *globalOptions, verbose bool) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
-	if verbose {
-		opts.Level = slog.LevelDebug
-	}
-	if g.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(app.Err, opts))
-	}
-	return slog.New(slog.NewTextHandler(app.Err, opts))
 }
 
 // batchWait maps the flag's 0 ("no wait") to api.Options' negative, where

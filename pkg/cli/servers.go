@@ -268,7 +268,12 @@ func newServersEnableCommand(app *App, g *globalOptions, enable bool) *cobra.Com
 	}
 }
 
+// serversImportOptions is `servers import`'s input: the file ("-" for
+// stdin).
+type serversImportOptions struct{ File string }
+
 func newServersImportCommand(app *App, g *globalOptions) *cobra.Command {
+	o := &serversImportOptions{}
 	return &cobra.Command{
 		Use:   "import FILE",
 		Short: "Add or update servers from a CSV file (- for stdin), all or nothing",
@@ -280,12 +285,14 @@ and nothing is written.`,
   sshfleet --count 100 --csv - | heartbeat servers import -`,
 		Args: exactArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runServersImport(cmd.Context(), app, g, args[0])
+			o.File = args[0]
+			return runServersImport(cmd.Context(), app, g, o)
 		},
 	}
 }
 
-func runServersImport(ctx context.Context, app *App, g *globalOptions, file string) error {
+func runServersImport(ctx context.Context, app *App, g *globalOptions, o *serversImportOptions) error {
+	file := o.File
 	var r io.Reader = app.In
 	name := "stdin"
 	if file != "-" {
