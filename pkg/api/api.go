@@ -34,6 +34,9 @@ const (
 	DefaultBatchWait    = time.Millisecond
 	DefaultWriters      = 4
 	DefaultStoreTimeout = 5 * time.Second
+	// DefaultHealthWindow is how long a failed push write keeps /healthz
+	// at 503 when no write has succeeded since.
+	DefaultHealthWindow = time.Minute
 	// MaxBodyBytes is the largest push body accepted (413 beyond).
 	MaxBodyBytes = 64 << 10
 	// MaxAgentVersion is the longest agent_version accepted, in bytes.
@@ -68,6 +71,9 @@ type Options struct {
 	StoreTimeout time.Duration
 	// SecureCookie marks the session cookie Secure (set when serving TLS).
 	SecureCookie bool
+	// HealthWindow is how long a failed push write keeps /healthz at 503
+	// while no write has succeeded since; 0 means DefaultHealthWindow.
+	HealthWindow time.Duration
 }
 
 // API serves heartbeat's HTTP endpoints. Create it with New, serve it as an
@@ -105,6 +111,9 @@ func New(s store.Store, opts Options) *API {
 	}
 	if opts.StoreTimeout <= 0 {
 		opts.StoreTimeout = DefaultStoreTimeout
+	}
+	if opts.HealthWindow <= 0 {
+		opts.HealthWindow = DefaultHealthWindow
 	}
 	log := opts.Logger
 	if log == nil {

@@ -210,12 +210,15 @@ type batcher struct {
 	timeout time.Duration
 	log     *slog.Logger
 	metrics *metrics
+	// writes remembers how the last writes went, for /healthz.
+	writes *writeHealth
 }
 
 func newBatcher(s store.Store, opts Options, log *slog.Logger, m *metrics) *batcher {
 	b := &batcher{
 		store: s, in: make(chan *pending, opts.BatchMax*opts.Writers), quit: make(chan struct{}),
 		max: opts.BatchMax, wait: opts.BatchWait, timeout: opts.StoreTimeout, log: log, metrics: m,
+		writes: &writeHealth{window: opts.HealthWindow, now: time.Now},
 	}
 	for range opts.Writers {
 		b.wg.Add(1)
@@ -301,6 +304,7 @@ func (b *batcher) write(batch []*pending) {
 	start := time.Now()
 	out, err := b.store.RecordPushes(ctx, pushes)
 	b.metrics.observeBatch(len(batch), time.Since(start), out, err)
+	b.writes.record(err)
 	if err != nil {
 		b.log.Warn("recording pushed heartbeats failed", "pushes", len(batch), "err", err)
 	}

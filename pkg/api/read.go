@@ -48,22 +48,6 @@ func (a *API) server(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "no server with that id")
 }
 
-// healthz handles GET /healthz: 200 when the store answers.
-func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := a.storeContext(r)
-	defer cancel()
-	if _, err := a.store.Now(ctx); err != nil {
-		a.storeFailed(w, r, "health check", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, Health{Status: "ok"})
-}
-
-// Health is the answer of GET /healthz when the store answers.
-type Health struct {
-	Status string `json:"status"`
-}
-
 // storeFailed answers 503 for a store that did not answer, and logs why.
 // Any store failure is reported as unavailability: none is caused by the
 // client, and a retry later is the right reaction.
