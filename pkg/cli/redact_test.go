@@ -35,7 +35,7 @@ func TestStoreSettingsNeverPrintPasswords(t *testing.T) {
 			if !strings.Contains(r.err, "127.0.0.1") || !strings.Contains(r.err, via) {
 				t.Errorf("%s %q: status stderr %q should name the store and %s", via, setting, r.err, via)
 			}
-			d := e.run(args("doctor", "--quick")...)
+			d := e.run(args("doctor")...)
 			if d.code != 1 || !strings.Contains(d.out, "cannot reach postgres store") {
 				t.Errorf("%s %q: doctor exit %d, want 1 with an unreachable store:\n%s", via, setting, d.code, d.out)
 			}
