@@ -2,8 +2,6 @@ package hostkey
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"strings"
 	"testing"
@@ -12,15 +10,7 @@ import (
 )
 
 func newWireKey(t *testing.T) ([]byte, string) {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := edKey(t)
 	return k.Marshal(), ssh.FingerprintSHA256(k)
 }
 
