@@ -77,6 +77,24 @@ func (e *env) expectFail(code int, want string, args ...string) {
 
 // open opens the env's store directly, to plant heartbeats the way a probe
 // or an agent push would.
+// pushHeartbeat records an API heartbeat for a server as serve-api would,
+// at the store's clock (zero at) or at the time given.
+func pushHeartbeat(t *testing.T, s store.Store, id int64, at time.Time) {
+	t.Helper()
+	token, hash, err := store.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.SetServerToken(ctx, id, hash); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.RecordPushes(ctx, []store.Push{{ServerID: id, TokenHash: store.HashToken(token), AgentVersion: "1.0.0", At: at}})
+	if err != nil || !out[0].OK {
+		t.Fatalf("push for server %d = %+v, %v", id, out, err)
+	}
+}
+
 func (e *env) open() store.Store {
 	e.t.Helper()
 	cfg, err := config.ResolveStore("", func(k string) string { return e.vars[k] }, e.home)
@@ -283,10 +301,11 @@ func TestStatusRulesAndExitCodes(t *testing.T) {
 		s := e.open()
 		ctx := context.Background()
 		for _, n := range []string{"alive", "alerting"} {
-			sv, _ := s.ServerByName(ctx, n)
-			if _, err := s.RecordHeartbeat(ctx, sv.ID, store.SourceAPI, "1.0.0"); err != nil {
+			sv, err := s.ServerByName(ctx, n)
+			if err != nil {
 				t.Fatal(err)
 			}
+			pushHeartbeat(t, s, sv.ID, time.Time{})
 		}
 		e.mustRun("alert", "raise", "alerting", "load high")
 		e.mustRun("servers", "disable", "parked")
@@ -333,8 +352,16 @@ func TestStatusRulesAndExitCodes(t *testing.T) {
 		e.expectFail(3, `no server named "ghost"`, "status", "--server", "ghost")
 
 		// A heartbeat older than the window is OFFLINE.
-		time.Sleep(20 * time.Millisecond)
-		if r := e.run("status", "--server", "alive", "--stale-after", "10ms"); r.code != 2 || !strings.Contains(r.out, "OFFLINE") {
+		alive, err := s.ServerByName(ctx, "alive")
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, err := s.Now(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushHeartbeat(t, s, alive.ID, now.Add(-time.Minute))
+		if r := e.run("status", "--server", "alive", "--stale-after", "30s"); r.code != 2 || !strings.Contains(r.out, "OFFLINE") {
 			t.Errorf("stale heartbeat: exit %d, output %q; want OFFLINE and 2", r.code, r.out)
 		}
 		e.expectFail(3, "--stale-after must be positive", "status", "--stale-after", "0s")

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +15,12 @@ import (
 	"github.com/stacksense/heartbeat/pkg/store/storetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	// The store promises UTC whatever the process's local zone: pgx hands
+	// timestamptz back in time.Local, so run everything somewhere else.
+	time.Local = time.FixedZone("EST", -5*3600)
+	pgtest.Main(m)
+}
 
 // openMigrated returns a store on a fresh database with the schema applied.
 func openMigrated(t testing.TB, url string) *postgres.Store {
@@ -32,7 +38,23 @@ func openMigrated(t testing.TB, url string) *postgres.Store {
 }
 
 func TestPostgresConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openMigrated(t, pgtest.URL(t)) })
+	storetest.Run(t, func(t *testing.T) store.Store {
+		// A session time zone other than UTC too, so text-format times
+		// and now()::text would show it.
+		return openMigrated(t, withParam(pgtest.URL(t), "timezone", "America/New_York"))
+	})
+}
+
+// withParam adds a query parameter (a runtime setting for pgx) to a URL.
+func withParam(raw, key, value string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic(err)
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 func TestPostgresSchemaBehindNamesMigrate(t *testing.T) {
