@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/stacksense/heartbeat/pkg/pgtest"
 	"github.com/stacksense/heartbeat/pkg/store"
 	"github.com/stacksense/heartbeat/pkg/store/postgres"
@@ -152,5 +154,49 @@ func TestPostgresMalformedURLRedacts(t *testing.T) {
 	_, err := postgres.Open(context.Background(), "postgres://u:hunter2@host:notaport/db", postgres.Options{})
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error = %v, want a failure without the password", err)
+	}
+}
+
+// Every migration's Down undoes its Up: down to an empty schema and up
+// again leaves a store that works and has every setting.
+func TestPostgresMigrateUpDownUp(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	s := openMigrated(t, url)
+	if _, err := s.AddServer(ctx, store.ServerSpec{Name: "before", Host: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MigrateDownTo(ctx, 0); err != nil {
+		t.Fatalf("down to 0: %v", err)
+	}
+	pending, err := s.Pending(ctx)
+	if err != nil || pending < 3 {
+		t.Fatalf("pending after down = %d, %v; want every migration", pending, err)
+	}
+	if n, err := s.Migrate(ctx); err != nil || n != pending {
+		t.Fatalf("up again applied %d, %v; want %d", n, err, pending)
+	}
+	sv, err := s.AddServer(ctx, store.ServerSpec{Name: "after", Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: sv.ID, OK: true}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Status(ctx)
+	if err != nil || len(snap.Servers) != 1 || snap.Servers[0].Name != "after" || snap.Servers[0].LastHeartbeat == nil {
+		t.Fatalf("status after up/down/up = %+v, %v; want only the new server, probed", snap.Servers, err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var opts []string
+	if err := conn.QueryRow(ctx, `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = 'heartbeats'`).Scan(&opts); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(opts, ",") != "fillfactor=50" {
+		t.Errorf("heartbeats reloptions = %v, want fillfactor=50", opts)
 	}
 }

@@ -130,3 +130,34 @@ func TestConcurrentFirstOpenFromProcesses(t *testing.T) {
 		}
 	}
 }
+
+// Every migration's Down undoes its Up: down to an empty schema and up
+// again leaves a store that works.
+func TestMigrateUpDownUp(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	if _, err := s.AddServer(ctx, store.ServerSpec{Name: "before", Host: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MigrateDownTo(ctx, 0); err != nil {
+		t.Fatalf("down to 0: %v", err)
+	}
+	if _, err := s.Servers(ctx); err == nil {
+		t.Fatal("servers table still there after migrating down to 0")
+	}
+	n, err := s.Migrate(ctx)
+	if err != nil || n < 3 {
+		t.Fatalf("up again applied %d, %v; want every migration", n, err)
+	}
+	sv, err := s.AddServer(ctx, store.ServerSpec{Name: "after", Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: sv.ID, OK: true}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Status(ctx)
+	if err != nil || len(snap.Servers) != 1 || snap.Servers[0].Name != "after" || snap.Servers[0].LastHeartbeat == nil {
+		t.Fatalf("status after up/down/up = %+v, %v; want only the new server, probed", snap.Servers, err)
+	}
+}
