@@ -36,10 +36,10 @@ func (s *Store) interpret(err error) error {
 	case "23503": // foreign_key_violation: the server it refers to is gone
 		return &kindError{msg: "server not found", kind: store.ErrNotFound, err: err}
 	case "55P03": // lock_not_available
-		return &kindError{msg: fmt.Sprintf("postgres %s: waited %s (lock_timeout) for a lock held by another session", s.name, s.opts.LockTimeout), kind: store.ErrUnavailable, err: err}
+		return &kindError{msg: fmt.Sprintf("postgres %s: waited %s (lock_timeout) for a lock held by another session", s.name, s.setting("lock_timeout")), kind: store.ErrUnavailable, err: err}
 	case "57014": // query_canceled
 		if strings.Contains(pgErr.Message, "statement timeout") {
-			return &kindError{msg: fmt.Sprintf("postgres %s: statement ran longer than %s (statement_timeout)", s.name, s.opts.StatementTimeout), kind: store.ErrUnavailable, err: err}
+			return &kindError{msg: fmt.Sprintf("postgres %s: statement ran longer than %s (statement_timeout)", s.name, s.setting("statement_timeout")), kind: store.ErrUnavailable, err: err}
 		}
 		return &kindError{msg: fmt.Sprintf("postgres %s: statement cancelled", s.name), err: err}
 	}

@@ -32,14 +32,16 @@ type Options struct {
 	// MaxConns caps the pool; 0 means pgxpool's default.
 	MaxConns int32
 	// StatementTimeout is the session's statement_timeout: the server
-	// cancels any statement running longer. 0 means
+	// cancels any statement running longer. 0 means the URL's
+	// statement_timeout parameter if it has one, else
 	// DefaultStatementTimeout; negative means none. Migrations run
 	// without it.
 	StatementTimeout time.Duration
 	// LockTimeout is the session's lock_timeout: a statement waiting
 	// longer for a lock (a table locked by someone else) fails instead of
-	// hanging a Nagios check forever. 0 means DefaultLockTimeout; negative
-	// means none. Migrations run without it.
+	// hanging a Nagios check forever. 0 means the URL's lock_timeout
+	// parameter if it has one, else DefaultLockTimeout; negative means
+	// none. Migrations run without it.
 	LockTimeout time.Duration
 }
 
@@ -56,8 +58,7 @@ type Store struct {
 	pool *pgxpool.Pool
 	// cfg is the pool's configuration, kept so migrations can open their
 	// own connections without the statement and lock timeouts.
-	cfg  *pgxpool.Config
-	opts Options
+	cfg *pgxpool.Config
 	// name identifies the store in errors with the password redacted.
 	name string
 }
@@ -81,16 +82,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
-	if opts.StatementTimeout == 0 {
-		opts.StatementTimeout = DefaultStatementTimeout
-	}
-	if opts.LockTimeout == 0 {
-		opts.LockTimeout = DefaultLockTimeout
-	}
 	// Sent in the startup packet, so every pooled session has them
-	// without a round trip.
-	cfg.ConnConfig.RuntimeParams["statement_timeout"] = timeoutParam(opts.StatementTimeout)
-	cfg.ConnConfig.RuntimeParams["lock_timeout"] = timeoutParam(opts.LockTimeout)
+	// without a round trip. An operator may set either in the URL
+	// (…?lock_timeout=30s), as for any Postgres setting.
+	setTimeout(cfg.ConnConfig.RuntimeParams, "statement_timeout", opts.StatementTimeout, DefaultStatementTimeout)
+	setTimeout(cfg.ConnConfig.RuntimeParams, "lock_timeout", opts.LockTimeout, DefaultLockTimeout)
 	name := store.RedactURL(url)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -102,7 +98,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, store.Unavailable("cannot reach postgres store %s: %s", name, connectError(err, opts.ConnectTimeout))
 	}
-	s := &Store{pool: pool, cfg: cfg, opts: opts, name: name}
+	s := &Store{pool: pool, cfg: cfg, name: name}
 	pending, err := s.Pending(ctx)
 	if err != nil {
 		pool.Close()
@@ -114,10 +110,26 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// timeoutParam is a duration as a Postgres setting in milliseconds; a
-// negative one is 0, which Postgres reads as "no limit".
-func timeoutParam(d time.Duration) string {
-	return strconv.FormatInt(max(d.Milliseconds(), 0), 10)
+// setTimeout sets a session timeout parameter: d if set (negative: 0,
+// which Postgres reads as "no limit"), else what the URL said, else def.
+func setTimeout(params map[string]string, name string, d, def time.Duration) {
+	if d == 0 {
+		if _, inURL := params[name]; inURL {
+			return
+		}
+		d = def
+	}
+	params[name] = strconv.FormatInt(max(d.Milliseconds(), 0), 10)
+}
+
+// setting describes a session timeout for a message: "10s" for the
+// milliseconds this package sets, the URL's text otherwise.
+func (s *Store) setting(name string) string {
+	v := s.cfg.ConnConfig.RuntimeParams[name]
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return (time.Duration(ms) * time.Millisecond).String()
+	}
+	return v
 }
 
 // connectError reduces pgx's connect error to its cause: the full text

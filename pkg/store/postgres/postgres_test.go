@@ -200,3 +200,83 @@ func TestPostgresMigrateUpDownUp(t *testing.T) {
 		t.Errorf("heartbeats reloptions = %v, want fillfactor=50", opts)
 	}
 }
+
+func TestPostgresSessionTimeoutDefaults(t *testing.T) {
+	ctx := context.Background()
+	s := openMigrated(t, pgtest.URL(t))
+	for name, want := range map[string]string{"statement_timeout": "30s", "lock_timeout": "10s"} {
+		if got, err := postgres.Setting(ctx, s, name); err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
+
+// A table locked by someone else makes a read fail within lock_timeout
+// with an error that says it waited for a lock, instead of hanging a
+// Nagios check until it is killed.
+func TestPostgresLockTimeout(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	openMigrated(t, url).Close()
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE servers IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		opts postgres.Options
+		want []string
+	}{
+		{"lock_timeout", postgres.Options{LockTimeout: 200 * time.Millisecond}, []string{"waited 200ms", "lock held by another session"}},
+		{"statement_timeout", postgres.Options{StatementTimeout: 300 * time.Millisecond, LockTimeout: -1}, []string{"longer than 300ms", "statement_timeout"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := postgres.Open(ctx, url, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			// The test's own bound: without the session timeouts Status
+			// would wait for the lock until this expires, and fail here
+			// with a deadline error instead of the lock message.
+			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			_, err = s.Status(sctx)
+			if err == nil {
+				t.Fatal("Status succeeded while the table was locked")
+			}
+			msg := err.Error()
+			for _, w := range append(tc.want, "postgres ") {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q lacks %q", msg, w)
+				}
+			}
+			if !errors.Is(err, store.ErrUnavailable) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q: want one line matching ErrUnavailable", msg)
+			}
+		})
+	}
+}
+
+func TestPostgresSessionTimeoutFromURL(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	openMigrated(t, url).Close()
+	s, err := postgres.Open(ctx, withParam(url, "lock_timeout", "45s"), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := postgres.Setting(ctx, s, "lock_timeout"); err != nil || got != "45s" {
+		t.Errorf("lock_timeout with the URL's 45s = %q, %v", got, err)
+	}
+}
