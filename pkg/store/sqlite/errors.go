@@ -60,6 +60,30 @@ func (s *Store) interpret(err error) error {
 	return &kindError{msg: fmt.Sprintf("sqlite %s: %s", s.path, cause), err: err}
 }
 
+// readOnlyOpenError reports whether opening failed because the file or
+// its directory cannot be written, as opposed to missing or corrupt.
+func readOnlyOpenError(err error) bool {
+	var e *msqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN:
+		return true
+	}
+	return false
+}
+
+// unavailable is an open failure: it matches store.ErrUnavailable and
+// names the file once.
+func unavailable(path string, err error) error {
+	var k *kindError
+	if errors.As(err, &k) && k.kind == nil {
+		return &kindError{msg: k.msg, kind: store.ErrUnavailable, err: k.err}
+	}
+	return fmt.Errorf("open sqlite %s: %w: %w", path, store.ErrUnavailable, err)
+}
+
 // readOnlyCause says which of the database file, its WAL files and its
 // directory this process cannot write.
 func (s *Store) readOnlyCause() string {

@@ -58,7 +58,23 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{db: db, path: path}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w: %w", path, store.ErrUnavailable, s.interpret(err))
+		if !readOnlyOpenError(err) {
+			return nil, unavailable(path, s.interpret(err))
+		}
+		// A read-only directory: SQLite cannot create the -shm file a
+		// WAL reader needs. Opened immutable it reads the file alone, so
+		// `status` still answers; every write then fails naming the
+		// cause. (A -wal left by a crashed writer is not read: it could
+		// only be replayed by someone who can write here.)
+		ro, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		if err := ro.PingContext(ctx); err != nil {
+			ro.Close()
+			return nil, unavailable(path, s.interpret(err))
+		}
+		s.db = ro
 	}
 	// The usual case, a migrated store, is decided by a read, so a
 	// read-only file or directory still serves `status`.

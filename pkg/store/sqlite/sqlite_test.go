@@ -82,6 +82,9 @@ func TestOpenUnwritableLocation(t *testing.T) {
 const childOpenEnv = "HEARTBEAT_TEST_SQLITE_OPEN"
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(childWriteEnv); path != "" {
+		os.Exit(writeChild(path))
+	}
 	if path := os.Getenv(childOpenEnv); path != "" {
 		// Wait for the parent to close stdin, so every child reaches Open
 		// at the same moment instead of in start-up order.
