@@ -281,7 +281,7 @@ func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Ser
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+serverColumns,
 		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode))
 	if err = s.interpret(err); errors.Is(err, store.ErrConflict) {
-		return store.Server{}, fmt.Errorf("add server %q: name already taken: %w", spec.Name, err)
+		return store.Server{}, fmt.Errorf("add server %q: name %w", spec.Name, err)
 	}
 	if err != nil {
 		return store.Server{}, fmt.Errorf("add server %q: %w", spec.Name, err)

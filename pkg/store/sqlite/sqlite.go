@@ -228,7 +228,7 @@ func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Ser
 		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode)
 	sv, err := scanServer(row)
 	if err = s.interpret(err); errors.Is(err, store.ErrConflict) {
-		return store.Server{}, fmt.Errorf("add server %q: name already taken: %w", spec.Name, err)
+		return store.Server{}, fmt.Errorf("add server %q: name %w", spec.Name, err)
 	}
 	if err != nil {
 		return store.Server{}, fmt.Errorf("add server %q: %w", spec.Name, err)
