@@ -167,8 +167,8 @@ func TestReadOnlyFileWriteFailsClearlyAndStatusReads(t *testing.T) {
 }
 
 // asNobody returns a command that runs a copy of this test binary as user
-// nobody, with the directories from dir up to the temp root opened to it
-// (the database file and its directory keep their own modes).
+// nobody, with dir (a t.TempDir) and its parent opened to it; the caller
+// then sets the modes it is testing.
 func asNobody(t *testing.T, dir string) *exec.Cmd {
 	t.Helper()
 	const nobody = 65534
@@ -180,7 +180,9 @@ func asNobody(t *testing.T, dir string) *exec.Cmd {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for d := dir; d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
+	// t.TempDir made exactly these two, mode 0700; the temp root above
+	// them is world-searchable.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
 		if err := os.Chmod(d, 0o777); err != nil {
 			t.Fatal(err)
 		}
