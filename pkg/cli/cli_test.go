@@ -75,6 +75,24 @@ func (e *env) expectFail(code int, want string, args ...string) {
 	}
 }
 
+// pushHeartbeat records an API heartbeat for a server as serve-api would,
+// at the store's clock (zero at) or at the time given.
+func pushHeartbeat(t *testing.T, s store.Store, id int64, at time.Time) {
+	t.Helper()
+	token, hash, err := store.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.SetServerToken(ctx, id, hash); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.RecordPushes(ctx, []store.Push{{ServerID: id, TokenHash: store.HashToken(token), AgentVersion: "1.0.0", At: at}})
+	if err != nil || !out[0].OK {
+		t.Fatalf("push for server %d = %+v, %v", id, out, err)
+	}
+}
+
 // open opens the env's store directly, to plant heartbeats the way a probe
 // or an agent push would.
 func (e *env) open() store.Store {
@@ -169,6 +187,15 @@ func TestServersBadInput(t *testing.T) {
 		e.expectFail(64, "host is empty", "servers", "add", "x")
 		e.expectFail(64, "would be confused with an id", "servers", "add", "123", "--host", "h")
 		e.expectFail(64, "takes 1 argument(s): NAME", "servers", "add", "--host", "h")
+		// Names, hosts and users are bounded and printable (exit 64, the
+		// field named), so nothing raw reaches a terminal or a log.
+		e.expectFail(64, `server name "evil\x1b[2J" contains a control`, "servers", "add", "evil\x1b[2J", "--host", "h")
+		e.expectFail(64, `server name "two\nlines" contains a control`, "servers", "add", "two\nlines", "--host", "h")
+		e.expectFail(64, "server name is 129 characters long", "servers", "add", strings.Repeat("n", 129), "--host", "h")
+		e.expectFail(64, "host is 10485760 characters long", "servers", "add", "x", "--host", strings.Repeat("h", 10<<20))
+		e.expectFail(64, `host "a_b;rm" is not a hostname`, "servers", "add", "x", "--host", "a_b;rm")
+		e.expectFail(64, `user "a b" contains a space`, "servers", "add", "x", "--host", "h", "--user", "a b")
+		e.expectFail(64, `mode "pigeon" is not ssh or push`, "servers", "add", "x", "--host", "h", "--mode", "pigeon")
 		e.expectFail(1, `no server named "nope"`, "servers", "show", "nope")
 		e.expectFail(1, "no server with id 999", "servers", "remove", "999", "--yes")
 		e.expectFail(1, `no server named "ghost"`, "servers", "disable", "ghost")
@@ -300,10 +327,11 @@ func TestStatusRulesAndExitCodes(t *testing.T) {
 		s := e.open()
 		ctx := context.Background()
 		for _, n := range []string{"alive", "alerting"} {
-			sv, _ := s.ServerByName(ctx, n)
-			if _, err := s.RecordHeartbeat(ctx, sv.ID, store.SourceAPI, "1.0.0"); err != nil {
+			sv, err := s.ServerByName(ctx, n)
+			if err != nil {
 				t.Fatal(err)
 			}
+			pushHeartbeat(t, s, sv.ID, time.Time{})
 		}
 		e.mustRun("alert", "raise", "alerting", "load high")
 		e.mustRun("servers", "disable", "parked")
@@ -350,10 +378,19 @@ func TestStatusRulesAndExitCodes(t *testing.T) {
 		e.expectFail(3, `no server named "ghost"`, "status", "--server", "ghost")
 
 		// A heartbeat older than the window is OFFLINE.
-		time.Sleep(20 * time.Millisecond)
-		if r := e.run("status", "--server", "alive", "--stale-after", "10ms"); r.code != 2 || !strings.Contains(r.out, "OFFLINE") {
+		alive, err := s.ServerByName(ctx, "alive")
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, err := s.Now(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushHeartbeat(t, s, alive.ID, now.Add(-time.Minute))
+		if r := e.run("status", "--server", "alive", "--stale-after", "30s"); r.code != 2 || !strings.Contains(r.out, "OFFLINE") {
 			t.Errorf("stale heartbeat: exit %d, output %q; want OFFLINE and 2", r.code, r.out)
 		}
+		pushHeartbeat(t, s, alive.ID, time.Time{}) // fresh again for what follows
 		e.expectFail(3, "--stale-after must be positive", "status", "--stale-after", "0s")
 
 		verbose := e.run("status", "--verbose").out

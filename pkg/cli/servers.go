@@ -396,8 +396,8 @@ probe-ssh leaves it alone, so it collects no SSH failures.`,
 		Args: exactArgs("ID|NAME", "ssh|push"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mode := args[1]
-			if mode != store.ModeSSH && mode != store.ModePush {
-				return usageErrorf("mode %q is not %s or %s", mode, store.ModeSSH, store.ModePush)
+			if err := store.ValidateMode(mode); err != nil {
+				return usageErrorf("%v", err)
 			}
 			ctx := cmd.Context()
 			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {

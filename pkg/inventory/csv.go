@@ -82,7 +82,7 @@ func ParseCSV(r io.Reader) ([]store.ServerSpec, error) {
 			errs = append(errs, &LineError{Line: line, Err: fmt.Errorf("%d fields, want %d (name,host,port,user,key)", len(rec), len(Header))})
 			continue
 		}
-		spec := store.ServerSpec{Name: strings.TrimSpace(rec[0]), Host: strings.TrimSpace(rec[1]), User: strings.TrimSpace(rec[3]), KeyPath: strings.TrimSpace(rec[4])}
+		spec := store.ServerSpec{Name: strings.TrimSpace(rec[0]), Host: strings.TrimSpace(rec[1]), User: strings.TrimSpace(rec[3]), KeyPath: strings.TrimSpace(rec[4]), Line: line}
 		if p := strings.TrimSpace(rec[2]); p != "" {
 			port, err := strconv.Atoi(p)
 			if err != nil || port < 1 || port > 65535 {

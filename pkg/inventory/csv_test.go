@@ -14,8 +14,8 @@ func TestParseCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []store.ServerSpec{
-		{Name: "web1", Host: "10.0.0.1"},
-		{Name: "db1", Host: "db.internal", Port: 2222, User: "ops", KeyPath: "/keys/db"},
+		{Name: "web1", Host: "10.0.0.1", Line: 2},
+		{Name: "db1", Host: "db.internal", Port: 2222, User: "ops", KeyPath: "/keys/db", Line: 3},
 	}
 	if len(specs) != len(want) {
 		t.Fatalf("got %d specs, want %d", len(specs), len(want))

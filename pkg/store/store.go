@@ -5,8 +5,11 @@
 // hosts, one truth) and pkg/store/sqlite (the zero-setup default). Their
 // behaviour is pinned by one conformance suite, pkg/store/storetest.
 //
-// Timestamps are UTC and come from the store's clock, never the caller's, so
-// that several probe hosts agree on what "60 seconds ago" means.
+// Timestamps come from the store's clock, never the caller's, so that
+// several probe hosts agree on what "60 seconds ago" means (the explicit At
+// of ProbeResult and Push, for tests and backfills, is the one exception).
+// Every time a method returns has Location() == time.UTC, whatever the
+// session time zone of the database.
 package store
 
 import (
@@ -29,6 +32,10 @@ var (
 	ErrSchemaBehind = errors.New("schema is behind this binary")
 	// ErrUnavailable: the store could not be reached.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrInvalid: a value the store refuses (a spec that fails Validate, an
+	// unknown mode, a value the schema's checks reject). Callers map it to
+	// a usage error (exit 64, HTTP 400).
+	ErrInvalid = errors.New("invalid")
 )
 
 // Server modes: how a server's heartbeat arrives.
@@ -91,6 +98,9 @@ type ServerSpec struct {
 	// Mode is ModeSSH or ModePush; "" means ModeSSH. Imports leave the
 	// mode of an existing server alone.
 	Mode string
+	// Line is where the spec came from in an imported file (1-based; 0
+	// when it did not come from a file), so that errors can name it.
+	Line int
 }
 
 // Heartbeat is the liveness record of one server. A server that was never
@@ -171,10 +181,12 @@ type Store interface {
 	// SetServerEnabled enables or disables a server.
 	SetServerEnabled(ctx context.Context, id int64, enabled bool) error
 	// SetServerMode sets how a server's heartbeat arrives (ModeSSH or
-	// ModePush).
+	// ModePush; anything else is ErrInvalid, see ValidateMode).
 	SetServerMode(ctx context.Context, id int64, mode string) error
 	// ImportServers upserts servers by name in one transaction: all are
-	// written or none. Specs must already be valid and unique by name.
+	// written or none. A spec that fails Validate is ErrInvalid; a name
+	// that appears twice is ErrConflict naming both lines (see
+	// ValidateImport), and nothing is written.
 	ImportServers(ctx context.Context, specs []ServerSpec) (ImportResult, error)
 
 	// RaiseAlert records an active alert. Unknown server is ErrNotFound.
@@ -189,10 +201,6 @@ type Store interface {
 	// Status reads every server with its heartbeat and active alert count,
 	// ordered by name, in one query.
 	Status(ctx context.Context) (Snapshot, error)
-
-	// RecordHeartbeat records a successful push at the store's clock and
-	// returns that time. Unknown server is ErrNotFound.
-	RecordHeartbeat(ctx context.Context, serverID int64, source, agentVersion string) (time.Time, error)
 
 	// SetServerToken stores the hash (see HashToken) of a server's API
 	// token, replacing any earlier one, which stops working at once. It
@@ -252,6 +260,10 @@ type ProbeResult struct {
 	PinHostKey []byte
 	// SeenHostKey, when set, is a key that did not match the pin.
 	SeenHostKey []byte
+	// At, when set, is the time of the probe; zero means the store's
+	// clock, which is what probe-ssh uses. It is for tests that need
+	// distinct or old timestamps without sleeping, and for backfills.
+	At time.Time
 }
 
 // Push is a heartbeat pushed over the API, as the client presented it.
@@ -260,13 +272,18 @@ type Push struct {
 	// TokenHash is HashToken of the bearer token the client presented.
 	TokenHash    []byte
 	AgentVersion string
+	// At, when set, is the time to record; zero means the store's clock,
+	// which is what the API uses (it never takes a time from a client).
+	// It is for tests and backfills.
+	At time.Time
 }
 
 // PushOutcome is what RecordPushes did with one Push.
 type PushOutcome struct {
 	// OK is set when the token matched and the heartbeat was recorded.
 	OK bool
-	// ServerName and At (the store's clock, UTC) are set only when OK.
+	// ServerName and At (the time recorded, UTC: the store's clock unless
+	// the push carried one) are set only when OK.
 	ServerName string
 	At         time.Time
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,11 +32,34 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// MaxConns caps the pool; 0 means pgxpool's default.
 	MaxConns int32
+	// StatementTimeout is the session's statement_timeout: the server
+	// cancels any statement running longer. 0 means the URL's
+	// statement_timeout parameter if it has one, else
+	// DefaultStatementTimeout; negative means none. Migrations run
+	// without it.
+	StatementTimeout time.Duration
+	// LockTimeout is the session's lock_timeout: a statement waiting
+	// longer for a lock (a table locked by someone else) fails instead of
+	// hanging a Nagios check forever. 0 means the URL's lock_timeout
+	// parameter if it has one, else DefaultLockTimeout; negative means
+	// none. Migrations run without it.
+	LockTimeout time.Duration
 }
+
+// Defaults for Options. A status read takes milliseconds, a 100,000-row
+// probe batch about a second; these leave room for a loaded host while
+// still ending a wait nobody is coming back from.
+const (
+	DefaultStatementTimeout = 30 * time.Second
+	DefaultLockTimeout      = 10 * time.Second
+)
 
 // Store is the Postgres implementation of store.Store.
 type Store struct {
 	pool *pgxpool.Pool
+	// cfg is the pool's configuration, kept so migrations can open their
+	// own connections without the statement and lock timeouts.
+	cfg *pgxpool.Config
 	// name identifies the store in errors with the password redacted.
 	name string
 }
@@ -59,6 +83,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	// Sent in the startup packet, so every pooled session has them
+	// without a round trip. An operator may set either in the URL
+	// (…?lock_timeout=30s), as for any Postgres setting.
+	setTimeout(cfg.ConnConfig.RuntimeParams, "statement_timeout", opts.StatementTimeout, DefaultStatementTimeout)
+	setTimeout(cfg.ConnConfig.RuntimeParams, "lock_timeout", opts.LockTimeout, DefaultLockTimeout)
 	name := redact.ConnString(url)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -70,7 +99,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, store.Unavailable("cannot reach postgres store %s: %s", name, connectError(err, opts.ConnectTimeout))
 	}
-	s := &Store{pool: pool, name: name}
+	s := &Store{pool: pool, cfg: cfg, name: name}
 	pending, err := s.Pending(ctx)
 	if err != nil {
 		pool.Close()
@@ -80,6 +109,28 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return s, fmt.Errorf("postgres store %s: %d migration(s) pending; run `heartbeat migrate`: %w", name, pending, store.ErrSchemaBehind)
 	}
 	return s, nil
+}
+
+// setTimeout sets a session timeout parameter: d if set (negative: 0,
+// which Postgres reads as "no limit"), else what the URL said, else def.
+func setTimeout(params map[string]string, name string, d, def time.Duration) {
+	if d == 0 {
+		if _, inURL := params[name]; inURL {
+			return
+		}
+		d = def
+	}
+	params[name] = strconv.FormatInt(max(d.Milliseconds(), 0), 10)
+}
+
+// setting describes a session timeout for a message: "10s" for the
+// milliseconds this package sets, the URL's text otherwise.
+func (s *Store) setting(name string) string {
+	v := s.cfg.ConnConfig.RuntimeParams[name]
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return (time.Duration(ms) * time.Millisecond).String()
+	}
+	return v
 }
 
 // connectError reduces pgx's connect error to its cause: the full text
@@ -115,7 +166,13 @@ func (s *Store) provider() (*goose.Provider, *sql.DB, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	db := stdlib.OpenDBFromPool(s.pool)
+	// Its own connections, without statement_timeout and lock_timeout: a
+	// migration may rewrite a large table, and must wait for the readers
+	// it locks out rather than fail half-way through an upgrade.
+	cc := s.cfg.ConnConfig.Copy()
+	cc.RuntimeParams["statement_timeout"] = "0"
+	cc.RuntimeParams["lock_timeout"] = "0"
+	db := stdlib.OpenDB(*cc)
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Postgres(), goose.WithSessionLocker(locker))
 	if err != nil {
 		db.Close()
@@ -173,6 +230,21 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 	return len(res), nil
 }
 
+// MigrateDownTo rolls the schema back to version (0: empty) under the
+// migration lock. It is for tests of the down migrations; no command
+// calls it.
+func (s *Store) MigrateDownTo(ctx context.Context, version int64) error {
+	p, db, err := s.provider()
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", s.name, err)
+	}
+	defer db.Close()
+	if _, err := p.DownTo(ctx, version); err != nil {
+		return fmt.Errorf("migrate %s down to %d: %w", s.name, version, err)
+	}
+	return nil
+}
+
 // Close closes the pool.
 func (s *Store) Close() error {
 	s.pool.Close()
@@ -183,7 +255,7 @@ func (s *Store) Close() error {
 func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	var now time.Time
 	if err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
-		return time.Time{}, fmt.Errorf("read store clock: %w", err)
+		return time.Time{}, fmt.Errorf("read store clock: %w", s.interpret(err))
 	}
 	return now.UTC(), nil
 }
@@ -209,10 +281,10 @@ func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Ser
 	sv, err := scanServer(s.pool.QueryRow(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path, mode)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+serverColumns,
 		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode))
+	if err = s.interpret(err); errors.Is(err, store.ErrConflict) {
+		return store.Server{}, fmt.Errorf("add server %q: name %w", spec.Name, err)
+	}
 	if err != nil {
-		if isUniqueViolation(err) {
-			return store.Server{}, fmt.Errorf("add server %q: name already taken: %w", spec.Name, store.ErrConflict)
-		}
 		return store.Server{}, fmt.Errorf("add server %q: %w", spec.Name, err)
 	}
 	return sv, nil
@@ -221,11 +293,8 @@ func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Ser
 // Server returns one server by id.
 func (s *Store) Server(ctx context.Context, id int64) (store.Server, error) {
 	sv, err := scanServer(s.pool.QueryRow(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Server{}, fmt.Errorf("server %d: %w", id, store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Server{}, fmt.Errorf("read server %d: %w", id, err)
+		return store.Server{}, fmt.Errorf("server %d: %w", id, s.interpret(err))
 	}
 	return sv, nil
 }
@@ -233,18 +302,16 @@ func (s *Store) Server(ctx context.Context, id int64) (store.Server, error) {
 // ServerByName returns one server by name.
 func (s *Store) ServerByName(ctx context.Context, name string) (store.Server, error) {
 	sv, err := scanServer(s.pool.QueryRow(ctx, `SELECT `+serverColumns+` FROM servers WHERE name = $1`, name))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Server{}, fmt.Errorf("server %q: %w", name, store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Server{}, fmt.Errorf("read server %q: %w", name, err)
+		return store.Server{}, fmt.Errorf("server %q: %w", name, s.interpret(err))
 	}
 	return sv, nil
 }
 
 // Servers lists all servers ordered by name.
 func (s *Store) Servers(ctx context.Context) ([]store.Server, error) {
-	return servers(ctx, s.pool)
+	out, err := servers(ctx, s.pool)
+	return out, s.interpret(err)
 }
 
 type querier interface {
@@ -276,8 +343,8 @@ func (s *Store) SetServerEnabled(ctx context.Context, id int64, enabled bool) er
 
 // SetServerMode sets how a server's heartbeat arrives.
 func (s *Store) SetServerMode(ctx context.Context, id int64, mode string) error {
-	if mode != store.ModeSSH && mode != store.ModePush {
-		return fmt.Errorf("server %d: mode %q is not %s or %s", id, mode, store.ModeSSH, store.ModePush)
+	if err := store.ValidateMode(mode); err != nil {
+		return fmt.Errorf("server %d: %w", id, err)
 	}
 	return s.execOne(ctx, fmt.Sprintf("update server %d", id), `UPDATE servers SET mode = $1 WHERE id = $2`, mode, id)
 }
@@ -285,7 +352,7 @@ func (s *Store) SetServerMode(ctx context.Context, id int64, mode string) error 
 func (s *Store) execOne(ctx context.Context, what, query string, args ...any) error {
 	tag, err := s.pool.Exec(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: %w", what, s.interpret(err))
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
@@ -296,10 +363,8 @@ func (s *Store) execOne(ctx context.Context, what, query string, args ...any) er
 // ImportServers upserts servers by name in one transaction.
 func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (store.ImportResult, error) {
 	var res store.ImportResult
-	for _, spec := range specs {
-		if err := spec.Validate(); err != nil {
-			return res, fmt.Errorf("import: %w", err)
-		}
+	if err := store.ValidateImport(specs); err != nil {
+		return res, fmt.Errorf("import: %w", err)
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Lock the table against a concurrent import so the added/updated
@@ -315,16 +380,9 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 		for _, sv := range existing {
 			byName[sv.Name] = sv
 		}
-		var (
-			batch pgx.Batch
-			seen  = make(map[string]bool, len(specs))
-		)
+		var batch pgx.Batch
 		for _, spec := range specs {
 			spec = spec.Normalized()
-			if seen[spec.Name] {
-				return fmt.Errorf("import %q: name appears twice: %w", spec.Name, store.ErrConflict)
-			}
-			seen[spec.Name] = true
 			sv, ok := byName[spec.Name]
 			switch {
 			case !ok:
@@ -345,7 +403,7 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 		return tx.SendBatch(ctx, &batch).Close()
 	})
 	if err != nil {
-		return store.ImportResult{}, fmt.Errorf("import: %w", err)
+		return store.ImportResult{}, fmt.Errorf("import: %w", s.interpret(err))
 	}
 	return res, nil
 }
@@ -375,11 +433,8 @@ func (s *Store) RaiseAlert(ctx context.Context, spec store.AlertSpec) (store.Ale
 			SELECT id, $1, $2, $3 FROM servers WHERE id = $4 RETURNING *)
 		SELECT `+alertColumns+` FROM a JOIN servers s ON s.id = a.server_id`,
 		spec.Kind, spec.Severity, spec.Message, spec.ServerID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Alert{}, fmt.Errorf("raise alert: server %d: %w", spec.ServerID, store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Alert{}, fmt.Errorf("raise alert: %w", err)
+		return store.Alert{}, fmt.Errorf("raise alert: server %d: %w", spec.ServerID, s.interpret(err))
 	}
 	return a, nil
 }
@@ -391,11 +446,8 @@ func (s *Store) ResolveAlert(ctx context.Context, id int64) (store.Alert, error)
 			UPDATE alerts SET resolved_at = now() WHERE id = $1 AND resolved_at IS NULL RETURNING id)
 		SELECT `+alertColumns+`, EXISTS (SELECT 1 FROM u)
 		FROM alerts a JOIN servers s ON s.id = a.server_id WHERE a.id = $1`, id), &resolvedNow)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Alert{}, fmt.Errorf("alert %d: %w", id, store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Alert{}, fmt.Errorf("resolve alert %d: %w", id, err)
+		return store.Alert{}, fmt.Errorf("resolve alert %d: %w", id, s.interpret(err))
 	}
 	if !resolvedNow {
 		return a, fmt.Errorf("resolve alert %d: already resolved: %w", id, store.ErrConflict)
@@ -404,7 +456,7 @@ func (s *Store) ResolveAlert(ctx context.Context, id int64) (store.Alert, error)
 	// re-read it to return the resolution time.
 	a, err = scanAlert(s.pool.QueryRow(ctx, `SELECT `+alertColumns+` FROM alerts a JOIN servers s ON s.id = a.server_id WHERE a.id = $1`, id))
 	if err != nil {
-		return store.Alert{}, fmt.Errorf("read alert %d: %w", id, err)
+		return store.Alert{}, fmt.Errorf("read alert %d: %w", id, s.interpret(err))
 	}
 	return a, nil
 }
@@ -414,6 +466,9 @@ func scanAlertFlag(row pgx.Row, flag *bool) (store.Alert, error) {
 	if err := row.Scan(&a.ID, &a.ServerID, &a.ServerName, &a.Kind, &a.Severity, &a.Message, &a.CreatedAt, &a.ResolvedAt, flag); err != nil {
 		return store.Alert{}, err
 	}
+	// pgx hands timestamptz back in the process's local zone.
+	a.CreatedAt = a.CreatedAt.UTC()
+	a.ResolvedAt = utcPtr(a.ResolvedAt)
 	return a, nil
 }
 
@@ -423,11 +478,11 @@ func (s *Store) Alerts(ctx context.Context, all bool) ([]store.Alert, error) {
 		FROM alerts a JOIN servers s ON s.id = a.server_id
 		WHERE $1 OR a.resolved_at IS NULL ORDER BY a.created_at DESC, a.id DESC`, all)
 	if err != nil {
-		return nil, fmt.Errorf("list alerts: %w", err)
+		return nil, fmt.Errorf("list alerts: %w", s.interpret(err))
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Alert, error) { return scanAlert(r) })
 	if err != nil {
-		return nil, fmt.Errorf("list alerts: %w", err)
+		return nil, fmt.Errorf("list alerts: %w", s.interpret(err))
 	}
 	return out, nil
 }
@@ -446,7 +501,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 			ON a.server_id = s.id
 		ORDER BY s.name`)
 	if err != nil {
-		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
 	}
 	defer rows.Close()
 	var snap store.Snapshot
@@ -460,7 +515,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 			&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
 			&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
 			&st.ActiveAlerts); err != nil {
-			return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+			return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
 		}
 		st.CreatedAt = st.CreatedAt.UTC()
 		st.LastHeartbeat = utcPtr(st.LastHeartbeat)
@@ -469,7 +524,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 		snap.Servers = append(snap.Servers, st)
 	}
 	if err := rows.Err(); err != nil {
-		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
 	}
 	if snap.Now.IsZero() {
 		// No servers, so no row carried the clock.
@@ -481,34 +536,10 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 	return snap, nil
 }
 
-// RecordHeartbeat records a successful push at the store's clock.
-func (s *Store) RecordHeartbeat(ctx context.Context, serverID int64, source, agentVersion string) (time.Time, error) {
-	var at time.Time
-	err := s.pool.QueryRow(ctx, `INSERT INTO heartbeats (server_id, last_heartbeat, source, agent_version)
-		SELECT id, now(), $1, $2 FROM servers WHERE id = $3
-		ON CONFLICT (server_id) DO UPDATE SET
-			last_heartbeat = excluded.last_heartbeat,
-			source = excluded.source,
-			agent_version = excluded.agent_version
-		RETURNING last_heartbeat`, source, agentVersion, serverID).Scan(&at)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, fmt.Errorf("record heartbeat: server %d: %w", serverID, store.ErrNotFound)
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("record heartbeat for server %d: %w", serverID, err)
-	}
-	return at.UTC(), nil
-}
-
 func utcPtr(t *time.Time) *time.Time {
 	if t == nil {
 		return nil
 	}
 	u := t.UTC()
 	return &u
-}
-
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }

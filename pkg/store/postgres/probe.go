@@ -31,12 +31,16 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		classes  = make([]string, len(results))
 		messages = make([]string, len(results))
 		latency  = make([]int64, len(results))
+		ats      = make([]*time.Time, len(results)) // nil: the store's clock
 		keyIDs   []int64
 		pins     [][]byte
 		seen     [][]byte
 	)
 	for i, r := range results {
 		ids[i], oks[i], classes[i], messages[i], latency[i] = r.ServerID, r.OK, r.ErrorClass, r.Error, r.Latency.Microseconds()
+		if !r.At.IsZero() {
+			ats[i] = &r.At
+		}
 		if r.PinHostKey != nil || r.SeenHostKey != nil {
 			keyIDs = append(keyIDs, r.ServerID)
 			pins = append(pins, r.PinHostKey)
@@ -48,9 +52,9 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		// and an API push) cannot deadlock on each other's row locks.
 		_, err := tx.Exec(ctx, `INSERT INTO heartbeats AS h
 				(server_id, last_heartbeat, source, last_probe, last_error_class, last_error, latency_us, consecutive_failures)
-			SELECT r.id, CASE WHEN r.ok THEN now() END, CASE WHEN r.ok THEN 'ssh' ELSE '' END, now(),
+			SELECT r.id, CASE WHEN r.ok THEN COALESCE(r.at, now()) END, CASE WHEN r.ok THEN 'ssh' ELSE '' END, COALESCE(r.at, now()),
 				r.class, r.msg, CASE WHEN r.ok THEN r.latency ELSE 0 END, CASE WHEN r.ok THEN 0 ELSE 1 END
-			FROM unnest($1::bigint[], $2::bool[], $3::text[], $4::text[], $5::bigint[]) AS r(id, ok, class, msg, latency)
+			FROM unnest($1::bigint[], $2::bool[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[]) AS r(id, ok, class, msg, latency, at)
 			JOIN servers s ON s.id = r.id
 			ORDER BY r.id
 			ON CONFLICT (server_id) DO UPDATE SET
@@ -61,7 +65,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 				last_error = excluded.last_error,
 				latency_us = CASE WHEN excluded.last_heartbeat IS NOT NULL THEN excluded.latency_us ELSE h.latency_us END,
 				consecutive_failures = CASE WHEN excluded.last_heartbeat IS NOT NULL THEN 0 ELSE h.consecutive_failures + 1 END`,
-			ids, oks, classes, messages, latency)
+			ids, oks, classes, messages, latency, ats)
 		if err != nil || len(keyIDs) == 0 {
 			return err
 		}
@@ -73,7 +77,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("record %d probe results: %w", len(results), err)
+		return fmt.Errorf("record %d probe results: %w", len(results), s.interpret(err))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -20,11 +19,8 @@ func (s *Store) SetServerToken(ctx context.Context, serverID int64, tokenHash []
 			SELECT id, api_token_hash IS NOT NULL AS had FROM servers WHERE id = $2 FOR UPDATE)
 		UPDATE servers s SET api_token_hash = $1 FROM old WHERE s.id = old.id RETURNING old.had`,
 		tokenHash, serverID).Scan(&replaced)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, fmt.Errorf("set token of server %d: %w", serverID, store.ErrNotFound)
-	}
 	if err != nil {
-		return false, fmt.Errorf("set token of server %d: %w", serverID, err)
+		return false, fmt.Errorf("set token of server %d: %w", serverID, s.interpret(err))
 	}
 	return replaced, nil
 }
@@ -42,7 +38,7 @@ func (s *Store) RecordPushes(ctx context.Context, pushes []store.Push) ([]store.
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("record %d pushes: %w", len(pushes), err)
+		return nil, fmt.Errorf("record %d pushes: %w", len(pushes), s.interpret(err))
 	}
 	// A connection released mid-transaction (after an error) is closed by
 	// the pool rather than reused, so no half-done transaction leaks.
@@ -53,7 +49,7 @@ func (s *Store) RecordPushes(ctx context.Context, pushes []store.Push) ([]store.
 				conn.Conn().Close(context.WithoutCancel(ctx))
 			}
 		}
-		return nil, fmt.Errorf("record %d pushes: %w", len(pushes), err)
+		return nil, fmt.Errorf("record %d pushes: %w", len(pushes), s.interpret(err))
 	}
 	return out, nil
 }
@@ -90,25 +86,36 @@ func recordPushes(ctx context.Context, conn *pgx.Conn, pushes []store.Push, out 
 	if err != nil {
 		return err
 	}
-	ids, versions, ok := store.VerifiedPushes(pushes, hashes)
-	if len(ids) == 0 {
+	record, ok := store.VerifiedPushes(pushes, hashes)
+	if len(record) == 0 {
 		_, err := conn.Exec(ctx, `COMMIT`)
 		return err
+	}
+	var (
+		ids      = make([]int64, len(record))
+		versions = make([]string, len(record))
+		ats      = make([]*time.Time, len(record)) // nil: the store's clock
+	)
+	for i, p := range record {
+		ids[i], versions[i] = p.ServerID, p.AgentVersion
+		if !p.At.IsZero() {
+			ats[i] = &p.At
+		}
 	}
 	var write pgx.Batch
 	// The JOIN skips a server removed since the read; it then gets no
 	// timestamp below and its push is reported as not recorded. Rows are
 	// taken in id order so concurrent batches cannot deadlock.
 	write.Queue(`INSERT INTO heartbeats AS h (server_id, last_heartbeat, source, agent_version)
-		SELECT r.id, now(), 'api', r.ver
-		FROM unnest($1::bigint[], $2::text[]) AS r(id, ver)
+		SELECT r.id, COALESCE(r.at, now()), 'api', r.ver
+		FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS r(id, ver, at)
 		JOIN servers s ON s.id = r.id
 		ORDER BY r.id
 		ON CONFLICT (server_id) DO UPDATE SET
 			last_heartbeat = excluded.last_heartbeat,
 			source = excluded.source,
 			agent_version = excluded.agent_version
-		RETURNING h.server_id, h.last_heartbeat`, ids, versions)
+		RETURNING h.server_id, h.last_heartbeat`, ids, versions, ats)
 	write.Queue(`COMMIT`)
 	bw := conn.SendBatch(ctx, &write)
 	rows, err = bw.Query()

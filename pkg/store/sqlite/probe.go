@@ -20,12 +20,12 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("record probe results: %w", err)
+		return fmt.Errorf("record probe results: %w", s.interpret(err))
 	}
 	defer tx.Rollback()
 	var now string
 	if err := tx.QueryRowContext(ctx, `SELECT `+nowSQL).Scan(&now); err != nil {
-		return fmt.Errorf("record probe results: %w", err)
+		return fmt.Errorf("record probe results: %w", s.interpret(err))
 	}
 	// The INSERT … SELECT FROM servers skips servers removed mid-run.
 	hb, err := tx.PrepareContext(ctx, `INSERT INTO heartbeats
@@ -42,7 +42,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 			latency_us = CASE WHEN ?2 THEN excluded.latency_us ELSE heartbeats.latency_us END,
 			consecutive_failures = CASE WHEN ?2 THEN 0 ELSE heartbeats.consecutive_failures + 1 END`)
 	if err != nil {
-		return fmt.Errorf("record probe results: %w", err)
+		return fmt.Errorf("record probe results: %w", s.interpret(err))
 	}
 	defer hb.Close()
 	keys, err := tx.PrepareContext(ctx, `UPDATE servers SET
@@ -50,12 +50,16 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 			seen_host_key = COALESCE(?2, seen_host_key)
 		WHERE id = ?3`)
 	if err != nil {
-		return fmt.Errorf("record probe results: %w", err)
+		return fmt.Errorf("record probe results: %w", s.interpret(err))
 	}
 	defer keys.Close()
 	for _, r := range store.LastResultPerServer(results) {
-		if _, err := hb.ExecContext(ctx, now, r.OK, r.ErrorClass, r.Error, r.Latency.Microseconds(), r.ServerID); err != nil {
-			return fmt.Errorf("record probe result for server %d: %w", r.ServerID, err)
+		at := now
+		if !r.At.IsZero() {
+			at = formatTime(r.At)
+		}
+		if _, err := hb.ExecContext(ctx, at, r.OK, r.ErrorClass, r.Error, r.Latency.Microseconds(), r.ServerID); err != nil {
+			return fmt.Errorf("record probe result for server %d: %w", r.ServerID, s.interpret(err))
 		}
 		if r.PinHostKey != nil || r.SeenHostKey != nil {
 			if _, err := keys.ExecContext(ctx, r.PinHostKey, r.SeenHostKey, r.ServerID); err != nil {
@@ -64,7 +68,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("record probe results: %w", err)
+		return fmt.Errorf("record probe results: %w", s.interpret(err))
 	}
 	return nil
 }
@@ -102,7 +106,7 @@ func (s *Store) StartRun(ctx context.Context, host string, servers int) (store.R
 	err := s.db.QueryRowContext(ctx, `INSERT INTO probe_runs (host, started_at, servers) VALUES (?, `+nowSQL+`, ?)
 		RETURNING id, started_at`, host, servers).Scan(&run.ID, &started)
 	if err != nil {
-		return store.Run{}, fmt.Errorf("start run: %w", err)
+		return store.Run{}, fmt.Errorf("start run: %w", s.interpret(err))
 	}
 	run.StartedAt, err = parseTime(started)
 	return run, err
@@ -123,7 +127,7 @@ func (s *Store) FinishRun(ctx context.Context, run store.Run) (store.Run, error)
 		return store.Run{}, fmt.Errorf("finish run %d: %w", run.ID, store.ErrNotFound)
 	}
 	if err != nil {
-		return store.Run{}, fmt.Errorf("finish run %d: %w", run.ID, err)
+		return store.Run{}, fmt.Errorf("finish run %d: %w", run.ID, s.interpret(err))
 	}
 	t, err := parseTime(finished)
 	if err != nil {

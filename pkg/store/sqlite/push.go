@@ -2,35 +2,33 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
 // SetServerToken stores the hash of a server's API token.
 func (s *Store) SetServerToken(ctx context.Context, serverID int64, tokenHash []byte) (bool, error) {
+	fail := func(err error) (bool, error) {
+		return false, fmt.Errorf("set token of server %d: %w", serverID, s.interpret(err))
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("set token of server %d: %w", serverID, err)
+		return fail(err)
 	}
 	defer tx.Rollback()
 	var had bool
-	err = tx.QueryRowContext(ctx, `SELECT api_token_hash IS NOT NULL FROM servers WHERE id = ?`, serverID).Scan(&had)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("set token of server %d: %w", serverID, store.ErrNotFound)
-	}
-	if err != nil {
-		return false, fmt.Errorf("set token of server %d: %w", serverID, err)
+	if err := tx.QueryRowContext(ctx, `SELECT api_token_hash IS NOT NULL FROM servers WHERE id = ?`, serverID).Scan(&had); err != nil {
+		return fail(err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE servers SET api_token_hash = ? WHERE id = ?`, tokenHash, serverID); err != nil {
-		return false, fmt.Errorf("set token of server %d: %w", serverID, err)
+		return fail(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("set token of server %d: commit: %w", serverID, err)
+		return fail(fmt.Errorf("commit: %w", err))
 	}
 	return had, nil
 }
@@ -44,7 +42,7 @@ func (s *Store) RecordPushes(ctx context.Context, pushes []store.Push) ([]store.
 		return out, nil
 	}
 	fail := func(err error) ([]store.PushOutcome, error) {
-		return nil, fmt.Errorf("record %d pushes: %w", len(pushes), err)
+		return nil, fmt.Errorf("record %d pushes: %w", len(pushes), s.interpret(err))
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -95,8 +93,8 @@ func (s *Store) RecordPushes(ctx context.Context, pushes []store.Push) ([]store.
 	if err := rows.Err(); err != nil {
 		return fail(err)
 	}
-	valid, versions, ok := store.VerifiedPushes(pushes, hashes)
-	if len(valid) == 0 {
+	record, ok := store.VerifiedPushes(pushes, hashes)
+	if len(record) == 0 {
 		return out, nil
 	}
 	up, err := tx.PrepareContext(ctx, `INSERT INTO heartbeats (server_id, last_heartbeat, source, agent_version)
@@ -109,17 +107,26 @@ func (s *Store) RecordPushes(ctx context.Context, pushes []store.Push) ([]store.
 		return fail(err)
 	}
 	defer up.Close()
-	for i, id := range valid {
-		if _, err := up.ExecContext(ctx, id, nowText, versions[i]); err != nil {
-			return fail(fmt.Errorf("server %d: %w", id, err))
+	written := make(map[int64]time.Time, len(record))
+	for _, p := range record {
+		at, atText := now, nowText
+		if !p.At.IsZero() {
+			atText = formatTime(p.At)
+			if at, err = parseTime(atText); err != nil {
+				return fail(err)
+			}
 		}
+		if _, err := up.ExecContext(ctx, p.ServerID, atText, p.AgentVersion); err != nil {
+			return fail(fmt.Errorf("server %d: %w", p.ServerID, err))
+		}
+		written[p.ServerID] = at
 	}
 	if err := tx.Commit(); err != nil {
 		return fail(fmt.Errorf("commit: %w", err))
 	}
 	for i, p := range pushes {
 		if ok[i] {
-			out[i] = store.PushOutcome{OK: true, ServerName: names[p.ServerID], At: now}
+			out[i] = store.PushOutcome{OK: true, ServerName: names[p.ServerID], At: written[p.ServerID]}
 		}
 	}
 	return out, nil

@@ -10,10 +10,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/pressly/goose/v3"
+	"golang.org/x/sys/unix"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/stacksense/heartbeat/migrations"
@@ -55,29 +55,135 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	s := &Store{db: db, path: path}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w: %w", path, store.ErrUnavailable, err)
+		if !readOnlyOpenError(err) {
+			return nil, unavailable(path, s.interpret(err))
+		}
+		// A read-only directory: SQLite cannot create the -shm file a
+		// WAL reader needs. Opened immutable it reads the file alone, so
+		// `status` still answers; every write then fails naming the
+		// cause. (A -wal left by a crashed writer is not read: it could
+		// only be replayed by someone who can write here.)
+		ro, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		if err := ro.PingContext(ctx); err != nil {
+			ro.Close()
+			return nil, unavailable(path, s.interpret(err))
+		}
+		s.db = ro
 	}
-	s := &Store{db: db, path: path}
-	if _, err := s.Migrate(ctx); err != nil {
+	// The usual case, a migrated store, is decided by a read, so a
+	// read-only file or directory still serves `status`.
+	pending, err := s.pending(ctx)
+	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	if pending > 0 {
+		if _, err := s.Migrate(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
-// Migrate applies pending migrations and returns how many it applied.
-func (s *Store) Migrate(ctx context.Context) (int, error) {
+func (s *Store) provider() (*goose.Provider, error) {
 	p, err := goose.NewProvider(goose.DialectSQLite3, s.db, migrations.SQLite())
 	if err != nil {
+		return nil, fmt.Errorf("migrate sqlite %s: %w", s.path, err)
+	}
+	return p, nil
+}
+
+// pending reports how many migrations the file lacks, without writing.
+func (s *Store) pending(ctx context.Context) (int, error) {
+	p, err := s.provider()
+	if err != nil {
+		return 0, err
+	}
+	// goose reports a missing version table as an error, not version 0.
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'goose_db_version'`).Scan(&n); err != nil {
+		return 0, s.interpret(fmt.Errorf("check schema: %w", err))
+	}
+	if n == 0 {
+		return len(p.ListSources()), nil
+	}
+	cur, target, err := p.GetVersions(ctx)
+	if err != nil {
+		return 0, s.interpret(fmt.Errorf("check schema: %w", err))
+	}
+	if cur > target {
+		return 0, fmt.Errorf("sqlite %s: schema version %d is newer than this binary (%d): upgrade heartbeat", s.path, cur, target)
+	}
+	return int(target - cur), nil
+}
+
+// Migrate applies pending migrations and returns how many it applied.
+//
+// It holds an exclusive flock on a file beside the database while goose
+// runs: goose checks the version and then applies each file in its own
+// transaction, so two processes opening a fresh file at once (two cron
+// jobs on a new host) would both apply version 1, and all but one fail
+// with "table servers already exists". The kernel releases the lock when
+// the process dies, so a killed migration never blocks the next.
+func (s *Store) Migrate(ctx context.Context) (int, error) {
+	unlock, err := s.lockFile(ctx, ".migrate.lock")
+	if err != nil {
 		return 0, fmt.Errorf("migrate sqlite %s: %w", s.path, err)
+	}
+	defer unlock()
+	p, err := s.provider()
+	if err != nil {
+		return 0, err
 	}
 	res, err := p.Up(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("migrate sqlite %s: %w", s.path, err)
+		return 0, s.interpret(fmt.Errorf("migrate: %w", err))
 	}
 	return len(res), nil
+}
+
+// MigrateDownTo rolls the schema back to version (0: empty). It is for
+// tests of the down migrations; no command calls it.
+func (s *Store) MigrateDownTo(ctx context.Context, version int64) error {
+	unlock, err := s.lockFile(ctx, ".migrate.lock")
+	if err != nil {
+		return fmt.Errorf("migrate sqlite %s: %w", s.path, err)
+	}
+	defer unlock()
+	p, err := s.provider()
+	if err != nil {
+		return err
+	}
+	if _, err := p.DownTo(ctx, version); err != nil {
+		return s.interpret(fmt.Errorf("migrate down to %d: %w", version, err))
+	}
+	return nil
+}
+
+// lockFile takes an exclusive flock on the database path plus suffix,
+// waiting for it, and returns the release. The wait is not bounded by ctx:
+// the holder is a migration, which takes milliseconds.
+func (s *Store) lockFile(ctx context.Context, suffix string) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	path := s.path + suffix
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // Close closes the database.
@@ -87,7 +193,7 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	var now string
 	if err := s.db.QueryRowContext(ctx, `SELECT `+nowSQL).Scan(&now); err != nil {
-		return time.Time{}, fmt.Errorf("read store clock: %w", err)
+		return time.Time{}, fmt.Errorf("read store clock: %w", s.interpret(err))
 	}
 	return parseTime(now)
 }
@@ -121,10 +227,10 @@ func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Ser
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING `+serverColumns,
 		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode)
 	sv, err := scanServer(row)
+	if err = s.interpret(err); errors.Is(err, store.ErrConflict) {
+		return store.Server{}, fmt.Errorf("add server %q: name %w", spec.Name, err)
+	}
 	if err != nil {
-		if isUniqueViolation(err) {
-			return store.Server{}, fmt.Errorf("add server %q: name already taken: %w", spec.Name, store.ErrConflict)
-		}
 		return store.Server{}, fmt.Errorf("add server %q: %w", spec.Name, err)
 	}
 	return sv, nil
@@ -133,11 +239,8 @@ func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Ser
 // Server returns one server by id.
 func (s *Store) Server(ctx context.Context, id int64) (store.Server, error) {
 	sv, err := scanServer(s.db.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Server{}, fmt.Errorf("server %d: %w", id, store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Server{}, fmt.Errorf("read server %d: %w", id, err)
+		return store.Server{}, fmt.Errorf("server %d: %w", id, s.interpret(err))
 	}
 	return sv, nil
 }
@@ -145,11 +248,8 @@ func (s *Store) Server(ctx context.Context, id int64) (store.Server, error) {
 // ServerByName returns one server by name.
 func (s *Store) ServerByName(ctx context.Context, name string) (store.Server, error) {
 	sv, err := scanServer(s.db.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE name = ?`, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Server{}, fmt.Errorf("server %q: %w", name, store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Server{}, fmt.Errorf("read server %q: %w", name, err)
+		return store.Server{}, fmt.Errorf("server %q: %w", name, s.interpret(err))
 	}
 	return sv, nil
 }
@@ -166,19 +266,19 @@ type querier interface {
 func (s *Store) servers(ctx context.Context, q querier) ([]store.Server, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+serverColumns+` FROM servers ORDER BY name`)
 	if err != nil {
-		return nil, fmt.Errorf("list servers: %w", err)
+		return nil, fmt.Errorf("list servers: %w", s.interpret(err))
 	}
 	defer rows.Close()
 	var out []store.Server
 	for rows.Next() {
 		sv, err := scanServer(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list servers: %w", err)
+			return nil, fmt.Errorf("list servers: %w", s.interpret(err))
 		}
 		out = append(out, sv)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list servers: %w", err)
+		return nil, fmt.Errorf("list servers: %w", s.interpret(err))
 	}
 	return out, nil
 }
@@ -196,8 +296,8 @@ func (s *Store) SetServerEnabled(ctx context.Context, id int64, enabled bool) er
 
 // SetServerMode sets how a server's heartbeat arrives.
 func (s *Store) SetServerMode(ctx context.Context, id int64, mode string) error {
-	if mode != store.ModeSSH && mode != store.ModePush {
-		return fmt.Errorf("server %d: mode %q is not %s or %s", id, mode, store.ModeSSH, store.ModePush)
+	if err := store.ValidateMode(mode); err != nil {
+		return fmt.Errorf("server %d: %w", id, err)
 	}
 	return s.execOne(ctx, fmt.Sprintf("update server %d", id), `UPDATE servers SET mode = ? WHERE id = ?`, mode, id)
 }
@@ -206,11 +306,11 @@ func (s *Store) SetServerMode(ctx context.Context, id int64, mode string) error 
 func (s *Store) execOne(ctx context.Context, what, query string, args ...any) error {
 	res, err := s.db.ExecContext(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: %w", what, s.interpret(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: %w", what, s.interpret(err))
 	}
 	if n == 0 {
 		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
@@ -221,19 +321,20 @@ func (s *Store) execOne(ctx context.Context, what, query string, args ...any) er
 // ImportServers upserts servers by name in one transaction.
 func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (store.ImportResult, error) {
 	var res store.ImportResult
-	for _, spec := range specs {
-		if err := spec.Validate(); err != nil {
-			return res, fmt.Errorf("import: %w", err)
-		}
+	if err := store.ValidateImport(specs); err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	fail := func(err error) (store.ImportResult, error) {
+		return store.ImportResult{}, fmt.Errorf("import: %w", s.interpret(err))
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return res, fmt.Errorf("import: %w", err)
+		return fail(err)
 	}
 	defer tx.Rollback()
 	existing, err := s.servers(ctx, tx)
 	if err != nil {
-		return res, fmt.Errorf("import: %w", err)
+		return fail(err)
 	}
 	byName := make(map[string]store.Server, len(existing))
 	for _, sv := range existing {
@@ -241,12 +342,12 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 	}
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path, mode) VALUES (?, ?, ?, ?, ?, ?)`)
 	if err != nil {
-		return res, fmt.Errorf("import: %w", err)
+		return fail(err)
 	}
 	defer ins.Close()
 	upd, err := tx.PrepareContext(ctx, `UPDATE servers SET host = ?, port = ?, ssh_user = ?, key_path = ? WHERE id = ?`)
 	if err != nil {
-		return res, fmt.Errorf("import: %w", err)
+		return fail(err)
 	}
 	defer upd.Close()
 	for _, spec := range specs {
@@ -255,23 +356,20 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 		switch {
 		case !ok:
 			if _, err := ins.ExecContext(ctx, spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode); err != nil {
-				if isUniqueViolation(err) {
-					return store.ImportResult{}, fmt.Errorf("import %q: name appears twice: %w", spec.Name, store.ErrConflict)
-				}
-				return store.ImportResult{}, fmt.Errorf("import %q: %w", spec.Name, err)
+				return fail(fmt.Errorf("server %q: %w", spec.Name, err))
 			}
 			res.Added++
 		case sv.Same(spec):
 			res.Unchanged++
 		default:
 			if _, err := upd.ExecContext(ctx, spec.Host, spec.Port, spec.User, spec.KeyPath, sv.ID); err != nil {
-				return store.ImportResult{}, fmt.Errorf("import %q: %w", spec.Name, err)
+				return fail(fmt.Errorf("server %q: %w", spec.Name, err))
 			}
 			res.Updated++
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return store.ImportResult{}, fmt.Errorf("import: commit: %w", err)
+		return fail(fmt.Errorf("commit: %w", err))
 	}
 	return res, nil
 }
@@ -306,11 +404,8 @@ func (s *Store) RaiseAlert(ctx context.Context, spec store.AlertSpec) (store.Ale
 	err := s.db.QueryRowContext(ctx, `INSERT INTO alerts (server_id, kind, severity, message)
 		SELECT id, ?, ?, ? FROM servers WHERE id = ? RETURNING id`,
 		spec.Kind, spec.Severity, spec.Message, spec.ServerID).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Alert{}, fmt.Errorf("raise alert: server %d: %w", spec.ServerID, store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Alert{}, fmt.Errorf("raise alert: %w", err)
+		return store.Alert{}, fmt.Errorf("raise alert: server %d: %w", spec.ServerID, s.interpret(err))
 	}
 	return s.alert(ctx, id)
 }
@@ -318,11 +413,8 @@ func (s *Store) RaiseAlert(ctx context.Context, spec store.AlertSpec) (store.Ale
 func (s *Store) alert(ctx context.Context, id int64) (store.Alert, error) {
 	a, err := scanAlert(s.db.QueryRowContext(ctx, `SELECT `+alertColumns+`
 		FROM alerts a JOIN servers s ON s.id = a.server_id WHERE a.id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Alert{}, fmt.Errorf("alert %d: %w", id, store.ErrNotFound)
-	}
 	if err != nil {
-		return store.Alert{}, fmt.Errorf("read alert %d: %w", id, err)
+		return store.Alert{}, fmt.Errorf("alert %d: %w", id, s.interpret(err))
 	}
 	return a, nil
 }
@@ -331,11 +423,11 @@ func (s *Store) alert(ctx context.Context, id int64) (store.Alert, error) {
 func (s *Store) ResolveAlert(ctx context.Context, id int64) (store.Alert, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE alerts SET resolved_at = `+nowSQL+` WHERE id = ? AND resolved_at IS NULL`, id)
 	if err != nil {
-		return store.Alert{}, fmt.Errorf("resolve alert %d: %w", id, err)
+		return store.Alert{}, fmt.Errorf("resolve alert %d: %w", id, s.interpret(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return store.Alert{}, fmt.Errorf("resolve alert %d: %w", id, err)
+		return store.Alert{}, fmt.Errorf("resolve alert %d: %w", id, s.interpret(err))
 	}
 	a, err := s.alert(ctx, id)
 	if err != nil {
@@ -353,19 +445,19 @@ func (s *Store) Alerts(ctx context.Context, all bool) ([]store.Alert, error) {
 		FROM alerts a JOIN servers s ON s.id = a.server_id
 		WHERE ? OR a.resolved_at IS NULL ORDER BY a.created_at DESC, a.id DESC`, all)
 	if err != nil {
-		return nil, fmt.Errorf("list alerts: %w", err)
+		return nil, fmt.Errorf("list alerts: %w", s.interpret(err))
 	}
 	defer rows.Close()
 	var out []store.Alert
 	for rows.Next() {
 		a, err := scanAlert(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list alerts: %w", err)
+			return nil, fmt.Errorf("list alerts: %w", s.interpret(err))
 		}
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list alerts: %w", err)
+		return nil, fmt.Errorf("list alerts: %w", s.interpret(err))
 	}
 	return out, nil
 }
@@ -374,14 +466,14 @@ func (s *Store) Alerts(ctx context.Context, all bool) ([]store.Alert, error) {
 func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
 	}
 	defer tx.Rollback()
 	// The clock is read in the same transaction as the rows, so ages are
 	// measured against one consistent instant.
 	var now string
 	if err := tx.QueryRowContext(ctx, `SELECT `+nowSQL).Scan(&now); err != nil {
-		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
 	}
 	snap := store.Snapshot{}
 	if snap.Now, err = parseTime(now); err != nil {
@@ -396,7 +488,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 		FROM servers s LEFT JOIN heartbeats h ON h.server_id = s.id
 		ORDER BY s.name`)
 	if err != nil {
-		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -411,7 +503,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 			&lastHB, &st.Source, &st.AgentVersion, &lastProbe,
 			&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
 			&st.ActiveAlerts); err != nil {
-			return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+			return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
 		}
 		if st.CreatedAt, err = parseTime(created); err != nil {
 			return store.Snapshot{}, err
@@ -426,28 +518,15 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 		snap.Servers = append(snap.Servers, st)
 	}
 	if err := rows.Err(); err != nil {
-		return store.Snapshot{}, fmt.Errorf("read status: %w", err)
+		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
 	}
 	return snap, nil
 }
 
-// RecordHeartbeat records a successful push at the store's clock.
-func (s *Store) RecordHeartbeat(ctx context.Context, serverID int64, source, agentVersion string) (time.Time, error) {
-	var at string
-	err := s.db.QueryRowContext(ctx, `INSERT INTO heartbeats (server_id, last_heartbeat, source, agent_version)
-		SELECT id, `+nowSQL+`, ?, ? FROM servers WHERE id = ?
-		ON CONFLICT (server_id) DO UPDATE SET
-			last_heartbeat = excluded.last_heartbeat,
-			source = excluded.source,
-			agent_version = excluded.agent_version
-		RETURNING last_heartbeat`, source, agentVersion, serverID).Scan(&at)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, fmt.Errorf("record heartbeat: server %d: %w", serverID, store.ErrNotFound)
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("record heartbeat for server %d: %w", serverID, err)
-	}
-	return parseTime(at)
+// formatTime is the stored form of an explicit time: the same text nowSQL
+// produces, so that stored times keep sorting as text.
+func formatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 func parseTime(s string) (time.Time, error) {
@@ -467,11 +546,4 @@ func parseNullTime(s sql.NullString) (*time.Time, error) {
 		return nil, err
 	}
 	return &t, nil
-}
-
-func isUniqueViolation(err error) bool {
-	// modernc reports constraint failures in the message; its error type
-	// carries the extended code, but matching the text keeps us free of the
-	// driver's internal packages.
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }

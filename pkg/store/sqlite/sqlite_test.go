@@ -1,9 +1,14 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stacksense/heartbeat/pkg/store"
@@ -67,5 +72,95 @@ func TestOpenUnwritableLocation(t *testing.T) {
 	}
 	if _, err := sqlite.Open(context.Background(), filepath.Join(f, "x.db")); err == nil {
 		t.Fatal("Open under a regular file succeeded, want an error")
+	}
+}
+
+// childOpenEnv, when set in the environment, makes this test binary a child
+// that opens the store at that path and exits: 0 if Open succeeded, 1 with
+// the error on stderr if not. The parent starts several at once, so the
+// race is between processes, as between cron jobs, not goroutines.
+const childOpenEnv = "HEARTBEAT_TEST_SQLITE_OPEN"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(childWriteEnv); path != "" {
+		os.Exit(writeChild(path))
+	}
+	if path := os.Getenv(childOpenEnv); path != "" {
+		// Wait for the parent to close stdin, so every child reaches Open
+		// at the same moment instead of in start-up order.
+		io.Copy(io.Discard, os.Stdin)
+		s, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		s.Close()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestConcurrentFirstOpenFromProcesses(t *testing.T) {
+	const procs = 6
+	for trial := 0; trial < 3; trial++ {
+		path := filepath.Join(t.TempDir(), "fresh.db")
+		var (
+			cmds   []*exec.Cmd
+			stdins []io.Closer
+			errs   = make([]*bytes.Buffer, procs)
+		)
+		for i := 0; i < procs; i++ {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), childOpenEnv+"="+path)
+			errs[i] = new(bytes.Buffer)
+			cmd.Stderr = errs[i]
+			in, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			cmds, stdins = append(cmds, cmd), append(stdins, in)
+		}
+		for _, in := range stdins {
+			in.Close()
+		}
+		for i, cmd := range cmds {
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("trial %d: process %d opening a fresh store: %v: %s", trial, i, err, strings.TrimSpace(errs[i].String()))
+			}
+		}
+	}
+}
+
+// Every migration's Down undoes its Up: down to an empty schema and up
+// again leaves a store that works.
+func TestMigrateUpDownUp(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	if _, err := s.AddServer(ctx, store.ServerSpec{Name: "before", Host: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MigrateDownTo(ctx, 0); err != nil {
+		t.Fatalf("down to 0: %v", err)
+	}
+	if _, err := s.Servers(ctx); err == nil {
+		t.Fatal("servers table still there after migrating down to 0")
+	}
+	n, err := s.Migrate(ctx)
+	if err != nil || n < 3 {
+		t.Fatalf("up again applied %d, %v; want every migration", n, err)
+	}
+	sv, err := s.AddServer(ctx, store.ServerSpec{Name: "after", Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: sv.ID, OK: true}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Status(ctx)
+	if err != nil || len(snap.Servers) != 1 || snap.Servers[0].Name != "after" || snap.Servers[0].LastHeartbeat == nil {
+		t.Fatalf("status after up/down/up = %+v, %v; want only the new server, probed", snap.Servers, err)
 	}
 }

@@ -22,7 +22,7 @@ func testProbeResults(t *testing.T, ctx context.Context, s store.Store) {
 	if err != nil {
 		t.Fatalf("RecordProbeResults: %v", err)
 	}
-	snap, _ := s.Status(ctx)
+	snap := mustStatus(t, ctx, s)
 	got := byName(snap)
 	u := got["up"]
 	if u.LastHeartbeat == nil || !near(*u.LastHeartbeat, before) || u.Source != store.SourceSSH ||
@@ -43,7 +43,7 @@ func testProbeResults(t *testing.T, ctx context.Context, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	snap, _ = s.Status(ctx)
+	snap = mustStatus(t, ctx, s)
 	u2 := byName(snap)["up"]
 	if u2.LastHeartbeat == nil || !u2.LastHeartbeat.Equal(*u.LastHeartbeat) || u2.ConsecutiveFailures != 2 ||
 		u2.LastErrorClass != "timeout" || u2.Latency != u.Latency || u2.Source != store.SourceSSH {
@@ -55,17 +55,15 @@ func testProbeResults(t *testing.T, ctx context.Context, s store.Store) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	snap, _ = s.Status(ctx)
+	snap = mustStatus(t, ctx, s)
 	d2 := byName(snap)["down"]
 	if d2.LastHeartbeat == nil || d2.ConsecutiveFailures != 0 || d2.LastErrorClass != "" || d2.LastError != "" {
 		t.Errorf("down after recovering = %+v", d2.Heartbeat)
 	}
 
 	// An API push after an SSH probe keeps the probe's record.
-	if _, err := s.RecordHeartbeat(ctx, down.ID, store.SourceAPI, "1.2"); err != nil {
-		t.Fatal(err)
-	}
-	snap, _ = s.Status(ctx)
+	mustPush(t, ctx, s, down.ID, "1.2", time.Time{})
+	snap = mustStatus(t, ctx, s)
 	if d3 := byName(snap)["down"]; d3.Source != store.SourceAPI || d3.LastProbe == nil || d3.Latency != time.Millisecond {
 		t.Errorf("down after push = %+v", d3.Heartbeat)
 	}
@@ -89,28 +87,28 @@ func testHostKeyPinning(t *testing.T, ctx context.Context, s store.Store) {
 	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: sv.ID, OK: true, PinHostKey: second}}); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := s.Server(ctx, sv.ID)
+	got := mustServer(t, ctx, s, sv.ID)
 	if string(got.HostKey) != "key-one" || got.SeenHostKey != nil {
 		t.Fatalf("after pinning: host key %q, seen %q", got.HostKey, got.SeenHostKey)
 	}
 	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: sv.ID, ErrorClass: "hostkey-mismatch", Error: "changed", SeenHostKey: second}}); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = s.Server(ctx, sv.ID)
+	got = mustServer(t, ctx, s, sv.ID)
 	if string(got.HostKey) != "key-one" || string(got.SeenHostKey) != "key-two" {
 		t.Fatalf("after mismatch: host key %q, seen %q", got.HostKey, got.SeenHostKey)
 	}
 	if err := s.TrustHostKey(ctx, sv.ID, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = s.Server(ctx, sv.ID)
+	got = mustServer(t, ctx, s, sv.ID)
 	if got.HostKey != nil || got.SeenHostKey != nil {
 		t.Fatalf("after clearing the pin: host key %q, seen %q", got.HostKey, got.SeenHostKey)
 	}
 	if err := s.TrustHostKey(ctx, sv.ID, second); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = s.Server(ctx, sv.ID)
+	got = mustServer(t, ctx, s, sv.ID)
 	if string(got.HostKey) != "key-two" {
 		t.Fatalf("after trusting a key: host key %q", got.HostKey)
 	}
@@ -150,7 +148,7 @@ func testRuns(t *testing.T, ctx context.Context, s store.Store) {
 		t.Errorf("StartRun = %+v", run)
 	}
 	// An unfinished run is not the last finished one.
-	if r, _ := s.LastFinishedRun(ctx); r != nil {
+	if r, err := s.LastFinishedRun(ctx); err != nil || r != nil {
 		t.Errorf("unfinished run reported as finished: %+v", r)
 	}
 	run.Probed, run.Succeeded, run.DeadlineHit = 10, 7, true
@@ -181,7 +179,7 @@ func testLargeBatch(t *testing.T, ctx context.Context, s store.Store) {
 	if _, err := s.ImportServers(ctx, specs); err != nil {
 		t.Fatal(err)
 	}
-	list, _ := s.Servers(ctx)
+	list := mustServers(t, ctx, s)
 	results := make([]store.ProbeResult, len(list))
 	for i, sv := range list {
 		results[i] = store.ProbeResult{ServerID: sv.ID, OK: i%10 != 0, ErrorClass: map[bool]string{true: "timeout"}[i%10 == 0], PinHostKey: []byte{byte(i)}}
@@ -189,7 +187,7 @@ func testLargeBatch(t *testing.T, ctx context.Context, s store.Store) {
 	if err := s.RecordProbeResults(ctx, results); err != nil {
 		t.Fatal(err)
 	}
-	snap, _ := s.Status(ctx)
+	snap := mustStatus(t, ctx, s)
 	up := 0
 	for _, st := range snap.Servers {
 		if st.LastHeartbeat != nil {

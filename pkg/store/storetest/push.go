@@ -87,7 +87,7 @@ func testRecordPushes(t *testing.T, ctx context.Context, s store.Store) {
 	if out[0].ServerName != "alpha" || at.Location() != time.UTC || !near(at, before) || !out[5].At.Equal(at) {
 		t.Errorf("accepted outcomes %+v and %+v, want alpha at one store-clock time near %v", out[0], out[5], before)
 	}
-	snap, _ := s.Status(ctx)
+	snap := mustStatus(t, ctx, s)
 	got := byName(snap)
 	if h := got["alpha"].Heartbeat; h.LastHeartbeat == nil || !h.LastHeartbeat.Equal(at) || h.Source != store.SourceAPI || h.AgentVersion != "1.0.1" {
 		t.Errorf("alpha after push = %+v, want heartbeat at %v from api 1.0.1", h, at)
@@ -105,7 +105,7 @@ func testRecordPushes(t *testing.T, ctx context.Context, s store.Store) {
 	if out, err := s.RecordPushes(ctx, []store.Push{push(b.ID, tb, "2.0")}); err != nil || !out[0].OK || out[0].ServerName != "bravo" {
 		t.Fatalf("push for bravo = %+v, %v", out, err)
 	}
-	snap, _ = s.Status(ctx)
+	snap = mustStatus(t, ctx, s)
 	if h := byName(snap)["bravo"].Heartbeat; h.LastHeartbeat == nil || h.Source != store.SourceAPI || h.LastErrorClass != "refused" || h.ConsecutiveFailures != 1 {
 		t.Errorf("bravo after probe failure then push = %+v", h)
 	}
@@ -130,7 +130,7 @@ func testRecordPushesRemovedServer(t *testing.T, ctx context.Context, s store.St
 	}
 	// A new server never inherits a token, even if the engine reuses ids.
 	again := mustAdd(t, ctx, s, "gone")
-	if out, _ := s.RecordPushes(ctx, []store.Push{push(again.ID, token, "")}); out[0].OK {
+	if out, err := s.RecordPushes(ctx, []store.Push{push(again.ID, token, "")}); err != nil || out[0].OK {
 		t.Error("a re-added server accepted the removed server's token")
 	}
 }
@@ -173,7 +173,7 @@ func testConcurrentPushBatches(t *testing.T, ctx context.Context, s store.Store)
 	for err := range errs {
 		t.Errorf("concurrent RecordPushes: %v", err)
 	}
-	snap, _ := s.Status(ctx)
+	snap := mustStatus(t, ctx, s)
 	for _, st := range snap.Servers {
 		if st.LastHeartbeat == nil || st.Source != store.SourceAPI {
 			t.Errorf("server %s after concurrent pushes: %+v", st.Name, st.Heartbeat)
@@ -189,7 +189,7 @@ func testLargePushBatch(t *testing.T, ctx context.Context, s store.Store) {
 	if _, err := s.ImportServers(ctx, specs); err != nil {
 		t.Fatal(err)
 	}
-	list, _ := s.Servers(ctx)
+	list := mustServers(t, ctx, s)
 	pushes := make([]store.Push, 0, len(list))
 	for i, sv := range list[:200] {
 		token := mustToken(t, ctx, s, sv.ID)

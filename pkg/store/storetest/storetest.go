@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,9 +43,12 @@ func Run(t *testing.T, open Opener) {
 		{"RaiseAlertUnknownServer", testRaiseUnknownServer},
 		{"StatusEmptyFleetHasClock", testStatusEmpty},
 		{"StatusJoinsHeartbeatAndAlerts", testStatusJoin},
-		{"RecordHeartbeatUsesStoreClock", testRecordHeartbeatClock},
-		{"RecordHeartbeatUnknownServer", testRecordHeartbeatUnknown},
+		{"PushUsesStoreClock", testPushClock},
 		{"ConcurrentHeartbeats", testConcurrentHeartbeats},
+		{"ImportRejectsDuplicateNames", testImportDuplicateNames},
+		{"InvalidInputIsErrInvalid", testInvalidInput},
+		{"EveryTimeIsUTC", testTimesUTC},
+		{"ExplicitTimes", testExplicitTimes},
 		{"ProbeResults", testProbeResults},
 		{"HostKeyPinning", testHostKeyPinning},
 		{"ProbeLock", testProbeLock},
@@ -73,6 +77,47 @@ func mustAdd(t *testing.T, ctx context.Context, s store.Store, name string) stor
 		t.Fatalf("AddServer(%s): %v", name, err)
 	}
 	return sv
+}
+
+func mustStatus(t *testing.T, ctx context.Context, s store.Store) store.Snapshot {
+	t.Helper()
+	snap, err := s.Status(ctx)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	return snap
+}
+
+func mustServer(t *testing.T, ctx context.Context, s store.Store, id int64) store.Server {
+	t.Helper()
+	sv, err := s.Server(ctx, id)
+	if err != nil {
+		t.Fatalf("Server(%d): %v", id, err)
+	}
+	return sv
+}
+
+func mustServers(t *testing.T, ctx context.Context, s store.Store) []store.Server {
+	t.Helper()
+	list, err := s.Servers(ctx)
+	if err != nil {
+		t.Fatalf("Servers: %v", err)
+	}
+	return list
+}
+
+// mustPush records an API heartbeat for a server the way serve-api does:
+// it issues the server a token and pushes with it. A zero at means the
+// store's clock. It returns the time recorded.
+func mustPush(t *testing.T, ctx context.Context, s store.Store, id int64, version string, at time.Time) time.Time {
+	t.Helper()
+	p := push(id, mustToken(t, ctx, s, id), version)
+	p.At = at
+	out, err := s.RecordPushes(ctx, []store.Push{p})
+	if err != nil || len(out) != 1 || !out[0].OK {
+		t.Fatalf("RecordPushes(server %d) = %+v, %v; want recorded", id, out, err)
+	}
+	return out[0].At
 }
 
 func mustNow(t *testing.T, ctx context.Context, s store.Store) time.Time {
@@ -148,7 +193,7 @@ func testAddServerInvalid(t *testing.T, ctx context.Context, s store.Store) {
 			t.Errorf("AddServer(%+v) succeeded, want an error", spec)
 		}
 	}
-	if list, _ := s.Servers(ctx); len(list) != 0 {
+	if list := mustServers(t, ctx, s); len(list) != 0 {
 		t.Errorf("invalid specs stored %d servers", len(list))
 	}
 }
@@ -190,14 +235,14 @@ func testEnableDisable(t *testing.T, ctx context.Context, s store.Store) {
 	if err := s.SetServerEnabled(ctx, sv.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := s.Server(ctx, sv.ID)
+	got := mustServer(t, ctx, s, sv.ID)
 	if got.Enabled {
 		t.Error("server still enabled after disable")
 	}
 	if err := s.SetServerEnabled(ctx, sv.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = s.Server(ctx, sv.ID)
+	got = mustServer(t, ctx, s, sv.ID)
 	if !got.Enabled {
 		t.Error("server still disabled after enable")
 	}
@@ -218,8 +263,8 @@ func testServerMode(t *testing.T, ctx context.Context, s store.Store) {
 	if err := s.SetServerMode(ctx, ssh.ID, store.ModePush); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetServerMode(ctx, ssh.ID, "bogus"); err == nil {
-		t.Error("SetServerMode accepted an unknown mode")
+	if err := s.SetServerMode(ctx, ssh.ID, "bogus"); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("SetServerMode(bogus) error = %v, want ErrInvalid", err)
 	}
 	if err := s.SetServerMode(ctx, 999, store.ModeSSH); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("SetServerMode(unknown) error = %v, want ErrNotFound", err)
@@ -245,9 +290,7 @@ func testRemoveCascades(t *testing.T, ctx context.Context, s store.Store) {
 	gone := mustAdd(t, ctx, s, "gone")
 	kept := mustAdd(t, ctx, s, "kept")
 	for _, sv := range []store.Server{gone, kept} {
-		if _, err := s.RecordHeartbeat(ctx, sv.ID, store.SourceAPI, "1.0"); err != nil {
-			t.Fatal(err)
-		}
+		mustPush(t, ctx, s, sv.ID, "1.0", time.Time{})
 		if _, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: sv.ID, Kind: store.KindAlert, Severity: store.SeverityWarning, Message: "disk"}); err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +314,7 @@ func testRemoveCascades(t *testing.T, ctx context.Context, s store.Store) {
 	}
 	// The name is free again, and the new server starts with no history.
 	again := mustAdd(t, ctx, s, "gone")
-	snap, _ = s.Status(ctx)
+	snap = mustStatus(t, ctx, s)
 	for _, st := range snap.Servers {
 		if st.ID == again.ID && (st.LastHeartbeat != nil || st.ActiveAlerts != 0) {
 			t.Errorf("re-added server inherited history: %+v", st)
@@ -293,7 +336,10 @@ func testImportCounts(t *testing.T, ctx context.Context, s store.Store) {
 	if want := (store.ImportResult{Added: 1, Updated: 1, Unchanged: 1}); res != want {
 		t.Errorf("ImportServers = %+v, want %+v", res, want)
 	}
-	moved, _ := s.ServerByName(ctx, "moved")
+	moved, err := s.ServerByName(ctx, "moved")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if moved.Host != "new.example.net" || moved.Port != 2200 || moved.User != "ops" {
 		t.Errorf("updated server = %+v", moved)
 	}
@@ -322,7 +368,7 @@ func testImportAtomic(t *testing.T, ctx context.Context, s store.Store) {
 			t.Errorf("ImportServers(%+v) succeeded, want an error", specs)
 		}
 	}
-	list, _ := s.Servers(ctx)
+	list := mustServers(t, ctx, s)
 	if len(list) != 1 || list[0].Host != "existing.example.net" {
 		t.Errorf("after failed imports: %+v; want only the untouched original", list)
 	}
@@ -417,15 +463,16 @@ func testStatusEmpty(t *testing.T, ctx context.Context, s store.Store) {
 func testStatusJoin(t *testing.T, ctx context.Context, s store.Store) {
 	quiet := mustAdd(t, ctx, s, "b-quiet")
 	alive := mustAdd(t, ctx, s, "a-alive")
-	if _, err := s.RecordHeartbeat(ctx, alive.ID, store.SourceAPI, "2.1.0"); err != nil {
-		t.Fatal(err)
-	}
+	mustPush(t, ctx, s, alive.ID, "2.1.0", time.Time{})
 	for i := 0; i < 3; i++ {
 		if _, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: alive.ID, Kind: store.KindAnomaly, Severity: store.SeverityInfo, Message: "m"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	resolved, _ := s.RaiseAlert(ctx, store.AlertSpec{ServerID: quiet.ID, Kind: store.KindAlert, Severity: store.SeverityInfo, Message: "m"})
+	resolved, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: quiet.ID, Kind: store.KindAlert, Severity: store.SeverityInfo, Message: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.ResolveAlert(ctx, resolved.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -451,18 +498,15 @@ func testStatusJoin(t *testing.T, ctx context.Context, s store.Store) {
 	}
 }
 
-func testRecordHeartbeatClock(t *testing.T, ctx context.Context, s store.Store) {
+func testPushClock(t *testing.T, ctx context.Context, s store.Store) {
 	sv := mustAdd(t, ctx, s, "web1")
 	before := mustNow(t, ctx, s)
-	at, err := s.RecordHeartbeat(ctx, sv.ID, store.SourceAPI, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	at := mustPush(t, ctx, s, sv.ID, "", time.Time{})
 	after := mustNow(t, ctx, s)
 	if at.Location() != time.UTC || at.Before(before.Add(-time.Millisecond)) || at.After(after.Add(time.Millisecond)) {
 		t.Errorf("heartbeat time %v not between store clock readings %v and %v", at, before, after)
 	}
-	snap, _ := s.Status(ctx)
+	snap := mustStatus(t, ctx, s)
 	if got := snap.Servers[0].LastHeartbeat; got == nil || !got.Equal(at) {
 		t.Errorf("status heartbeat = %v, want %v", got, at)
 	}
@@ -471,26 +515,22 @@ func testRecordHeartbeatClock(t *testing.T, ctx context.Context, s store.Store) 
 	}
 }
 
-func testRecordHeartbeatUnknown(t *testing.T, ctx context.Context, s store.Store) {
-	if _, err := s.RecordHeartbeat(ctx, 4242, store.SourceAPI, ""); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("RecordHeartbeat(unknown) error = %v, want ErrNotFound", err)
-	}
-}
-
 func testConcurrentHeartbeats(t *testing.T, ctx context.Context, s store.Store) {
-	var ids []int64
+	var pushes []store.Push
 	for i := 0; i < 8; i++ {
-		ids = append(ids, mustAdd(t, ctx, s, fmt.Sprintf("srv%d", i)).ID)
+		sv := mustAdd(t, ctx, s, fmt.Sprintf("srv%d", i))
+		pushes = append(pushes, push(sv.ID, mustToken(t, ctx, s, sv.ID), ""))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8*20)
-	for _, id := range ids {
+	for _, p := range pushes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 20; i++ {
-				if _, err := s.RecordHeartbeat(ctx, id, store.SourceAPI, fmt.Sprint(i)); err != nil {
-					errs <- err
+				p.AgentVersion = fmt.Sprint(i)
+				if out, err := s.RecordPushes(ctx, []store.Push{p}); err != nil || !out[0].OK {
+					errs <- fmt.Errorf("server %d: %+v, %v", p.ServerID, out, err)
 				}
 			}
 		}()
@@ -498,12 +538,184 @@ func testConcurrentHeartbeats(t *testing.T, ctx context.Context, s store.Store) 
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Errorf("concurrent RecordHeartbeat: %v", err)
+		t.Errorf("concurrent RecordPushes: %v", err)
 	}
-	snap, _ := s.Status(ctx)
+	snap := mustStatus(t, ctx, s)
 	for _, st := range snap.Servers {
 		if st.LastHeartbeat == nil || st.AgentVersion != "19" {
 			t.Errorf("server %s after concurrent writes: %+v", st.Name, st.Heartbeat)
 		}
+	}
+}
+
+// Two rows for one name are refused by both engines, naming both lines,
+// even when the name already exists (SQLite once reported "2 updated" and
+// let the last row win).
+func testImportDuplicateNames(t *testing.T, ctx context.Context, s store.Store) {
+	mustAdd(t, ctx, s, "web1")
+	for _, specs := range [][]store.ServerSpec{
+		{{Name: "web1", Host: "a.example.net", Line: 2}, {Name: "other", Host: "o", Line: 3}, {Name: "web1", Host: "b.example.net", Line: 5}},
+		{{Name: "new", Host: "a.example.net", Line: 2}, {Name: "other", Host: "o", Line: 3}, {Name: "new", Host: "b.example.net", Line: 5}},
+	} {
+		res, err := s.ImportServers(ctx, specs)
+		if !errors.Is(err, store.ErrConflict) {
+			t.Errorf("import with %q twice = %+v, %v; want ErrConflict", specs[0].Name, res, err)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "line 2") || !strings.Contains(msg, "line 5") || !strings.Contains(msg, specs[0].Name) {
+			t.Errorf("error %q does not name the server and both lines", msg)
+		}
+	}
+	// Without line numbers the positions in the batch are named.
+	_, err := s.ImportServers(ctx, []store.ServerSpec{{Name: "x", Host: "h"}, {Name: "x", Host: "h"}})
+	if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "row 1") || !strings.Contains(err.Error(), "row 2") {
+		t.Errorf("duplicate without lines: %v", err)
+	}
+	list := mustServers(t, ctx, s)
+	if len(list) != 1 || list[0].Host != "web1.example.net" {
+		t.Errorf("after refused imports: %+v; want only the untouched original", list)
+	}
+}
+
+func testInvalidInput(t *testing.T, ctx context.Context, s store.Store) {
+	sv := mustAdd(t, ctx, s, "web1")
+	if _, err := s.AddServer(ctx, store.ServerSpec{Name: "evil\x1b[2J", Host: "h"}); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "name") {
+		t.Errorf("AddServer with an escape sequence: %v, want ErrInvalid naming the name", err)
+	}
+	if _, err := s.ImportServers(ctx, []store.ServerSpec{{Name: "ok", Host: "h", Line: 2}, {Name: "bad", Host: "a b", Line: 3}}); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "host") {
+		t.Errorf("import of a bad host: %v, want ErrInvalid naming line 3 and the host", err)
+	}
+	if _, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: sv.ID, Kind: store.KindAlert, Severity: store.SeverityInfo, Message: "two\nlines"}); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "message") {
+		t.Errorf("RaiseAlert with a newline: %v, want ErrInvalid naming the message", err)
+	}
+	if err := s.SetServerMode(ctx, sv.ID, ""); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("SetServerMode(\"\") = %v, want ErrInvalid", err)
+	}
+	if list := mustServers(t, ctx, s); len(list) != 1 || list[0].Mode != store.ModeSSH {
+		t.Errorf("after invalid input: %+v", list)
+	}
+}
+
+// Every time any method returns is UTC, whatever the session time zone of
+// the database or the local zone of the process (the engines' tests run
+// the suite with both set to somewhere else).
+func testTimesUTC(t *testing.T, ctx context.Context, s store.Store) {
+	var checked int
+	utc := func(what string, tm *time.Time) {
+		t.Helper()
+		if tm == nil {
+			return
+		}
+		checked++
+		if tm.Location() != time.UTC {
+			t.Errorf("%s = %v in %v, want UTC", what, *tm, tm.Location())
+		}
+	}
+	now := mustNow(t, ctx, s)
+	utc("Now", &now)
+	sv, err := s.AddServer(ctx, store.ServerSpec{Name: "web1", Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	utc("AddServer.CreatedAt", &sv.CreatedAt)
+	byID := mustServer(t, ctx, s, sv.ID)
+	utc("Server.CreatedAt", &byID.CreatedAt)
+	byName, err := s.ServerByName(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	utc("ServerByName.CreatedAt", &byName.CreatedAt)
+	for _, l := range mustServers(t, ctx, s) {
+		utc("Servers.CreatedAt", &l.CreatedAt)
+	}
+	a, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: sv.ID, Kind: store.KindAlert, Severity: store.SeverityInfo, Message: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	utc("RaiseAlert.CreatedAt", &a.CreatedAt)
+	r, err := s.ResolveAlert(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	utc("ResolveAlert.CreatedAt", &r.CreatedAt)
+	utc("ResolveAlert.ResolvedAt", r.ResolvedAt)
+	again, err := s.ResolveAlert(ctx, a.ID)
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second ResolveAlert: %v", err)
+	}
+	utc("ResolveAlert(already resolved).CreatedAt", &again.CreatedAt)
+	utc("ResolveAlert(already resolved).ResolvedAt", again.ResolvedAt)
+	alerts, err := s.Alerts(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, al := range alerts {
+		utc("Alerts.CreatedAt", &al.CreatedAt)
+		utc("Alerts.ResolvedAt", al.ResolvedAt)
+	}
+	at := mustPush(t, ctx, s, sv.ID, "1", time.Time{})
+	utc("PushOutcome.At", &at)
+	old := mustPush(t, ctx, s, sv.ID, "1", time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("X", 5*3600)))
+	utc("PushOutcome.At (explicit)", &old)
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: sv.ID, OK: true}}); err != nil {
+		t.Fatal(err)
+	}
+	snap := mustStatus(t, ctx, s)
+	utc("Status.Now", &snap.Now)
+	for _, st := range snap.Servers {
+		utc("Status.CreatedAt", &st.CreatedAt)
+		utc("Status.LastHeartbeat", st.LastHeartbeat)
+		utc("Status.LastProbe", st.LastProbe)
+	}
+	run, err := s.StartRun(ctx, "probe-a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	utc("StartRun.StartedAt", &run.StartedAt)
+	done, err := s.FinishRun(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	utc("FinishRun.FinishedAt", done.FinishedAt)
+	last, err := s.LastFinishedRun(ctx)
+	if err != nil || last == nil {
+		t.Fatalf("LastFinishedRun = %v, %v", last, err)
+	}
+	utc("LastFinishedRun.StartedAt", &last.StartedAt)
+	utc("LastFinishedRun.FinishedAt", last.FinishedAt)
+	if checked != 22 {
+		t.Errorf("checked %d times, want 22: a method returned fewer rows or times than expected", checked)
+	}
+}
+
+// Writes take an explicit time when a test (or a backfill) needs one, so
+// no test sleeps to separate timestamps.
+func testExplicitTimes(t *testing.T, ctx context.Context, s store.Store) {
+	probed := mustAdd(t, ctx, s, "probed")
+	pushed := mustAdd(t, ctx, s, "pushed")
+	now := mustNow(t, ctx, s)
+	hourAgo := now.Add(-time.Hour).Truncate(time.Millisecond)
+	dayAgo := now.Add(-24 * time.Hour).Truncate(time.Millisecond)
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: probed.ID, OK: true, At: dayAgo}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: probed.ID, ErrorClass: "timeout", At: hourAgo}}); err != nil {
+		t.Fatal(err)
+	}
+	if at := mustPush(t, ctx, s, pushed.ID, "1", hourAgo); !at.Equal(hourAgo) {
+		t.Errorf("push outcome At = %v, want the explicit %v", at, hourAgo)
+	}
+	got := byName(mustStatus(t, ctx, s))
+	p := got["probed"]
+	if p.LastHeartbeat == nil || !p.LastHeartbeat.Equal(dayAgo) || p.LastProbe == nil || !p.LastProbe.Equal(hourAgo) || p.ConsecutiveFailures != 1 {
+		t.Errorf("probed = %+v, want heartbeat %v, last probe %v", p.Heartbeat, dayAgo, hourAgo)
+	}
+	if h := got["pushed"].LastHeartbeat; h == nil || !h.Equal(hourAgo) {
+		t.Errorf("pushed heartbeat = %v, want %v", h, hourAgo)
+	}
+	// A zero At is the store's clock again.
+	at := mustPush(t, ctx, s, pushed.ID, "2", time.Time{})
+	if !near(at, now) {
+		t.Errorf("push without At recorded %v, want near the store clock %v", at, now)
 	}
 }

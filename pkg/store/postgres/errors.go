@@ -1,0 +1,63 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+// interpret is the one place that turns what pgx returned into the store's
+// vocabulary: no rows is store.ErrNotFound, a unique violation
+// store.ErrConflict, a check, not-null or too-long violation
+// store.ErrInvalid, and the two timeouts the pool sets one line saying
+// what the statement waited for. Methods wrap its result with what they
+// were doing; the pgx error stays reachable with errors.As.
+func (s *Store) interpret(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w", store.ErrNotFound)
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch pgErr.Code {
+	case "23505": // unique_violation
+		return &kindError{msg: "already exists", kind: store.ErrConflict, err: err}
+	case "23514", "23502", "22001": // check_violation, not_null_violation, string_data_right_truncation
+		return &kindError{msg: "value refused: " + pgErr.Message, kind: store.ErrInvalid, err: err}
+	case "23503": // foreign_key_violation: the server it refers to is gone
+		return &kindError{msg: "server not found", kind: store.ErrNotFound, err: err}
+	case "55P03": // lock_not_available
+		return &kindError{msg: fmt.Sprintf("postgres %s: waited %s (lock_timeout) for a lock held by another session", s.name, s.setting("lock_timeout")), kind: store.ErrUnavailable, err: err}
+	case "57014": // query_canceled
+		if strings.Contains(pgErr.Message, "statement timeout") {
+			return &kindError{msg: fmt.Sprintf("postgres %s: statement ran longer than %s (statement_timeout)", s.name, s.setting("statement_timeout")), kind: store.ErrUnavailable, err: err}
+		}
+		return &kindError{msg: fmt.Sprintf("postgres %s: statement cancelled", s.name), err: err}
+	}
+	return err
+}
+
+// kindError is a driver error retold in one line, matching a store
+// sentinel when kind is set.
+type kindError struct {
+	msg  string
+	kind error
+	err  error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() []error {
+	if e.kind == nil {
+		return []error{e.err}
+	}
+	return []error{e.kind, e.err}
+}
