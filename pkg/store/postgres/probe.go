@@ -167,7 +167,7 @@ func (l *probeLock) watch() {
 		cancel()
 		l.mu.Unlock()
 		if err != nil {
-			l.lostErr = fmt.Errorf("lost the probe lock: its database session failed: %w", err)
+			l.lostErr = fmt.Errorf("its database session failed: %w", err)
 			close(l.lost)
 			return
 		}
