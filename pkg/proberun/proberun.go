@@ -116,7 +116,7 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 	bg := context.WithoutCancel(ctx)
 	st := &storeCalls{timeout: cfg.StoreTimeout}
 
-	lock, acquired, err := s.TryProbeLock(st.bound(ctx))
+	lock, acquired, err := s.TryProbeLock(st.bound(bg))
 	st.done()
 	if err != nil {
 		return Outcome{}, st.describe("take the probe lock", err)
@@ -139,7 +139,7 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 		}
 	}()
 
-	servers, err := s.Servers(st.bound(ctx))
+	servers, err := s.Servers(st.bound(bg))
 	st.done()
 	if err != nil {
 		return Outcome{}, st.describe("read the servers", err)
@@ -158,6 +158,9 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 		cfg.Log.Warn("host keys are NOT verified (--host-key-policy insecure): anyone on the path can impersonate a server")
 	}
 
+	if ctx.Err() != nil {
+		return Outcome{}, fmt.Errorf("probe run: %w before it started", ErrInterrupted)
+	}
 	run, err := s.StartRun(st.bound(bg), cfg.Host, len(targets))
 	st.done()
 	if err != nil {
@@ -219,7 +222,7 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 
 	if lerr := lock.Err(); lerr != nil {
 		// The run record stays open; the next run closes it as aborted.
-		return out, fmt.Errorf("probe run %d: %w (%v); stopped probing and writing (%d results stored, %d dropped)",
+		return out, fmt.Errorf("probe run %d: %w (%v); stopped probing and writing: %d results stored, %d not stored",
 			run.ID, ErrLockLost, lerr, w.stored, w.failed)
 	}
 	if w.err != nil {

@@ -166,6 +166,11 @@ func (l *probeLock) watch() {
 		_, err := l.conn.Exec(ctx, `SELECT 1`)
 		cancel()
 		l.mu.Unlock()
+		if errors.Is(err, context.DeadlineExceeded) {
+			l.lostErr = fmt.Errorf("its database session did not answer within %s", LockCheckTimeout)
+			close(l.lost)
+			return
+		}
 		if err != nil {
 			l.lostErr = fmt.Errorf("its database session failed: %w", err)
 			close(l.lost)
