@@ -304,3 +304,33 @@ func TestProbeSSHClosesAbortedRuns(t *testing.T) {
 		}
 	})
 }
+
+// A store that fails writes mid-run (here: the table is gone) gives one
+// line on stderr, not a log line per batch and then the error.
+func TestPostgresProbeSSHStoreErrorIsOneLine(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.URL(t)
+	e := &env{t: t, home: t.TempDir(), vars: map[string]string{"DATABASE_URL": dbURL}}
+	e.mustRun("migrate")
+	_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeTarpit, Count: 2})
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		done <- e.runCtx(ctx, "probe-ssh", "--key", key, "--timeout", "2s", "--deadline", "10s")
+	}()
+	waitFor(t, "the run to start", func() bool { return probeRunOpen(t, dbURL) })
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `ALTER TABLE heartbeats RENAME TO heartbeats_gone`); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.code != 1 || strings.Count(strings.TrimSpace(r.err), "\n") != 0 || !strings.Contains(r.err, "could not store 2 of 2 results") {
+		t.Errorf("probe-ssh with failing writes: exit %d, stderr %q; want 1 and one line", r.code, r.err)
+	}
+}
