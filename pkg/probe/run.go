@@ -26,7 +26,9 @@ type Summary struct {
 // and run deadline, and returns once every target has a Result. Probes
 // still open at the deadline are cancelled and targets not yet started are
 // reported, both as ClassTimeout, so the sink always receives exactly one
-// Result per target.
+// Result per target. When ctx itself is cancelled, the failures it causes
+// and the targets left unstarted are marked Interrupted instead and
+// counted apart from Probed.
 //
 // Results reach sink in batches (Options.BatchSize or BatchInterval,
 // whichever comes first), always from the goroutine that called Run, so
