@@ -340,3 +340,37 @@ func TestPostgresProbeSSHStoreErrorIsOneLine(t *testing.T) {
 		t.Errorf("probe-ssh with failing writes: exit %d, stderr %q; want 1 and one line", r.code, r.err)
 	}
 }
+
+// Each run prunes history past its retention: with retention shorter than
+// the gap between two commands, the resolved alert and the earlier run go.
+func TestProbeSSHPrunesHistory(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 1})
+		name := strings.TrimSpace(e.mustRun("servers", "list", "--json"))
+		var list []struct{ Name string }
+		if err := json.Unmarshal([]byte(name), &list); err != nil || len(list) != 1 {
+			t.Fatalf("servers list: %v %s", err, name)
+		}
+		resolved := strings.TrimSpace(e.mustRun("alert", "raise", list[0].Name, "old news"))
+		e.mustRun("alert", "resolve", resolved)
+		active := strings.TrimSpace(e.mustRun("alert", "raise", list[0].Name, "still on"))
+		e.mustRun("probe-ssh", "--key", key)
+		s := e.open()
+		first, err := s.LastFinishedRun(context.Background())
+		if err != nil || first == nil {
+			t.Fatalf("first run: %v %v", first, err)
+		}
+		// Default retention keeps everything this young.
+		if all, _ := s.Alerts(context.Background(), true); len(all) != 2 {
+			t.Fatalf("after a run with default retention: %d alerts, want 2", len(all))
+		}
+		e.mustRun("probe-ssh", "--key", key, "--keep-runs", "1ns", "--keep-resolved-alerts", "1ns")
+		all, err := s.Alerts(context.Background(), true)
+		if err != nil || len(all) != 1 || strconv.FormatInt(all[0].ID, 10) != active {
+			t.Errorf("alerts after pruning = %+v, %v; want only the active one (%s)", all, err, active)
+		}
+		if _, err := s.FinishRun(context.Background(), *first); err == nil {
+			t.Errorf("run %d survived pruning", first.ID)
+		}
+	})
+}
