@@ -111,9 +111,14 @@ func (e *deadlineError) Unwrap() error { return e.err }
 // (each layer names its operation, "read status") without the context
 // package's trailer.
 func waitingFor(err error) string {
-	msg := err.Error()
-	for _, tail := range []string{"context deadline exceeded", "timeout: ", ": "} {
-		msg = strings.TrimSuffix(strings.TrimSpace(msg), tail)
+	msg := strings.TrimSuffix(strings.TrimSpace(err.Error()), context.DeadlineExceeded.Error())
+	for {
+		// pgx adds "timeout: " before the context's words.
+		trimmed := strings.TrimSuffix(strings.TrimRight(msg, ": "), "timeout")
+		if trimmed == msg {
+			break
+		}
+		msg = trimmed
 	}
 	if msg == "" {
 		return "the store"
