@@ -17,11 +17,20 @@ import (
 var version = "dev"
 
 func main() {
-	// A signal cancels the context, so a probe or server in flight stops
-	// cleanly and records what it has.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A signal cancels the context with the signal as its cause, so a
+	// probe or server in flight stops cleanly, records what it has, and
+	// the process exits 128+signal (130 for SIGINT, 143 for SIGTERM). A
+	// second signal kills the process at once.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		signal.Stop(sigs)
+		cancel(cli.Interrupted(sig.(syscall.Signal)))
+	}()
 	app := cli.DefaultApp(version, term.IsTerminal(int(os.Stdout.Fd())))
 	code := cli.Main(ctx, app, os.Args[1:])
-	stop()
+	cancel(nil)
 	os.Exit(code)
 }

@@ -1,8 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Exit codes outside `status` (which uses the monitoring-plugin codes in
@@ -62,4 +68,60 @@ func ExitCode(err error) int {
 func IsSilent(err error) bool {
 	var s silentExit
 	return errors.As(err, &s)
+}
+
+// InterruptError is the cause a signal cancels the program's context with
+// (see cmd/heartbeat). A command that fails because of it exits 128 plus
+// the signal number, as shells report a process killed by that signal:
+// 130 for SIGINT, 143 for SIGTERM, whatever the command's output flags.
+type InterruptError struct{ Signal syscall.Signal }
+
+func (e *InterruptError) Error() string {
+	return "interrupted by " + unix.SignalName(e.Signal)
+}
+
+// Interrupted returns the cancellation cause for sig.
+func Interrupted(sig syscall.Signal) error { return &InterruptError{Signal: sig} }
+
+// interruptCode returns the exit code for a command that failed after ctx
+// was cancelled by a signal, and false if it was not.
+func interruptCode(ctx context.Context) (int, *InterruptError, bool) {
+	var ie *InterruptError
+	if ctx.Err() == nil || !errors.As(context.Cause(ctx), &ie) {
+		return 0, nil, false
+	}
+	return 128 + int(ie.Signal), ie, true
+}
+
+// deadlineError is a command that ran out of its --timeout: it names the
+// command, the limit and what it was waiting for, and keeps the command's
+// own exit code (3 for status) by wrapping the original error.
+type deadlineError struct {
+	command string
+	limit   time.Duration
+	err     error
+}
+
+func (e *deadlineError) Error() string {
+	return fmt.Sprintf("%s: no answer within %s (--timeout), waiting for: %s", e.command, e.limit, waitingFor(e.err))
+}
+func (e *deadlineError) Unwrap() error { return e.err }
+
+// waitingFor is what a timed-out command was doing: the error's own words
+// (each layer names its operation, "read status") without the context
+// package's trailer.
+func waitingFor(err error) string {
+	msg := strings.TrimSuffix(strings.TrimSpace(err.Error()), context.DeadlineExceeded.Error())
+	for {
+		// pgx adds "timeout: " before the context's words.
+		trimmed := strings.TrimSuffix(strings.TrimRight(msg, ": "), "timeout")
+		if trimmed == msg {
+			break
+		}
+		msg = trimmed
+	}
+	if msg == "" {
+		return "the store"
+	}
+	return msg
 }

@@ -33,6 +33,10 @@ type probeOptions struct {
 	Summary       bool
 	Verbose       bool
 	JSON          bool
+	// KeepRuns and KeepResolvedAlerts are the history retention each run
+	// prunes to.
+	KeepRuns           time.Duration
+	KeepResolvedAlerts time.Duration
 }
 
 func newProbeCommand(app *App, g *globalOptions) *cobra.Command {
@@ -48,7 +52,10 @@ banner, handshake, hostkey-unknown, hostkey-mismatch, auth, exec).
 Meant for cron, twice a minute (see setup_heartbeat_cron.sh). Only one run
 per store at a time: a run that finds another in progress exits 0 at once.
 Quiet on success; exit 0 whenever the run completed, whatever the servers'
-states, non-zero when the run itself failed (store, credentials, flags).`,
+states, non-zero when the run itself failed (store, credentials, flags, lost
+lock), with one line on stderr; 130/143 when SIGINT/SIGTERM interrupted it.
+--deadline is the run's total limit: every store call is bounded too, so a
+run ends within --deadline plus a few seconds whatever the store does.`,
 		Example: `  heartbeat probe-ssh --summary
   heartbeat probe-ssh --verbose --key /etc/heartbeat/id_ed25519 --user monitor
   heartbeat probe-ssh --host-key-policy known-hosts --known-hosts /etc/ssh/ssh_known_hosts`,
@@ -69,6 +76,8 @@ states, non-zero when the run itself failed (store, credentials, flags).`,
 	f.BoolVar(&o.Summary, "summary", false, "print one summary line")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print one line per server")
 	f.BoolVar(&o.JSON, "json", false, "print the run and every result as JSON")
+	f.DurationVar(&o.KeepRuns, "keep-runs", proberun.DefaultKeepRuns, "delete probe run records older than this (negative: keep for ever)")
+	f.DurationVar(&o.KeepResolvedAlerts, "keep-resolved-alerts", proberun.DefaultKeepResolvedAlerts, "delete alerts resolved longer ago than this (negative: keep for ever)")
 	return cmd
 }
 
@@ -135,6 +144,7 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 		Auth:      probe.AuthConfig{KeyPath: creds.KeyPath, AgentSocket: creds.AgentSocket, HomeDir: app.Home},
 		KeyOrigin: creds.KeyOrigin, Policy: policy, KnownHosts: creds.KnownHosts,
 		Exec: o.Exec, Concurrency: o.Concurrency, Timeout: o.Timeout, Deadline: o.Deadline,
+		KeepRuns: o.KeepRuns, KeepResolvedAlerts: o.KeepResolvedAlerts,
 		Log: log,
 		OnResult: func(name string, r probe.Result) {
 			if o.Verbose {
@@ -150,9 +160,23 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 		log.Info(err.Error() + "; skipping this tick")
 		return nil
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, proberun.ErrInterrupted) {
 		return err
 	}
+	// An interrupted run still reports what it did, then fails with the
+	// one exit code of an interrupted command (128+signal), whatever the
+	// output flags.
+	interrupted := err
+	if perr := printProbeRun(app, o, out, results); perr != nil {
+		return perr
+	}
+	if interrupted != nil {
+		return interrupted
+	}
+	return ctx.Err()
+}
+
+func printProbeRun(app *App, o *probeOptions, out proberun.Outcome, results []probeResultJSON) error {
 	run := out.Run
 	switch {
 	case o.JSON:
@@ -166,7 +190,7 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 		_, err := fmt.Fprintln(app.Out, runSummary(run, out.Elapsed))
 		return err
 	}
-	return ctx.Err()
+	return nil
 }
 
 func nonNilResults(r []probeResultJSON) []probeResultJSON {

@@ -228,7 +228,7 @@ func TestProbeSSHOneRunAtATime(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 1})
 		s := e.open()
-		release, ok, err := s.TryProbeLock(context.Background())
+		lock, ok, err := s.TryProbeLock(context.Background())
 		if err != nil || !ok {
 			t.Fatalf("take lock: %v %v", ok, err)
 		}
@@ -239,7 +239,7 @@ func TestProbeSSHOneRunAtATime(t *testing.T) {
 		if last, _ := s.LastFinishedRun(context.Background()); last != nil {
 			t.Errorf("a locked-out probe recorded a run: %+v", last)
 		}
-		release()
+		lock.Release(context.Background())
 		if r := e.run("probe-ssh", "--key", key, "--summary"); r.code != 0 || !strings.Contains(r.out, "1 answered") {
 			t.Errorf("probe after release: exit %d, out %q, err %q", r.code, r.out, r.err)
 		}

@@ -57,10 +57,80 @@ func Main(ctx context.Context, app *App, args []string) int {
 	root := NewRootCommand(app)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if err != nil && !IsSilent(err) {
+	if err == nil {
+		return ExitOK
+	}
+	if code, ie, ok := interruptCode(ctx); ok {
+		// One code for a signal, whatever the command and its flags.
+		msg := oneLine(err)
+		if !strings.Contains(msg, ie.Error()) {
+			msg = ie.Error() + ": " + msg
+		}
+		fmt.Fprintf(app.Err, "heartbeat: %s\n", msg)
+		return code
+	}
+	if !IsSilent(err) {
 		fmt.Fprintf(app.Err, "heartbeat: %s\n", oneLine(err))
 	}
 	return ExitCode(err)
+}
+
+// Default total deadlines (--timeout) per command. Commands missing here
+// get defaultCommandTimeout; probe-ssh's total is its --deadline (plus the
+// bounded store calls around it), push bounds each attempt with its own
+// --timeout, and serve-api runs until stopped, each request's store calls
+// bounded by the API's store timeout.
+const defaultCommandTimeout = 30 * time.Second
+
+var commandTimeouts = map[string]time.Duration{
+	"heartbeat status":         10 * time.Second,
+	"heartbeat migrate":        5 * time.Minute,
+	"heartbeat servers import": 2 * time.Minute,
+	"heartbeat doctor":         time.Minute,
+	"heartbeat probe-ssh":      0,
+	"heartbeat push":           0,
+	"heartbeat serve-api":      0,
+	"heartbeat version":        0,
+}
+
+// addTimeouts gives every command that talks to the store a --timeout: a
+// total deadline, so a locked table or a stopped database never leaves a
+// cron job or a Nagios check hanging. On expiry the command fails with one
+// line naming what it waited for and its usual failure exit code.
+func addTimeouts(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		addTimeouts(c)
+	}
+	if cmd.RunE == nil || !cmd.HasParent() {
+		return
+	}
+	def, ok := commandTimeouts[cmd.CommandPath()]
+	if !ok {
+		def = defaultCommandTimeout
+	}
+	if def == 0 {
+		return
+	}
+	limit := new(time.Duration)
+	cmd.Flags().DurationVar(limit, "timeout", def, "give up after this long in total, naming what it waited for (0: no limit)")
+	run := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *limit < 0 {
+			return usageErrorf("--timeout must not be negative, got %s", *limit)
+		}
+		if *limit == 0 {
+			return run(cmd, args)
+		}
+		parent := cmd.Context()
+		ctx, cancel := context.WithTimeout(parent, *limit)
+		defer cancel()
+		cmd.SetContext(ctx)
+		err := run(cmd, args)
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil {
+			return &deadlineError{command: strings.TrimPrefix(cmd.CommandPath(), "heartbeat "), limit: *limit, err: err}
+		}
+		return err
+	}
 }
 
 // oneLine keeps an error to a single line for cron mail and terminals;
@@ -112,6 +182,7 @@ ONLINE, WARNING or OFFLINE.`,
 		newDoctorCommand(app, g),
 		newVersionCommand(app),
 	)
+	addTimeouts(root)
 	// Unknown subcommands and stray arguments are usage errors too.
 	root.Args = func(cmd *cobra.Command, args []string) error {
 		if len(args) > 0 {

@@ -84,6 +84,13 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 			for _, line := range output.RunHeader(snap.Now, last) {
 				fmt.Fprintln(app.Out, line)
 			}
+			aborted, err := s.LastAbortedRun(ctx)
+			if err != nil {
+				return withCode(status.ExitUnknown, err)
+			}
+			if line := output.AbortedRunLine(snap.Now, aborted); line != "" {
+				fmt.Fprintln(app.Out, line)
+			}
 		}
 		err = output.StatusTable(app.Out, report, o.Verbose, palette(app))
 	}

@@ -49,3 +49,18 @@ func Thousands(n int) string {
 	}
 	return s
 }
+
+// AbortedRunWindow is how long after its start an aborted run is named in
+// the `status --verbose` header: long enough to be seen the next morning.
+const AbortedRunWindow = 24 * time.Hour
+
+// AbortedRunLine is the `status --verbose` header line about the last run
+// that never finished (its process was killed), or "" if there was none
+// within AbortedRunWindow of now.
+func AbortedRunLine(now time.Time, aborted *store.Run) string {
+	if aborted == nil || status.Age(now, aborted.StartedAt) > AbortedRunWindow {
+		return ""
+	}
+	return fmt.Sprintf("last run aborted: run %d on host %s started %s never finished (killed?)",
+		aborted.ID, aborted.Host, aborted.StartedAt.UTC().Format(time.RFC3339))
+}

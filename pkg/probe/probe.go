@@ -73,6 +73,10 @@ type Result struct {
 	// that far: pin it on first use, or store it as last seen on mismatch.
 	HostKey []byte
 	Phases  Phases
+	// Interrupted is set by Run when the caller cancelled the run (a
+	// signal, not the run deadline) before this probe completed: the
+	// result says nothing about the server and should not be recorded.
+	Interrupted bool
 }
 
 // Options configures probes and runs. Zero values take the defaults below.

@@ -8,8 +8,12 @@ import (
 
 // Summary describes a finished run.
 type Summary struct {
-	Probed        int
-	Succeeded     int
+	Probed    int
+	Succeeded int
+	// Interrupted counts targets whose probe the caller's cancellation
+	// cut short or left unstarted (Result.Interrupted); they are not in
+	// Probed.
+	Interrupted   int
 	FailedByClass map[Class]int
 	// DeadlineHit is true when the run deadline cut probes short or left
 	// targets unstarted.
@@ -22,7 +26,9 @@ type Summary struct {
 // and run deadline, and returns once every target has a Result. Probes
 // still open at the deadline are cancelled and targets not yet started are
 // reported, both as ClassTimeout, so the sink always receives exactly one
-// Result per target.
+// Result per target. When ctx itself is cancelled, the failures it causes
+// and the targets left unstarted are marked Interrupted instead and
+// counted apart from Probed.
 //
 // Results reach sink in batches (Options.BatchSize or BatchInterval,
 // whichever comes first), always from the goroutine that called Run, so
@@ -50,7 +56,11 @@ func (p *Prober) Run(ctx context.Context, targets []Target, sink func([]Result))
 	for range workers {
 		go func() {
 			for i := range jobs {
-				results <- p.probe(runCtx, runCtx, &targets[i])
+				r := p.probe(runCtx, runCtx, &targets[i])
+				// A failure that comes back after the caller cancelled
+				// is the cancellation's doing, not the server's.
+				r.Interrupted = !r.OK && ctx.Err() != nil
+				results <- r
 			}
 		}()
 	}
@@ -64,8 +74,9 @@ func (p *Prober) Run(ctx context.Context, targets []Target, sink func([]Result))
 				if !errors.Is(runCtx.Err(), context.DeadlineExceeded) {
 					msg = "not started: run cancelled"
 				}
+				interrupted := ctx.Err() != nil
 				for j := i; j < len(targets); j++ {
-					results <- Result{ServerID: targets[j].ServerID, Class: ClassTimeout, Message: msg}
+					results <- Result{ServerID: targets[j].ServerID, Class: ClassTimeout, Message: msg, Interrupted: interrupted}
 				}
 				return
 			}
@@ -82,15 +93,20 @@ func (p *Prober) Run(ctx context.Context, targets []Target, sink func([]Result))
 		if sink != nil {
 			sink(batch)
 		}
-		batch = make([]Result, 0, min(p.opts.BatchSize, len(targets)-sum.Probed))
+		batch = make([]Result, 0, min(p.opts.BatchSize, len(targets)-sum.Probed-sum.Interrupted))
 	}
-	for sum.Probed < len(targets) {
+	for received := 0; received < len(targets); {
 		select {
 		case r := <-results:
-			sum.Probed++
-			if r.OK {
+			received++
+			switch {
+			case r.Interrupted:
+				sum.Interrupted++
+			case r.OK:
+				sum.Probed++
 				sum.Succeeded++
-			} else {
+			default:
+				sum.Probed++
 				sum.FailedByClass[r.Class]++
 			}
 			batch = append(batch, r)

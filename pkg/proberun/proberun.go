@@ -24,6 +24,31 @@ import (
 // caller should skip this tick quietly.
 var ErrLocked = errors.New("another probe-ssh run is in progress on this store")
 
+// ErrLockLost reports that the run lost the store's probe lock mid-run (on
+// Postgres: its session was terminated or the server restarted). Another
+// run may hold it by then, so this one stopped probing and writing.
+var ErrLockLost = errors.New("lost the probe lock")
+
+// ErrInterrupted reports that the caller cancelled the run (a signal).
+// Results of probes that completed were stored; probes cut short and
+// servers not yet probed were left untouched.
+var ErrInterrupted = errors.New("run interrupted")
+
+// Defaults for Config.
+const (
+	// DefaultStoreTimeout bounds each store call of a run.
+	DefaultStoreTimeout = 5 * time.Second
+	// DefaultKeepRuns and DefaultKeepResolvedAlerts are how long run
+	// records and resolved alerts are kept before a run prunes them.
+	DefaultKeepRuns           = 7 * 24 * time.Hour
+	DefaultKeepResolvedAlerts = 90 * 24 * time.Hour
+)
+
+// hungStoreTimeout bounds the lock release once a store call has timed
+// out: the store is not answering, and dropping the connection frees the
+// lock anyway.
+const hungStoreTimeout = time.Second
+
 // Config describes one run.
 type Config struct {
 	// Host names this prober in the runs table.
@@ -43,10 +68,19 @@ type Config struct {
 	Concurrency int
 	Timeout     time.Duration
 	Deadline    time.Duration
-	// WriteTimeout bounds each store write; 0 means 10 s.
-	WriteTimeout time.Duration
+	// StoreTimeout bounds each store call (lock, servers, run record,
+	// each batch of results, lock release); 0 means DefaultStoreTimeout.
+	// A run ends within Deadline plus about two StoreTimeouts whatever
+	// the store does.
+	StoreTimeout time.Duration
+	// KeepRuns and KeepResolvedAlerts are the retention of run records
+	// and resolved alerts, pruned at the end of each run; 0 means the
+	// defaults, negative means keep for ever.
+	KeepRuns           time.Duration
+	KeepResolvedAlerts time.Duration
 	// OnResult, if set, sees every result with its server's name, on one
-	// goroutine, as results arrive (for --verbose and --json).
+	// goroutine, as results arrive (for --verbose and --json). Probes cut
+	// short by cancellation are not shown.
 	OnResult func(name string, r probe.Result)
 	Log      *slog.Logger
 }
@@ -61,33 +95,54 @@ type Outcome struct {
 	// last probe.
 	StoreTime time.Duration
 	StoreTail time.Duration
+	// Interrupted counts servers whose probe cancellation cut short or
+	// left unstarted; they were not written.
+	Interrupted int
 }
 
 // Execute runs one probe over every enabled ssh-mode server in s. It
-// returns ErrLocked, untouched, when another run holds the lock.
-func Execute(ctx context.Context, s store.Store, cfg Config) (Outcome, error) {
+// returns ErrLocked, untouched, when another run holds the lock; wrapped
+// ErrLockLost or ErrInterrupted (with the Outcome so far) when the run was
+// cut short. Every error is one line.
+func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 10 * time.Second
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = DefaultStoreTimeout
 	}
-	release, acquired, err := s.TryProbeLock(ctx)
+	// Store calls go on after a signal, each within its own timeout, so
+	// what was seen is kept; a signal only stops the probing.
+	bg := context.WithoutCancel(ctx)
+	st := &storeCalls{timeout: cfg.StoreTimeout}
+
+	lock, acquired, err := s.TryProbeLock(st.bound(bg))
+	st.done()
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{}, st.describe("take the probe lock", err)
 	}
 	if !acquired {
 		return Outcome{}, ErrLocked
 	}
 	defer func() {
-		if err := release(); err != nil {
-			cfg.Log.Warn("release probe lock", "err", err)
+		timeout := cfg.StoreTimeout
+		if st.hung {
+			timeout = hungStoreTimeout
+		}
+		rctx, cancel := context.WithTimeout(bg, timeout)
+		defer cancel()
+		if rerr := lock.Release(rctx); rerr != nil && err == nil {
+			// The connection was dropped, which frees the lock too: worth
+			// a warning, not a failed run. A run that already failed has
+			// its one line.
+			cfg.Log.Warn("release probe lock", "err", rerr)
 		}
 	}()
 
-	servers, err := s.Servers(ctx)
+	servers, err := s.Servers(st.bound(bg))
+	st.done()
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{}, st.describe("read the servers", err)
 	}
 	targets, names := buildTargets(servers, cfg.User)
 	auth, err := LoadCredentials(ctx, Credentials{Auth: cfg.Auth, KeyOrigin: cfg.KeyOrigin}, targets)
@@ -103,50 +158,148 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (Outcome, error) {
 		cfg.Log.Warn("host keys are NOT verified (--host-key-policy insecure): anyone on the path can impersonate a server")
 	}
 
-	run, err := s.StartRun(ctx, cfg.Host, len(targets))
+	if ctx.Err() != nil {
+		return Outcome{}, fmt.Errorf("probe run: %w before it started", ErrInterrupted)
+	}
+	run, err := s.StartRun(st.bound(bg), cfg.Host, len(targets))
+	st.done()
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{}, st.describe("record the run start", err)
 	}
 	cfg.Log.Debug("probe run starting", "run", run.ID, "servers", len(targets), "credentials", auth.Source(), "host_key_policy", cfg.Policy)
 
-	// Results are written even if a signal cancels the run: what was seen
-	// is kept, and the next tick carries on.
-	writeCtx := context.WithoutCancel(ctx)
-	w := startWriter(writeCtx, s, cfg)
+	// Losing the lock stops the probing at once: another run may be
+	// probing and writing by now.
+	probeCtx, stopProbing := context.WithCancelCause(ctx)
+	defer stopProbing(nil)
+	go func() {
+		select {
+		case <-lock.Lost():
+			stopProbing(ErrLockLost)
+		case <-probeCtx.Done():
+		}
+	}()
+
+	// Writes share a tail budget: once probing ends, the writer has one
+	// StoreTimeout to finish, so a hung store cannot hold the run.
+	tailCtx, cancelTail := context.WithCancel(bg)
+	defer cancelTail()
+	w := startWriter(tailCtx, s, lock, cfg.StoreTimeout)
 	pinned := make(map[int64]bool, len(targets))
 	for _, t := range targets {
 		pinned[t.ServerID] = t.PinnedHostKey != nil
 	}
-	sum := probe.Run(ctx, targets, probe.Options{
+	sum := probe.Run(probeCtx, targets, probe.Options{
 		Auth: auth, HostKeys: checker, Exec: cfg.Exec,
 		Concurrency: cfg.Concurrency, Timeout: cfg.Timeout, Deadline: cfg.Deadline,
 	}, func(batch []probe.Result) {
-		rows := make([]store.ProbeResult, len(batch))
-		for i, r := range batch {
-			rows[i] = StoreResult(r, cfg.Policy, pinned[r.ServerID])
+		rows := make([]store.ProbeResult, 0, len(batch))
+		for _, r := range batch {
+			if r.Interrupted {
+				continue
+			}
+			rows = append(rows, StoreResult(r, cfg.Policy, pinned[r.ServerID]))
 			if cfg.OnResult != nil {
 				cfg.OnResult(names[r.ServerID], r)
 			}
 		}
-		w.batches <- rows
+		if len(rows) > 0 {
+			w.batches <- rows
+		}
 	})
-	out := Outcome{Elapsed: sum.Finished.Sub(sum.Started)}
+	tail := time.AfterFunc(cfg.StoreTimeout, cancelTail)
+	defer tail.Stop()
+	out = Outcome{Elapsed: sum.Finished.Sub(sum.Started), Interrupted: sum.Interrupted}
 	out.StoreTime, out.StoreTail = w.finish()
+	st.hung = st.hung || errors.Is(w.err, context.DeadlineExceeded) || errors.Is(w.err, context.Canceled)
 
 	run.Probed, run.Succeeded, run.DeadlineHit = sum.Probed, sum.Succeeded, sum.DeadlineHit
 	run.FailedByClass = make(map[string]int, len(sum.FailedByClass))
 	for c, n := range sum.FailedByClass {
 		run.FailedByClass[string(c)] = n
 	}
-	fctx, cancel := context.WithTimeout(writeCtx, cfg.WriteTimeout)
-	defer cancel()
-	if out.Run, err = s.FinishRun(fctx, run); err != nil {
-		return out, err
+	out.Run = run
+
+	if lerr := lock.Err(); lerr != nil {
+		// The run record stays open; the next run closes it as aborted.
+		return out, fmt.Errorf("probe run %d: %w (%v); stopped probing and writing: %d results stored, %d not stored",
+			run.ID, ErrLockLost, lerr, w.stored, w.failed)
 	}
 	if w.err != nil {
-		return out, fmt.Errorf("probe run %d: some results were not stored: %w", run.ID, w.err)
+		// The store failed mid-run; the run record stays open and the
+		// next run closes it as aborted.
+		return out, fmt.Errorf("probe run %d: could not store %d of %d results: %s", run.ID, w.failed, w.failed+w.stored,
+			st.describe("write probe results", w.err))
+	}
+	if out.Run, err = s.FinishRun(st.bound(bg), run); err != nil {
+		st.done()
+		return out, st.describe(fmt.Sprintf("record the end of probe run %d", run.ID), err)
+	}
+	st.done()
+	prune(st.bound(bg), s, cfg, run.StartedAt)
+	st.done()
+	if ctx.Err() != nil {
+		return out, fmt.Errorf("probe run %d: %w after %d of %d servers (%d left unprobed and untouched)",
+			run.ID, ErrInterrupted, run.Probed, len(targets), sum.Interrupted)
 	}
 	return out, nil
+}
+
+// prune deletes run records and resolved alerts past their retention,
+// counted from this run's start on the store's clock. It is housekeeping:
+// a failure is a warning, and the next run tries again.
+func prune(ctx context.Context, s store.Store, cfg Config, now time.Time) {
+	p := store.PruneParams{}
+	if keep := orDefault(cfg.KeepRuns, DefaultKeepRuns); keep > 0 {
+		p.RunsBefore = now.Add(-keep)
+	}
+	if keep := orDefault(cfg.KeepResolvedAlerts, DefaultKeepResolvedAlerts); keep > 0 {
+		p.AlertsResolvedBefore = now.Add(-keep)
+	}
+	if p.RunsBefore.IsZero() && p.AlertsResolvedBefore.IsZero() {
+		return
+	}
+	n, err := s.PruneHistory(ctx, p)
+	if err != nil {
+		cfg.Log.Warn("pruning old probe runs and resolved alerts", "err", err)
+		return
+	}
+	if n.Runs > 0 || n.Alerts > 0 {
+		cfg.Log.Debug("pruned history", "runs", n.Runs, "alerts", n.Alerts)
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// storeCalls bounds each store call of a run and remembers whether one
+// timed out, so the rest of the run does not wait on a hung store again.
+type storeCalls struct {
+	timeout time.Duration
+	cancel  context.CancelFunc
+	hung    bool
+}
+
+// bound returns ctx limited to one store call; done must follow the call.
+func (c *storeCalls) bound(ctx context.Context) context.Context {
+	ctx, c.cancel = context.WithTimeout(ctx, c.timeout)
+	return ctx
+}
+
+func (c *storeCalls) done() { c.cancel() }
+
+// describe turns a failed store call into one line naming what could not
+// be done; a timeout says so in words instead of pgx's.
+func (c *storeCalls) describe(what string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		c.hung = true
+		return fmt.Errorf("%s: the store did not answer within %s", what, c.timeout)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // buildTargets turns the servers probe-ssh is responsible for (enabled, mode
@@ -171,28 +324,42 @@ func buildTargets(servers []store.Server, defaultUser string) ([]probe.Target, m
 // writer stores batches on its own goroutine while the probe goes on, so a
 // slow store delays persistence, not probing. Its buffer is small: if the
 // store falls far behind, the probe slows down rather than holding an
-// unbounded backlog in memory.
+// unbounded backlog in memory. After the first failed write, or once the
+// lock is lost, it writes nothing more and only counts what it dropped: a
+// failing store is not waited on batch after batch, and a run without the
+// lock must not write.
 type writer struct {
 	batches chan []store.ProbeResult
 	done    chan struct{}
 	elapsed time.Duration
-	err     error
+	// stored and failed count results; err is the first failure.
+	stored, failed int
+	err            error
 }
 
-func startWriter(ctx context.Context, s store.Store, cfg Config) *writer {
+func startWriter(ctx context.Context, s store.Store, lock store.ProbeLock, timeout time.Duration) *writer {
 	w := &writer{batches: make(chan []store.ProbeResult, 8), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for rows := range w.batches {
-			wctx, cancel := context.WithTimeout(ctx, cfg.WriteTimeout)
+			if w.err == nil {
+				w.err = lock.Err()
+			}
+			if w.err != nil {
+				w.failed += len(rows)
+				continue
+			}
+			wctx, cancel := context.WithTimeout(ctx, timeout)
 			start := time.Now()
 			err := s.RecordProbeResults(wctx, rows)
 			w.elapsed += time.Since(start)
 			cancel()
 			if err != nil {
-				cfg.Log.Error("writing probe results", "err", err, "results", len(rows))
 				w.err = err
+				w.failed += len(rows)
+				continue
 			}
+			w.stored += len(rows)
 		}
 	}()
 	return w

@@ -232,17 +232,72 @@ type Store interface {
 	// TryProbeLock takes the store-wide probe lock without waiting. It
 	// reports false if another run holds it. The lock dies with the
 	// process, so a killed run never blocks the next tick.
-	TryProbeLock(ctx context.Context) (release func() error, acquired bool, err error)
-	// StartRun records the start of a probe run at the store's clock.
+	TryProbeLock(ctx context.Context) (lock ProbeLock, acquired bool, err error)
+	// StartRun records the start of a probe run at the store's clock. The
+	// caller holds the probe lock, so any other run still open is dead (its
+	// process was killed): StartRun closes those as aborted first.
 	StartRun(ctx context.Context, host string, servers int) (Run, error)
 	// FinishRun records a run's outcome at the store's clock.
 	FinishRun(ctx context.Context, run Run) (Run, error)
 	// LastFinishedRun returns the most recently finished run, or nil if
 	// none has finished.
 	LastFinishedRun(ctx context.Context) (*Run, error)
+	// LastAbortedRun returns the most recently started run that a later
+	// run found open and closed as aborted, or nil if there is none.
+	LastAbortedRun(ctx context.Context) (*Run, error)
+	// PruneHistory deletes probe runs that started and resolved alerts
+	// that were resolved before the given cutoffs, in batches of
+	// p.BatchSize rows, at most p.MaxBatches batches per table, so that a
+	// large backlog is worked off over several calls without long locks.
+	PruneHistory(ctx context.Context, p PruneParams) (Pruned, error)
 
 	// Close releases the store's connections.
 	Close() error
+}
+
+// ProbeLock is a held probe lock.
+type ProbeLock interface {
+	// Lost is closed when the store finds the lock is no longer held (on
+	// Postgres: its session was terminated or the server restarted); Err
+	// then says why. Another run may have the lock by then, so the holder
+	// must stop writing at once.
+	Lost() <-chan struct{}
+	// Err is nil while the lock is held and the reason once Lost is closed.
+	Err() error
+	// Release gives the lock up, within ctx's deadline; if it cannot say
+	// so to the store in time it drops the connection, which frees the
+	// lock as well.
+	Release(ctx context.Context) error
+}
+
+// PruneParams says what PruneHistory deletes: runs started before
+// RunsBefore (finished or aborted ones only) and alerts resolved before
+// AlertsResolvedBefore. A zero time prunes nothing of that kind.
+type PruneParams struct {
+	RunsBefore           time.Time
+	AlertsResolvedBefore time.Time
+	// BatchSize rows per DELETE (default 1000) and at most MaxBatches
+	// DELETEs per table (default 3).
+	BatchSize  int
+	MaxBatches int
+}
+
+// PruneLimits returns p's batch size and batch count with defaults filled
+// in, so both engines agree.
+func PruneLimits(p PruneParams) (size, batches int) {
+	size, batches = p.BatchSize, p.MaxBatches
+	if size <= 0 {
+		size = 1000
+	}
+	if batches <= 0 {
+		batches = 3
+	}
+	return size, batches
+}
+
+// Pruned counts what PruneHistory deleted.
+type Pruned struct {
+	Runs, Alerts int
 }
 
 // ProbeResult is the outcome of probing one server, as the store records
@@ -300,6 +355,9 @@ type Run struct {
 	Succeeded     int
 	FailedByClass map[string]int
 	DeadlineHit   bool
+	// AbortedAt is set when a later run found this one open (its process
+	// was killed) and closed it; FinishedAt then stays nil.
+	AbortedAt *time.Time
 }
 
 // unavailableError is an ErrUnavailable with its own message, so the

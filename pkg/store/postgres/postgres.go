@@ -245,9 +245,24 @@ func (s *Store) MigrateDownTo(ctx context.Context, version int64) error {
 	return nil
 }
 
-// Close closes the pool.
+// closeWait bounds Close. pgx cleans up a connection broken by a timeout
+// by sending a cancel request on a new connection and waiting up to 15 s
+// for the server; a server that stopped answering would hold every
+// command's exit that long.
+const closeWait = time.Second
+
+// Close closes the pool, waiting at most closeWait for connections a hung
+// server does not let go; the process exit ends those.
 func (s *Store) Close() error {
-	s.pool.Close()
+	done := make(chan struct{})
+	go func() {
+		s.pool.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+	}
 	return nil
 }
 

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stacksense/heartbeat/pkg/store"
 )
@@ -90,8 +92,10 @@ func (s *Store) TrustHostKey(ctx context.Context, serverID int64, key []byte) er
 
 // TryProbeLock takes a session-level advisory lock on a connection held
 // for the run. If the process dies, Postgres ends the session and the lock
-// with it.
-func (s *Store) TryProbeLock(ctx context.Context) (func() error, bool, error) {
+// with it. The session is checked every LockCheckInterval: if it was
+// terminated (pg_terminate_backend, a server restart), the lock is gone and
+// another run may already hold it, so the lock reports itself lost.
+func (s *Store) TryProbeLock(ctx context.Context) (store.ProbeLock, bool, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("probe lock: %w", err)
@@ -113,27 +117,102 @@ func (s *Store) TryProbeLock(ctx context.Context) (func() error, bool, error) {
 		conn.Release()
 		return nil, false, nil
 	}
-	release := func() error {
-		defer conn.Release()
-		// A fresh context: the run's may already be cancelled, and the
-		// unlock must still go through.
-		_, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, probeLockKey)
-		if err != nil {
-			// Unlocking failed, so this session may still hold the lock;
-			// close it rather than return it to the pool.
-			conn.Conn().Close(context.WithoutCancel(ctx))
-			return fmt.Errorf("release probe lock: %w", err)
-		}
-		return nil
-	}
-	return release, true, nil
+	l := &probeLock{conn: conn, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	go l.watch()
+	return l, true, nil
 }
 
-// StartRun records the start of a probe run.
+// LockCheckInterval is how often a held probe lock's session is checked;
+// a run learns it lost the lock within this plus LockCheckTimeout.
+const (
+	LockCheckInterval = time.Second
+	LockCheckTimeout  = 3 * time.Second
+)
+
+// probeLock is a held advisory lock and the connection that holds it.
+type probeLock struct {
+	conn *pgxpool.Conn
+	// mu serialises the watcher's checks with Release on the one
+	// connection.
+	mu      sync.Mutex
+	lost    chan struct{}
+	lostErr error
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func (l *probeLock) Lost() <-chan struct{} { return l.lost }
+
+func (l *probeLock) Err() error {
+	select {
+	case <-l.lost:
+		return l.lostErr
+	default:
+		return nil
+	}
+}
+
+// watch checks the lock's session with a cheap query until Release or
+// until the check fails; an unanswered check counts as a loss too, since
+// the run can no longer tell whether it still holds the lock.
+func (l *probeLock) watch() {
+	defer close(l.done)
+	t := time.NewTicker(LockCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		ctx, cancel := context.WithTimeout(context.Background(), LockCheckTimeout)
+		_, err := l.conn.Exec(ctx, `SELECT 1`)
+		cancel()
+		l.mu.Unlock()
+		if errors.Is(err, context.DeadlineExceeded) {
+			l.lostErr = fmt.Errorf("its database session did not answer within %s", LockCheckTimeout)
+			close(l.lost)
+			return
+		}
+		if err != nil {
+			l.lostErr = fmt.Errorf("its database session failed: %w", err)
+			close(l.lost)
+			return
+		}
+	}
+}
+
+func (l *probeLock) Release(ctx context.Context) error {
+	close(l.stop)
+	<-l.done
+	defer l.conn.Release()
+	if l.Err() != nil {
+		// The session is gone and the lock with it.
+		l.conn.Conn().Close(ctx)
+		return nil
+	}
+	if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, probeLockKey); err != nil {
+		// Unlocking failed, so this session may still hold the lock;
+		// close it rather than return it to the pool.
+		l.conn.Conn().Close(ctx)
+		return fmt.Errorf("release probe lock: %w", err)
+	}
+	return nil
+}
+
+// StartRun closes runs left open by killed processes, then records the
+// start of a probe run, in one transaction.
 func (s *Store) StartRun(ctx context.Context, host string, servers int) (store.Run, error) {
 	run := store.Run{Host: host, Servers: servers}
-	err := s.pool.QueryRow(ctx, `INSERT INTO probe_runs (host, started_at, servers) VALUES ($1, now(), $2)
-		RETURNING id, started_at`, host, servers).Scan(&run.ID, &run.StartedAt)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE probe_runs SET aborted_at = now()
+			WHERE finished_at IS NULL AND aborted_at IS NULL`); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `INSERT INTO probe_runs (host, started_at, servers) VALUES ($1, now(), $2)
+			RETURNING id, started_at`, host, servers).Scan(&run.ID, &run.StartedAt)
+	})
 	if err != nil {
 		return store.Run{}, fmt.Errorf("start run: %w", err)
 	}
@@ -188,4 +267,61 @@ func (s *Store) LastFinishedRun(ctx context.Context) (*store.Run, error) {
 		return nil, fmt.Errorf("read last run: failed_by_class: %w", err)
 	}
 	return &run, nil
+}
+
+// LastAbortedRun returns the most recently started aborted run, or nil.
+func (s *Store) LastAbortedRun(ctx context.Context) (*store.Run, error) {
+	var run store.Run
+	err := s.pool.QueryRow(ctx, `SELECT id, host, started_at, aborted_at, servers
+		FROM probe_runs WHERE aborted_at IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1`).
+		Scan(&run.ID, &run.Host, &run.StartedAt, &run.AbortedAt, &run.Servers)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read last aborted run: %w", err)
+	}
+	run.StartedAt = run.StartedAt.UTC()
+	run.AbortedAt = utcPtr(run.AbortedAt)
+	return &run, nil
+}
+
+// PruneHistory deletes old runs and resolved alerts in small batches: a
+// DELETE of a bounded id list holds its locks briefly and never rewrites a
+// large part of the table in one transaction.
+func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (store.Pruned, error) {
+	size, batches := store.PruneLimits(p)
+	var out store.Pruned
+	if !p.RunsBefore.IsZero() {
+		n, err := s.pruneBatches(ctx, batches, `DELETE FROM probe_runs WHERE id IN (SELECT id FROM probe_runs
+			WHERE started_at < $1 AND (finished_at IS NOT NULL OR aborted_at IS NOT NULL) ORDER BY id LIMIT $2)`, p.RunsBefore, size)
+		out.Runs = n
+		if err != nil {
+			return out, fmt.Errorf("prune probe runs: %w", err)
+		}
+	}
+	if !p.AlertsResolvedBefore.IsZero() {
+		n, err := s.pruneBatches(ctx, batches, `DELETE FROM alerts WHERE id IN (SELECT id FROM alerts
+			WHERE resolved_at < $1 ORDER BY id LIMIT $2)`, p.AlertsResolvedBefore, size)
+		out.Alerts = n
+		if err != nil {
+			return out, fmt.Errorf("prune resolved alerts: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) pruneBatches(ctx context.Context, batches int, sql string, before time.Time, size int) (int, error) {
+	total := 0
+	for range batches {
+		tag, err := s.pool.Exec(ctx, sql, before, size)
+		if err != nil {
+			return total, err
+		}
+		total += int(tag.RowsAffected())
+		if tag.RowsAffected() < int64(size) {
+			break
+		}
+	}
+	return total, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -80,8 +81,9 @@ func (s *Store) TrustHostKey(ctx context.Context, serverID int64, key []byte) er
 }
 
 // TryProbeLock takes an exclusive, non-blocking flock on a file beside the
-// database. The kernel drops it when the process exits, however it exits.
-func (s *Store) TryProbeLock(ctx context.Context) (func() error, bool, error) {
+// database. The kernel drops it when the process exits, however it exits,
+// and nothing else can take it from a live process, so it is never lost.
+func (s *Store) TryProbeLock(ctx context.Context) (store.ProbeLock, bool, error) {
 	path := s.path + ".probe.lock"
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -94,19 +96,39 @@ func (s *Store) TryProbeLock(ctx context.Context) (func() error, bool, error) {
 		}
 		return nil, false, fmt.Errorf("probe lock %s: %w", path, err)
 	}
-	return f.Close, true, nil
+	return fileLock{f}, true, nil
 }
 
-// StartRun records the start of a probe run.
+// fileLock is a held flock; closing the file releases it.
+type fileLock struct{ f *os.File }
+
+func (fileLock) Lost() <-chan struct{}           { return nil }
+func (fileLock) Err() error                      { return nil }
+func (l fileLock) Release(context.Context) error { return l.f.Close() }
+
+// StartRun closes runs left open by killed processes, then records the
+// start of a probe run, in one transaction.
 func (s *Store) StartRun(ctx context.Context, host string, servers int) (store.Run, error) {
 	var (
 		run     = store.Run{Host: host, Servers: servers}
 		started string
 	)
-	err := s.db.QueryRowContext(ctx, `INSERT INTO probe_runs (host, started_at, servers) VALUES (?, `+nowSQL+`, ?)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return store.Run{}, fmt.Errorf("start run: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE probe_runs SET aborted_at = `+nowSQL+`
+		WHERE finished_at IS NULL AND aborted_at IS NULL`); err != nil {
+		return store.Run{}, fmt.Errorf("start run: close aborted runs: %w", err)
+	}
+	err = tx.QueryRowContext(ctx, `INSERT INTO probe_runs (host, started_at, servers) VALUES (?, `+nowSQL+`, ?)
 		RETURNING id, started_at`, host, servers).Scan(&run.ID, &started)
 	if err != nil {
 		return store.Run{}, fmt.Errorf("start run: %w", s.interpret(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return store.Run{}, fmt.Errorf("start run: %w", err)
 	}
 	run.StartedAt, err = parseTime(started)
 	return run, err
@@ -172,4 +194,77 @@ func nonNil(m map[string]int) map[string]int {
 		return map[string]int{}
 	}
 	return m
+}
+
+// LastAbortedRun returns the most recently started aborted run, or nil.
+func (s *Store) LastAbortedRun(ctx context.Context) (*store.Run, error) {
+	var (
+		run              store.Run
+		started, aborted string
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT id, host, started_at, aborted_at, servers
+		FROM probe_runs WHERE aborted_at IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1`).
+		Scan(&run.ID, &run.Host, &started, &aborted, &run.Servers)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read last aborted run: %w", err)
+	}
+	if run.StartedAt, err = parseTime(started); err != nil {
+		return nil, err
+	}
+	t, err := parseTime(aborted)
+	if err != nil {
+		return nil, err
+	}
+	run.AbortedAt = &t
+	return &run, nil
+}
+
+// PruneHistory deletes old runs and resolved alerts in small batches, each
+// its own short write transaction, so a probe or push waiting on the
+// database lock waits for one batch at most.
+func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (store.Pruned, error) {
+	size, batches := store.PruneLimits(p)
+	var out store.Pruned
+	if !p.RunsBefore.IsZero() {
+		n, err := s.pruneBatches(ctx, batches, `DELETE FROM probe_runs WHERE id IN (SELECT id FROM probe_runs
+			WHERE started_at < ? AND (finished_at IS NOT NULL OR aborted_at IS NOT NULL) ORDER BY id LIMIT ?)`, p.RunsBefore, size)
+		out.Runs = n
+		if err != nil {
+			return out, fmt.Errorf("prune probe runs: %w", err)
+		}
+	}
+	if !p.AlertsResolvedBefore.IsZero() {
+		n, err := s.pruneBatches(ctx, batches, `DELETE FROM alerts WHERE id IN (SELECT id FROM alerts
+			WHERE resolved_at < ? ORDER BY id LIMIT ?)`, p.AlertsResolvedBefore, size)
+		out.Alerts = n
+		if err != nil {
+			return out, fmt.Errorf("prune resolved alerts: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) pruneBatches(ctx context.Context, batches int, query string, before time.Time, size int) (int, error) {
+	// Stored times are nowSQL's text, which sorts as it reads: compare in
+	// the same layout.
+	cutoff := before.UTC().Format("2006-01-02T15:04:05.000Z")
+	total := 0
+	for range batches {
+		res, err := s.db.ExecContext(ctx, query, cutoff, size)
+		if err != nil {
+			return total, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
+		if n < int64(size) {
+			break
+		}
+	}
+	return total, nil
 }

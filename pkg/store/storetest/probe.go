@@ -118,21 +118,123 @@ func testHostKeyPinning(t *testing.T, ctx context.Context, s store.Store) {
 }
 
 func testProbeLock(t *testing.T, ctx context.Context, s store.Store) {
-	release, ok, err := s.TryProbeLock(ctx)
+	lock, ok, err := s.TryProbeLock(ctx)
 	if err != nil || !ok {
 		t.Fatalf("first TryProbeLock = %v, %v; want acquired", ok, err)
 	}
 	if _, ok2, err := s.TryProbeLock(ctx); err != nil || ok2 {
 		t.Fatalf("second TryProbeLock while held = %v, %v; want not acquired", ok2, err)
 	}
-	if err := release(); err != nil {
+	if err := lock.Err(); err != nil {
+		t.Errorf("held lock reports %v", err)
+	}
+	select {
+	case <-lock.Lost():
+		t.Errorf("held lock reports itself lost")
+	default:
+	}
+	if err := lock.Release(ctx); err != nil {
 		t.Fatalf("release: %v", err)
 	}
-	release, ok, err = s.TryProbeLock(ctx)
+	lock, ok, err = s.TryProbeLock(ctx)
 	if err != nil || !ok {
 		t.Fatalf("TryProbeLock after release = %v, %v; want acquired", ok, err)
 	}
-	release()
+	lock.Release(ctx)
+}
+
+// testAbortedRuns: a run left open by a killed process is closed as
+// aborted by the next StartRun, and stays out of LastFinishedRun.
+func testAbortedRuns(t *testing.T, ctx context.Context, s store.Store) {
+	if r, err := s.LastAbortedRun(ctx); err != nil || r != nil {
+		t.Fatalf("LastAbortedRun on a new store = %+v, %v; want nil", r, err)
+	}
+	killed, err := s.StartRun(ctx, "probe-a", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.LastAbortedRun(ctx); err != nil || r != nil {
+		t.Fatalf("LastAbortedRun with a run still open = %+v, %v; want nil", r, err)
+	}
+	next, err := s.StartRun(ctx, "probe-b", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LastAbortedRun(ctx)
+	if err != nil || got == nil {
+		t.Fatalf("LastAbortedRun = %v, %v; want run %d", got, err, killed.ID)
+	}
+	if got.ID != killed.ID || got.Host != "probe-a" || got.Servers != 3 || !got.StartedAt.Equal(killed.StartedAt) ||
+		got.AbortedAt == nil || got.AbortedAt.Location() != time.UTC || got.AbortedAt.Before(got.StartedAt) || got.FinishedAt != nil {
+		t.Errorf("LastAbortedRun = %+v, want run %d aborted", got, killed.ID)
+	}
+	if _, err := s.FinishRun(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	// A finished run is never aborted by the next one.
+	if _, err := s.StartRun(ctx, "probe-c", 3); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LastAbortedRun(ctx); got == nil || got.ID != killed.ID {
+		t.Errorf("after a finished run, LastAbortedRun = %+v, want run %d", got, killed.ID)
+	}
+	if last, _ := s.LastFinishedRun(ctx); last == nil || last.ID != next.ID {
+		t.Errorf("LastFinishedRun = %+v, want run %d", last, next.ID)
+	}
+}
+
+// testPruneHistory prunes with cutoffs around the store's clock instead of
+// waiting for rows to age.
+func testPruneHistory(t *testing.T, ctx context.Context, s store.Store) {
+	sv := mustAdd(t, ctx, s, "web1")
+	var finished []int64
+	for i := 0; i < 5; i++ {
+		run, err := s.StartRun(ctx, "probe-a", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.FinishRun(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+		finished = append(finished, run.ID)
+	}
+	open, err := s.StartRun(ctx, "probe-a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, _ := s.RaiseAlert(ctx, store.AlertSpec{ServerID: sv.ID, Kind: store.KindAlert, Severity: store.SeverityInfo, Message: "old"})
+	if _, err := s.ResolveAlert(ctx, resolved.ID); err != nil {
+		t.Fatal(err)
+	}
+	active, _ := s.RaiseAlert(ctx, store.AlertSpec{ServerID: sv.ID, Kind: store.KindAlert, Severity: store.SeverityInfo, Message: "active"})
+	now := mustNow(t, ctx, s)
+
+	// Cutoffs in the past prune nothing.
+	p, err := s.PruneHistory(ctx, store.PruneParams{RunsBefore: now.Add(-time.Hour), AlertsResolvedBefore: now.Add(-time.Hour)})
+	if err != nil || p != (store.Pruned{}) {
+		t.Fatalf("PruneHistory with past cutoffs = %+v, %v; want nothing", p, err)
+	}
+	// Batches of 2, at most 2 batches: 4 of the 5 finished runs go now,
+	// the open run never (it is this run's own record).
+	later := now.Add(time.Hour)
+	p, err = s.PruneHistory(ctx, store.PruneParams{RunsBefore: later, AlertsResolvedBefore: later, BatchSize: 2, MaxBatches: 2})
+	if err != nil || p != (store.Pruned{Runs: 4, Alerts: 1}) {
+		t.Fatalf("PruneHistory = %+v, %v; want 4 runs, 1 alert", p, err)
+	}
+	p, err = s.PruneHistory(ctx, store.PruneParams{RunsBefore: later, AlertsResolvedBefore: later, BatchSize: 2, MaxBatches: 2})
+	if err != nil || p != (store.Pruned{Runs: 1}) {
+		t.Fatalf("second PruneHistory = %+v, %v; want the last run", p, err)
+	}
+	all, _ := s.Alerts(ctx, true)
+	if len(all) != 1 || all[0].ID != active.ID {
+		t.Errorf("alerts after pruning = %+v, want only the active one", all)
+	}
+	if _, err := s.FinishRun(ctx, open); err != nil {
+		t.Errorf("the open run was pruned: FinishRun = %v", err)
+	}
+	if _, err := s.FinishRun(ctx, store.Run{ID: finished[0]}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("pruned run %d still there: FinishRun = %v", finished[0], err)
+	}
 }
 
 func testRuns(t *testing.T, ctx context.Context, s store.Store) {

@@ -53,6 +53,8 @@ func Run(t *testing.T, open Opener) {
 		{"HostKeyPinning", testHostKeyPinning},
 		{"ProbeLock", testProbeLock},
 		{"Runs", testRuns},
+		{"StartRunClosesAbortedRuns", testAbortedRuns},
+		{"PruneHistory", testPruneHistory},
 		{"LargeBatch", testLargeBatch},
 		{"ServerTokenRotation", testServerTokenRotation},
 		{"RecordPushes", testRecordPushes},

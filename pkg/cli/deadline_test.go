@@ -1,0 +1,83 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/stacksense/heartbeat/pkg/cli"
+	"github.com/stacksense/heartbeat/pkg/pgtest"
+)
+
+// runWithin runs the program with a context of its own length, so a
+// command that ignores its deadline shows up as the wrong answer rather
+// than a hung test.
+func (e *env) runWithin(limit time.Duration, args ...string) result {
+	e.t.Helper()
+	var out, errb bytes.Buffer
+	app := &cli.App{
+		In: strings.NewReader(e.stdin), Out: &out, Err: &errb,
+		Getenv: func(k string) string { return e.vars[k] },
+		Home:   e.home, OutIsTerminal: e.terminal, Version: "test",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	code := cli.Main(ctx, app, args)
+	return result{out.String(), errb.String(), code}
+}
+
+// A table lock held by someone else must not hang `status`: as a Nagios
+// check it answers UNKNOWN (3) within its default 10 s, naming what it
+// waited for.
+func TestPostgresStatusGivesUpOnLockedTables(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	e := &env{t: t, home: t.TempDir(), vars: map[string]string{"DATABASE_URL": url}}
+	e.mustRun("migrate")
+	e.mustRun("servers", "add", "web1", "--host", "10.0.0.5")
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE servers, heartbeats IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+
+	r := e.runWithin(30*time.Second, "status")
+	if r.code != 3 {
+		t.Errorf("status with locked tables: exit %d, want 3 (stderr %q)", r.code, r.err)
+	}
+	// The command's deadline answers, or the pool's lock_timeout first
+	// if it is set shorter; either way one line naming the read.
+	want := "heartbeat: status: no answer within 10s (--timeout), waiting for: read status\n"
+	if r.err != want && !(strings.Contains(r.err, "read status") && strings.Contains(r.err, "lock timeout")) ||
+		strings.Count(strings.TrimSpace(r.err), "\n") != 0 {
+		t.Errorf("status with locked tables: stderr %q, want %q", r.err, want)
+	}
+	// Other commands honour their own --timeout with exit 1.
+	r = e.runWithin(30*time.Second, "servers", "list", "--timeout", "1s")
+	if r.code != 1 || !strings.HasPrefix(r.err, "heartbeat: servers list: no answer within 1s (--timeout), waiting for: ") {
+		t.Errorf("servers list with locked tables: exit %d, stderr %q", r.code, r.err)
+	}
+}
+
+func TestTimeoutFlagRejectsNegative(t *testing.T) {
+	t.Parallel()
+	e := &env{t: t, home: t.TempDir(), vars: map[string]string{"HEARTBEAT_DB": filepath.Join(t.TempDir(), "hb.db")}}
+	if r := e.run("status", "--timeout", "-1s"); r.code != 64 {
+		t.Errorf("status --timeout -1s: exit %d, want a usage error", r.code)
+	}
+}
