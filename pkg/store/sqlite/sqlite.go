@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -50,7 +51,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate")
-	dsn := "file:" + path + "?" + q.Encode()
+	dsn := fileURI(path) + "?" + q.Encode()
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -66,7 +67,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		// `status` still answers; every write then fails naming the
 		// cause. (A -wal left by a crashed writer is not read: it could
 		// only be replayed by someone who can write here.)
-		ro, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
+		ro, err := sql.Open("sqlite", fileURI(path)+"?mode=ro&immutable=1")
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 		}
@@ -80,16 +81,25 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// read-only file or directory still serves `status`.
 	pending, err := s.pending(ctx)
 	if err != nil {
-		db.Close()
+		s.db.Close()
 		return nil, err
 	}
 	if pending > 0 {
 		if _, err := s.Migrate(ctx); err != nil {
-			db.Close()
+			s.db.Close()
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// fileURI turns a file path into an SQLite URI filename. SQLite reads '?'
+// as the start of the query and '#' as a fragment, and decodes %HH, so a
+// path holding any of them (a test's temp dir "TestX#01", a directory an
+// admin named) would otherwise open a different, truncated file.
+func fileURI(path string) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + r.Replace(path)
 }
 
 func (s *Store) provider() (*goose.Provider, error) {

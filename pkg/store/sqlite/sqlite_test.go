@@ -164,3 +164,30 @@ func TestMigrateUpDownUp(t *testing.T) {
 		t.Fatalf("status after up/down/up = %+v, %v; want only the new server, probed", snap.Servers, err)
 	}
 }
+
+// A path with characters an SQLite URI gives meaning to ('#', '?', '%')
+// opens exactly that file, not a truncated name beside it.
+func TestOpenPathWithURICharacters(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "run#01", "a?b%20c")
+	path := filepath.Join(dir, "hb.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddServer(ctx, store.ServerSpec{Name: "kept", Host: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the database is not at the path given: %v", err)
+	}
+	s, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.ServerByName(ctx, "kept"); err != nil {
+		t.Errorf("reopened store lost the server: %v", err)
+	}
+}
