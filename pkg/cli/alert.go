@@ -63,35 +63,44 @@ func runAlertRaise(ctx context.Context, app *App, g *globalOptions, ref, message
 	})
 }
 
+type alertResolveOptions struct {
+	ID int64
+}
+
 func newAlertResolveCommand(app *App, g *globalOptions) *cobra.Command {
+	o := &alertResolveOptions{}
 	return &cobra.Command{
 		Use:   "resolve ID",
 		Short: "Resolve an alert",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			id, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil || id <= 0 {
 				return usageErrorf("alert id %q is not a positive number", args[0])
 			}
-			s, err := openStore(ctx, app, g)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			a, err := s.ResolveAlert(ctx, id)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				return fmt.Errorf("no alert with id %d", id)
-			case errors.Is(err, store.ErrConflict):
-				return fmt.Errorf("alert %d was already resolved at %s", id, a.ResolvedAt.Format(time.RFC3339))
-			case err != nil:
-				return err
-			}
-			_, err = fmt.Fprintf(app.Out, "resolved alert %d on %s: %s\n", a.ID, a.ServerName, a.Message)
-			return err
+			o.ID = id
+			return runAlertResolve(cmd.Context(), app, g, o)
 		},
 	}
+}
+
+func runAlertResolve(ctx context.Context, app *App, g *globalOptions, o *alertResolveOptions) error {
+	s, err := openStore(ctx, app, g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	a, err := s.ResolveAlert(ctx, o.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("no alert with id %d", o.ID)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("alert %d was already resolved at %s", o.ID, a.ResolvedAt.Format(time.RFC3339))
+	case err != nil:
+		return err
+	}
+	_, err = fmt.Fprintf(app.Out, "resolved alert %d on %s: %s\n", a.ID, a.ServerName, a.Message)
+	return err
 }
 
 type alertListOptions struct {
@@ -118,39 +127,42 @@ func newAlertListCommand(app *App, g *globalOptions) *cobra.Command {
 		Short: "List active alerts (--all: resolved ones too)",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			s, err := openStore(ctx, app, g)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			alerts, err := s.Alerts(ctx, o.All)
-			if err != nil {
-				return err
-			}
-			if o.JSON {
-				out := make([]alertJSON, 0, len(alerts))
-				for _, a := range alerts {
-					out = append(out, alertJSON{a.ID, a.ServerID, a.ServerName, a.Kind, a.Severity, a.Message, a.CreatedAt, a.ResolvedAt})
-				}
-				return output.JSON(app.Out, out)
-			}
-			if len(alerts) == 0 {
-				_, err := fmt.Fprintln(app.Out, "no active alerts")
-				return err
-			}
-			rows := make([][]string, 0, len(alerts))
-			for _, a := range alerts {
-				resolved := ""
-				if a.ResolvedAt != nil {
-					resolved = a.ResolvedAt.Format(time.RFC3339)
-				}
-				rows = append(rows, []string{strconv.FormatInt(a.ID, 10), a.ServerName, a.Kind, a.Severity, a.Message, a.CreatedAt.Format(time.RFC3339), resolved})
-			}
-			return output.Table(app.Out, []string{"ID", "SERVER", "KIND", "SEVERITY", "MESSAGE", "CREATED", "RESOLVED"}, rows)
+			return runAlertList(cmd.Context(), app, g, o)
 		},
 	}
 	cmd.Flags().BoolVar(&o.All, "all", false, "include resolved alerts")
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print a JSON array")
 	return cmd
+}
+
+func runAlertList(ctx context.Context, app *App, g *globalOptions, o *alertListOptions) error {
+	s, err := openStore(ctx, app, g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	alerts, err := s.Alerts(ctx, o.All)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		out := make([]alertJSON, 0, len(alerts))
+		for _, a := range alerts {
+			out = append(out, alertJSON{a.ID, a.ServerID, a.ServerName, a.Kind, a.Severity, a.Message, a.CreatedAt, a.ResolvedAt})
+		}
+		return output.JSON(app.Out, out)
+	}
+	if len(alerts) == 0 {
+		_, err := fmt.Fprintln(app.Out, "no active alerts")
+		return err
+	}
+	rows := make([][]string, 0, len(alerts))
+	for _, a := range alerts {
+		resolved := ""
+		if a.ResolvedAt != nil {
+			resolved = a.ResolvedAt.Format(time.RFC3339)
+		}
+		rows = append(rows, []string{strconv.FormatInt(a.ID, 10), a.ServerName, a.Kind, a.Severity, a.Message, a.CreatedAt.Format(time.RFC3339), resolved})
+	}
+	return output.Table(app.Out, []string{"ID", "SERVER", "KIND", "SEVERITY", "MESSAGE", "CREATED", "RESOLVED"}, rows)
 }
