@@ -30,34 +30,18 @@ func (s *Store) interpret(err error) error {
 	}
 	switch pgErr.Code {
 	case "23505": // unique_violation
-		return &kindError{msg: "already exists", kind: store.ErrConflict, err: err}
+		return &store.DriverError{Msg: "already exists", Kind: store.ErrConflict, Err: err}
 	case "23514", "23502", "22001": // check_violation, not_null_violation, string_data_right_truncation
-		return &kindError{msg: "value refused: " + pgErr.Message, kind: store.ErrInvalid, err: err}
+		return &store.DriverError{Msg: "value refused: " + pgErr.Message, Kind: store.ErrInvalid, Err: err}
 	case "23503": // foreign_key_violation: the server it refers to is gone
-		return &kindError{msg: "server not found", kind: store.ErrNotFound, err: err}
+		return &store.DriverError{Msg: "server not found", Kind: store.ErrNotFound, Err: err}
 	case "55P03": // lock_not_available
-		return &kindError{msg: fmt.Sprintf("postgres %s: waited %s (lock_timeout) for a lock held by another session", s.name, s.setting("lock_timeout")), kind: store.ErrUnavailable, err: err}
+		return &store.DriverError{Msg: fmt.Sprintf("postgres %s: waited %s (lock_timeout) for a lock held by another session", s.name, s.setting("lock_timeout")), Kind: store.ErrUnavailable, Err: err}
 	case "57014": // query_canceled
 		if strings.Contains(pgErr.Message, "statement timeout") {
-			return &kindError{msg: fmt.Sprintf("postgres %s: statement ran longer than %s (statement_timeout)", s.name, s.setting("statement_timeout")), kind: store.ErrUnavailable, err: err}
+			return &store.DriverError{Msg: fmt.Sprintf("postgres %s: statement ran longer than %s (statement_timeout)", s.name, s.setting("statement_timeout")), Kind: store.ErrUnavailable, Err: err}
 		}
-		return &kindError{msg: fmt.Sprintf("postgres %s: statement cancelled", s.name), err: err}
+		return &store.DriverError{Msg: fmt.Sprintf("postgres %s: statement cancelled", s.name), Err: err}
 	}
 	return err
-}
-
-// kindError is a driver error retold in one line, matching a store
-// sentinel when kind is set.
-type kindError struct {
-	msg  string
-	kind error
-	err  error
-}
-
-func (e *kindError) Error() string { return e.msg }
-func (e *kindError) Unwrap() []error {
-	if e.kind == nil {
-		return []error{e.err}
-	}
-	return []error{e.kind, e.err}
 }

@@ -34,9 +34,9 @@ func (s *Store) interpret(err error) error {
 	code := e.Code()
 	switch code {
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-		return &kindError{msg: "already exists", kind: store.ErrConflict, err: err}
+		return &store.DriverError{Msg: "already exists", Kind: store.ErrConflict, Err: err}
 	case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_CONSTRAINT_NOTNULL:
-		return &kindError{msg: "value out of range: " + e.Error(), kind: store.ErrInvalid, err: err}
+		return &store.DriverError{Msg: "value out of range: " + e.Error(), Kind: store.ErrInvalid, Err: err}
 	}
 	var cause string
 	switch code & 0xff { // the primary result code
@@ -57,7 +57,7 @@ func (s *Store) interpret(err error) error {
 	default:
 		return err
 	}
-	return &kindError{msg: fmt.Sprintf("sqlite %s: %s", s.path, cause), err: err}
+	return &store.DriverError{Msg: fmt.Sprintf("sqlite %s: %s", s.path, cause), Err: err}
 }
 
 // readOnlyOpenError reports whether opening failed because the file or
@@ -77,9 +77,9 @@ func readOnlyOpenError(err error) bool {
 // unavailable is an open failure: it matches store.ErrUnavailable and
 // names the file once.
 func unavailable(path string, err error) error {
-	var k *kindError
-	if errors.As(err, &k) && k.kind == nil {
-		return &kindError{msg: k.msg, kind: store.ErrUnavailable, err: k.err}
+	var k *store.DriverError
+	if errors.As(err, &k) && k.Kind == nil {
+		return &store.DriverError{Msg: k.Msg, Kind: store.ErrUnavailable, Err: k.Err}
 	}
 	return fmt.Errorf("open sqlite %s: %w: %w", path, store.ErrUnavailable, err)
 }
@@ -122,20 +122,4 @@ func (s *Store) ioCause() string {
 		return fmt.Sprintf("disk full (file size limit of %d bytes reached)", lim.Cur)
 	}
 	return "disk I/O error (disk full, read-only or failing?)"
-}
-
-// kindError is a driver error retold in one line, matching a store
-// sentinel when kind is set.
-type kindError struct {
-	msg  string
-	kind error
-	err  error
-}
-
-func (e *kindError) Error() string { return e.msg }
-func (e *kindError) Unwrap() []error {
-	if e.kind == nil {
-		return []error{e.err}
-	}
-	return []error{e.kind, e.err}
 }
