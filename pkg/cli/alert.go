@@ -147,7 +147,7 @@ func newAlertListCommand(app *App, g *globalOptions) *cobra.Command {
 				}
 				rows = append(rows, []string{strconv.FormatInt(a.ID, 10), a.ServerName, a.Kind, a.Severity, a.Message, a.CreatedAt.Format(time.RFC3339), resolved})
 			}
-			return output.Table(app.Out, []string{"ID", "SERVER", "KIND", "SEVERITY", "MESSAGE", "CREATED", "RESOLVED"}, rows)
+			return output.TableWith(app.Out, []string{"ID", "SERVER", "KIND", "SEVERITY", "MESSAGE", "CREATED", "RESOLVED"}, rows, tableOptions(app))
 		},
 	}
 	cmd.Flags().BoolVar(&o.All, "all", false, "include resolved alerts")

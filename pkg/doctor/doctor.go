@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stacksense/heartbeat/pkg/failure"
 	"github.com/stacksense/heartbeat/pkg/probe"
 	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
@@ -442,20 +443,6 @@ func hostOr(h string) string {
 	return h
 }
 
-// classFixes says what to do about each failure class.
-var classFixes = map[string]string{
-	"dns":              "fix the host name or DNS (servers import can update hosts)",
-	"refused":          "start sshd on the server or register the right --port",
-	"unreachable":      "check routing and firewalls between this host and the server",
-	"timeout":          "check the server is up and its firewall lets SSH in from this host",
-	"banner":           "the port answers but is not SSH: register the right --port",
-	"handshake":        "the server dropped the SSH handshake: check its sshd logs (MaxStartups, allowed algorithms)",
-	"hostkey-unknown":  "add the server to known_hosts (ssh-keyscan) or use --host-key-policy pin",
-	"hostkey-mismatch": "verify the new key, then heartbeat servers trust NAME",
-	"auth":             "deploy the monitoring public key to the server's ~/.ssh/authorized_keys for the probe user",
-	"exec":             "the --exec command failed on the server: run it there by hand",
-}
-
 // checkFailures counts the enabled servers whose last probe failed, by
 // class, naming a few of each.
 func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
@@ -476,7 +463,7 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 			continue
 		}
 		failed++
-		if status.IsConnectFailure(st.LastErrorClass) {
+		if failure.Class(st.LastErrorClass).Connect() {
 			connectFailed++
 		}
 		byClass[st.LastErrorClass] = append(byClass[st.LastErrorClass], st)
@@ -513,11 +500,7 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 			examples = append(examples, fmt.Sprintf("%s (%s:%d): %s", st.Name, st.Host, st.Port, st.LastError))
 		}
 		parts = append(parts, fmt.Sprintf("%s %d [%s]", c, len(list), strings.Join(examples, "; ")))
-		fix := classFixes[c]
-		if fix == "" {
-			fix = "see `heartbeat status --verbose`"
-		}
-		fixes = append(fixes, c+": "+fix)
+		fixes = append(fixes, c+": "+failure.Class(c).Advice())
 	}
 	r.Status = Warn
 	r.Message = fmt.Sprintf("%d of %d enabled servers failed their last probe: %s", failed, enabled, strings.Join(parts, ", "))

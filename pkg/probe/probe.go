@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/stacksense/heartbeat/pkg/failure"
 	"github.com/stacksense/heartbeat/pkg/hostkey"
 )
 
@@ -35,23 +36,6 @@ type Target struct {
 	PinnedHostKey []byte
 }
 
-// Class is the reason a probe failed; empty on success.
-type Class string
-
-// The failure classes.
-const (
-	ClassDNS             Class = "dns"              // host name did not resolve
-	ClassRefused         Class = "refused"          // TCP connection refused
-	ClassUnreachable     Class = "unreachable"      // no route to host or network
-	ClassTimeout         Class = "timeout"          // no answer within the probe timeout or run deadline
-	ClassBanner          Class = "banner"           // peer answered but is not SSH
-	ClassHandshake       Class = "handshake"        // SSH peer failed or hung up during key exchange
-	ClassHostKeyUnknown  Class = "hostkey-unknown"  // host key not in known_hosts
-	ClassHostKeyMismatch Class = "hostkey-mismatch" // host key differs from the pinned or known one
-	ClassAuth            Class = "auth"             // login refused (or no usable credentials)
-	ClassExec            Class = "exec"             // the check command failed
-)
-
 // Phases holds how long each step took; a step not reached is zero.
 type Phases struct {
 	Dial      time.Duration // TCP connect (including DNS)
@@ -64,7 +48,7 @@ type Phases struct {
 type Result struct {
 	ServerID int64
 	OK       bool
-	Class    Class
+	Class    failure.Class
 	// Message is one short line for operators; never key material.
 	Message string
 	// Latency is handshake plus authentication time.
@@ -78,7 +62,7 @@ type Result struct {
 // Options configures probes and runs. Zero values take the defaults below.
 type Options struct {
 	// Auth is the run's credentials (LoadAuth). Nil fails every target
-	// with ClassAuth.
+	// with failure.Auth.
 	Auth *Auth
 	// HostKeys is the host-key policy; nil means pin.
 	HostKeys *hostkey.Checker
@@ -306,7 +290,7 @@ func (p *Prober) Probe(ctx context.Context, t *Target) Result {
 func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 	r := Result{ServerID: t.ServerID}
 	if err := expired(ctx); err != nil {
-		r.Class = ClassTimeout
+		r.Class = failure.Timeout
 		r.Message = "not started before the run deadline"
 		if !errors.Is(err, context.DeadlineExceeded) {
 			r.Message = "not started: run cancelled"
@@ -315,7 +299,7 @@ func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 	}
 	tmpl, err := p.template(ctx, t)
 	if err != nil {
-		r.Class, r.Message = ClassAuth, oneLine(err.Error())
+		r.Class, r.Message = failure.Auth, oneLine(err.Error())
 		return r
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)

@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"github.com/stacksense/heartbeat/pkg/failure"
+
 	"context"
 	"errors"
 	"time"
@@ -10,7 +12,7 @@ import (
 type Summary struct {
 	Probed        int
 	Succeeded     int
-	FailedByClass map[Class]int
+	FailedByClass map[failure.Class]int
 	// DeadlineHit is true when the run deadline cut probes short or left
 	// targets unstarted.
 	DeadlineHit bool
@@ -21,7 +23,7 @@ type Summary struct {
 // Run probes every target with the options' worker pool, per-probe timeout
 // and run deadline, and returns once every target has a Result. Probes
 // still open at the deadline are cancelled and targets not yet started are
-// reported, both as ClassTimeout, so the sink always receives exactly one
+// reported, both as failure.Timeout, so the sink always receives exactly one
 // Result per target.
 //
 // Results reach sink in batches (Options.BatchSize or BatchInterval,
@@ -34,13 +36,13 @@ func Run(ctx context.Context, targets []Target, opts Options, sink func([]Result
 
 // Run is Run with this Prober's options; see the package-level Run.
 func (p *Prober) Run(ctx context.Context, targets []Target, sink func([]Result)) Summary {
-	sum := Summary{Started: time.Now(), FailedByClass: make(map[Class]int)}
+	sum := Summary{Started: time.Now(), FailedByClass: make(map[failure.Class]int)}
 	runCtx, cancel := context.WithTimeout(ctx, p.opts.Deadline)
 	defer cancel()
 
 	if p.opts.Auth != nil {
 		// Parse per-target key files before contacting anyone; a bad file
-		// turns into ClassAuth results for its targets, not a crash.
+		// turns into failure.Auth results for its targets, not a crash.
 		_ = p.opts.Auth.LoadTargetKeys(ctx, targets)
 	}
 
@@ -65,7 +67,7 @@ func (p *Prober) Run(ctx context.Context, targets []Target, sink func([]Result))
 					msg = "not started: run cancelled"
 				}
 				for j := i; j < len(targets); j++ {
-					results <- Result{ServerID: targets[j].ServerID, Class: ClassTimeout, Message: msg}
+					results <- Result{ServerID: targets[j].ServerID, Class: failure.Timeout, Message: msg}
 				}
 				return
 			}

@@ -1,4 +1,4 @@
-package output
+package report
 
 import (
 	"strings"
@@ -34,7 +34,7 @@ func TestRunHeader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := strings.Join(RunHeader(now, tt.run), "\n")
+			got := strings.Join(NewRunHeader(now, tt.run).Lines(), "\n")
 			for _, w := range tt.want {
 				if !strings.Contains(got, w) {
 					t.Errorf("header lacks %q:\n%s", w, got)
@@ -46,13 +46,5 @@ func TestRunHeader(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestThousands(t *testing.T) {
-	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 10000: "10,000", 1234567: "1,234,567", -1500: "-1,500"} {
-		if got := Thousands(n); got != want {
-			t.Errorf("Thousands(%d) = %q, want %q", n, got, want)
-		}
 	}
 }
