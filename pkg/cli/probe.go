@@ -19,6 +19,7 @@ import (
 	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/probe"
 	"github.com/stacksense/heartbeat/pkg/proberun"
+	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
@@ -81,6 +82,8 @@ type probeResultJSON struct {
 	Class     string  `json:"error_class"`
 	Message   string  `json:"error"`
 	LatencyMS float64 `json:"latency_ms"`
+	// PhasesMS is where the probe spent its time (as in `status --json`).
+	PhasesMS *report.PhasesMS `json:"phases_ms"`
 }
 
 // probeRunJSON is the output of `probe-ssh --json`.
@@ -142,7 +145,8 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 				printProbeLine(app.Out, name, r)
 			}
 			if o.JSON {
-				results = append(results, probeResultJSON{r.ServerID, name, r.OK, string(r.Class), r.Message, float64(r.Latency.Microseconds()) / 1000})
+				results = append(results, probeResultJSON{r.ServerID, name, r.OK, string(r.Class), r.Message, float64(r.Latency.Microseconds()) / 1000,
+					report.NewPhasesMS(store.Phases(r.Phases))})
 			}
 		},
 	})
