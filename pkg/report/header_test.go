@@ -1,6 +1,7 @@
 package report
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,22 +20,31 @@ func TestRunHeader(t *testing.T) {
 		run     *store.Run
 		want    []string
 		notWant []string
+		kinds   []WarningKind
 	}{
-		{"never", nil, []string{"no probe-ssh run has finished yet"}, []string{"WARNING"}},
+		{"never", nil, []string{"no probe-ssh run has finished yet"}, []string{"WARNING"}, nil},
 		{"healthy", run(12*time.Second, 10000, 9998, map[string]int{"auth": 2}),
-			[]string{"last probe run 12s ago: 9,998/10,000 answered in 14.2s"}, []string{"WARNING"}},
+			[]string{"last probe run 12s ago: 9,998/10,000 answered in 14.2s"}, []string{"WARNING"}, nil},
 		{"probe not running", run(5*time.Minute, 10, 10, nil),
-			[]string{"last probe run 5m0s ago", "probe-ssh is not running"}, []string{"cut off"}},
+			[]string{"last probe run 5m0s ago", "probe-ssh is not running"}, []string{"cut off"}, []WarningKind{ProbeOverdue}},
 		{"host cut off", run(10*time.Second, 100, 2, map[string]int{"timeout": 60, "unreachable": 38}),
-			[]string{"could not connect to 98 of 100 servers", "monitoring host itself"}, []string{"not running"}},
+			[]string{"could not connect to 98 of 100 servers", "monitoring host itself"}, []string{"not running"}, []WarningKind{HostCutOff}},
 		{"servers failing auth is not the host's fault", run(10*time.Second, 100, 2, map[string]int{"auth": 98}),
-			nil, []string{"WARNING"}},
+			nil, []string{"WARNING"}, nil},
 		{"tiny fleet does not cry wolf", run(10*time.Second, 2, 0, map[string]int{"timeout": 2}),
-			nil, []string{"WARNING"}},
+			nil, []string{"WARNING"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := strings.Join(NewRunHeader(now, tt.run).Lines(), "\n")
+			h := NewRunHeader(now, tt.run)
+			got := strings.Join(h.Lines(), "\n")
+			var kinds []WarningKind
+			for _, w := range h.Warnings {
+				kinds = append(kinds, w.Kind)
+			}
+			if !slices.Equal(kinds, tt.kinds) {
+				t.Errorf("warning kinds %v, want %v", kinds, tt.kinds)
+			}
 			for _, w := range tt.want {
 				if !strings.Contains(got, w) {
 					t.Errorf("header lacks %q:\n%s", w, got)

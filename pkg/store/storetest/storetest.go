@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"RaiseAlertUnknownServer", testRaiseUnknownServer},
 		{"StatusEmptyFleetHasClock", testStatusEmpty},
 		{"StatusJoinsHeartbeatAndAlerts", testStatusJoin},
+		{"ServerStatusMatchesStatus", testServerStatus},
 		{"RecordHeartbeatUsesStoreClock", testRecordHeartbeatClock},
 		{"RecordHeartbeatUnknownServer", testRecordHeartbeatUnknown},
 		{"ConcurrentHeartbeats", testConcurrentHeartbeats},
