@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/stacksense/heartbeat/pkg/sshtest"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
@@ -129,5 +131,38 @@ func TestStatusServerAndPhases(t *testing.T) {
 			t.Errorf("never-probed web2 = %v, want phases_ms null", got)
 		}
 		e.expectFail(3, "nosuch", "status", "--server", "nosuch")
+	})
+}
+
+// probe-ssh --json reports where each probe spent its time, and the store
+// keeps the same figures for status --json (and /metrics).
+func TestProbePhasesReachJSONAndStore(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 1})
+		out := e.mustRun("probe-ssh", "--json", "--key", key, "--timeout", "5s")
+		var run struct {
+			Results []struct {
+				Name     string             `json:"name"`
+				PhasesMS map[string]float64 `json:"phases_ms"`
+			} `json:"results"`
+		}
+		if err := json.Unmarshal([]byte(out), &run); err != nil || len(run.Results) != 1 {
+			t.Fatalf("probe-ssh --json: %v\n%s", err, out)
+		}
+		probed := run.Results[0].PhasesMS
+		for _, ph := range []string{"dial", "handshake", "auth"} {
+			if probed[ph] <= 0 {
+				t.Errorf("probe-ssh --json phases_ms.%s = %v, want > 0 (all: %v)", ph, probed[ph], probed)
+			}
+		}
+		var st []struct {
+			PhasesMS map[string]float64 `json:"phases_ms"`
+		}
+		if err := json.Unmarshal([]byte(e.mustRun("status", "--json")), &st); err != nil || len(st) != 1 {
+			t.Fatalf("status --json: %v", err)
+		}
+		if !maps.Equal(st[0].PhasesMS, probed) {
+			t.Errorf("status --json phases_ms %v, probe-ssh said %v", st[0].PhasesMS, probed)
+		}
 	})
 }
