@@ -183,10 +183,10 @@ func nonNilResults(r []probeResultJSON) []probeResultJSON {
 
 func printProbeLine(w io.Writer, name string, r probe.Result) {
 	if r.OK {
-		fmt.Fprintf(w, "ok    %s  %.1fms\n", name, float64(r.Latency.Microseconds())/1000)
+		fmt.Fprintf(w, "ok    %s  %.1fms\n", output.Escape(name), float64(r.Latency.Microseconds())/1000)
 		return
 	}
-	fmt.Fprintf(w, "FAIL  %s  %s: %s\n", name, r.Class, r.Message)
+	fmt.Fprintf(w, "FAIL  %s  %s: %s\n", output.Escape(name), r.Class, output.Escape(r.Message))
 }
 
 // runSummary is the one line of `probe-ssh --summary`.

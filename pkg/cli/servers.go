@@ -207,7 +207,7 @@ func writeFields(w io.Writer, rows [][]string) error {
 		width = max(width, len(r[0]))
 	}
 	for _, r := range rows {
-		v := r[1]
+		v := output.Escape(r[1])
 		if v == "" {
 			v = "-"
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stacksense/heartbeat/pkg/failure"
+	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/probe"
 	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
@@ -497,7 +498,7 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 				examples = append(examples, fmt.Sprintf("and %d more", len(list)-examplesPerClass))
 				break
 			}
-			examples = append(examples, fmt.Sprintf("%s (%s:%d): %s", st.Name, st.Host, st.Port, st.LastError))
+			examples = append(examples, fmt.Sprintf("%s (%s:%d): %s", output.Escape(st.Name), output.Escape(st.Host), st.Port, output.Escape(st.LastError)))
 		}
 		parts = append(parts, fmt.Sprintf("%s %d [%s]", c, len(list), strings.Join(examples, "; ")))
 		fixes = append(fixes, c+": "+failure.Class(c).Advice())
