@@ -20,6 +20,7 @@ import (
 	"github.com/stacksense/heartbeat/pkg/failure"
 	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/probe"
+	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
@@ -414,12 +415,14 @@ func (d *doctor) checkLastRun(ctx context.Context, s store.Store) Result {
 		logs += " (" + d.cfg.LogHint + ")"
 	}
 	logs += " and `grep CRON /var/log/syslog` (or journalctl -u cron); run `heartbeat probe-ssh --verbose` by hand"
-	if last == nil || last.FinishedAt == nil {
+	// The same reading of the last run as status --verbose and the page.
+	header := report.NewRunHeader(now, last)
+	if header.Last == nil {
 		r.Status, r.Message = Fail, "no probe-ssh run has finished on this store yet"
 		r.Fix = "install the schedule (setup_heartbeat_cron.sh) and wait a minute; if it is installed, " + logs
 		return r
 	}
-	age := status.Age(now, *last.FinishedAt)
+	age := header.Age
 	took := last.FinishedAt.Sub(last.StartedAt).Seconds()
 	r.Message = fmt.Sprintf("last run finished %s ago on %s: %d/%d answered in %.1fs", status.FormatAge(age), hostOr(last.Host), last.Succeeded, last.Probed, took)
 	switch {
