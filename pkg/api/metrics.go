@@ -114,7 +114,7 @@ var (
 		"1 if `status --verbose` and the page warn about the last probe run for this reason (probe-overdue, host-cut-off), else 0.",
 		[]string{"kind"}, nil)
 	descProbePhase = prometheus.NewDesc("heartbeat_server_probe_duration_seconds",
-		"Duration of each phase (dial, handshake, auth, exec) of the server's last SSH probe; 0 for a phase not reached.",
+		"Duration of each phase (dial, banner, kex, auth, exec) of the server's last SSH probe; 0 for a phase not reached.",
 		[]string{"id", "server", "phase"}, nil)
 )
 
@@ -157,7 +157,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 			for _, ph := range []struct {
 				name string
 				ms   float64
-			}{{"dial", p.Dial}, {"handshake", p.Handshake}, {"auth", p.Auth}, {"exec", p.Exec}} {
+			}{{"dial", p.Dial}, {"banner", p.Banner}, {"kex", p.Kex}, {"auth", p.Auth}, {"exec", p.Exec}} {
 				ch <- prometheus.MustNewConstMetric(descProbePhase, prometheus.GaugeValue, ph.ms/1000, id, s.Name, ph.name)
 			}
 		}

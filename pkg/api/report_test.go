@@ -179,7 +179,7 @@ func TestMetricsLintAndPhases(t *testing.T) {
 		}
 		finishRunAgo(t, s, 0, 1, 1, nil)
 		if err := s.RecordProbeResults(context.Background(), []store.ProbeResult{{ServerID: sv.ID, OK: true, Latency: 3 * time.Millisecond,
-			Phases: store.Phases{Dial: 1500 * time.Microsecond, Handshake: 2 * time.Millisecond, Auth: time.Millisecond}}}); err != nil {
+			Phases: store.Phases{Dial: 1500 * time.Microsecond, Banner: 2 * time.Millisecond, Kex: 3 * time.Millisecond, Auth: time.Millisecond}}}); err != nil {
 			t.Fatal(err)
 		}
 		problems, err := testutil.GatherAndLint(a.Registry())
@@ -191,12 +191,13 @@ func TestMetricsLintAndPhases(t *testing.T) {
 		}
 		id := strconv.FormatInt(sv.ID, 10)
 		want := `
-# HELP heartbeat_server_probe_duration_seconds Duration of each phase (dial, handshake, auth, exec) of the server's last SSH probe; 0 for a phase not reached.
+# HELP heartbeat_server_probe_duration_seconds Duration of each phase (dial, banner, kex, auth, exec) of the server's last SSH probe; 0 for a phase not reached.
 # TYPE heartbeat_server_probe_duration_seconds gauge
 heartbeat_server_probe_duration_seconds{id="` + id + `",phase="auth",server="web1"} 0.001
+heartbeat_server_probe_duration_seconds{id="` + id + `",phase="banner",server="web1"} 0.002
 heartbeat_server_probe_duration_seconds{id="` + id + `",phase="dial",server="web1"} 0.0015
 heartbeat_server_probe_duration_seconds{id="` + id + `",phase="exec",server="web1"} 0
-heartbeat_server_probe_duration_seconds{id="` + id + `",phase="handshake",server="web1"} 0.002
+heartbeat_server_probe_duration_seconds{id="` + id + `",phase="kex",server="web1"} 0.003
 `
 		if err := testutil.GatherAndCompare(a.Registry(), strings.NewReader(want), "heartbeat_server_probe_duration_seconds"); err != nil {
 			t.Error(err)

@@ -104,7 +104,7 @@ func TestStatusServerAndPhases(t *testing.T) {
 		e.mustRun("servers", "add", "web2", "--host", "10.0.0.6")
 		s := e.open()
 		if err := s.RecordProbeResults(context.Background(), []store.ProbeResult{{ServerID: 1, OK: true, Latency: 3 * time.Millisecond,
-			Phases: store.Phases{Dial: 1500 * time.Microsecond, Handshake: 2 * time.Millisecond, Auth: time.Millisecond}}}); err != nil {
+			Phases: store.Phases{Dial: 1500 * time.Microsecond, Banner: 2 * time.Millisecond, Kex: 3 * time.Millisecond, Auth: time.Millisecond}}}); err != nil {
 			t.Fatal(err)
 		}
 		var got []map[string]any
@@ -114,7 +114,7 @@ func TestStatusServerAndPhases(t *testing.T) {
 		if len(got) != 1 || got[0]["name"] != "web1" || got[0]["status"] != "ONLINE" {
 			t.Fatalf("status --server web1 = %v", got)
 		}
-		want := map[string]any{"dial": 1.5, "handshake": 2.0, "auth": 1.0, "exec": 0.0}
+		want := map[string]any{"dial": 1.5, "banner": 2.0, "kex": 3.0, "auth": 1.0, "exec": 0.0}
 		if ph, _ := got[0]["phases_ms"].(map[string]any); len(ph) != len(want) {
 			t.Errorf("phases_ms = %v, want %v", got[0]["phases_ms"], want)
 		} else {
@@ -150,7 +150,7 @@ func TestProbePhasesReachJSONAndStore(t *testing.T) {
 			t.Fatalf("probe-ssh --json: %v\n%s", err, out)
 		}
 		probed := run.Results[0].PhasesMS
-		for _, ph := range []string{"dial", "handshake", "auth"} {
+		for _, ph := range []string{"dial", "banner", "kex", "auth"} {
 			if probed[ph] <= 0 {
 				t.Errorf("probe-ssh --json phases_ms.%s = %v, want > 0 (all: %v)", ph, probed[ph], probed)
 			}

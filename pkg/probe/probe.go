@@ -38,10 +38,11 @@ type Target struct {
 
 // Phases holds how long each step took; a step not reached is zero.
 type Phases struct {
-	Dial      time.Duration // TCP connect (including DNS)
-	Handshake time.Duration // banner exchange and key exchange up to the host-key check
-	Auth      time.Duration // user authentication
-	Exec      time.Duration // the check command
+	Dial   time.Duration // TCP connect (including DNS)
+	Banner time.Duration // from the start of the SSH handshake until the server's version line arrived
+	Kex    time.Duration // key exchange, up to and including the host-key check
+	Auth   time.Duration // user authentication
+	Exec   time.Duration // the check command
 }
 
 // Result is the outcome of one probe.
@@ -333,12 +334,18 @@ func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 	sc, chans, reqs, err := ssh.NewClientConn(&st.sniffConn, addr, &cfg)
 	end := time.Now()
 	r.HostKey = st.hostKey
-	if st.kexDone.IsZero() {
-		r.Phases.Handshake = end.Sub(hs)
-	} else {
-		r.Phases.Handshake = st.kexDone.Sub(hs)
+	// Each phase ends where the next begins; a phase the probe never
+	// finished runs to the end of the handshake attempt.
+	kexStart, kexEnd := end, end
+	if !st.bannerAt.IsZero() {
+		kexStart = st.bannerAt
+	}
+	if !st.kexDone.IsZero() {
+		kexEnd = st.kexDone
 		r.Phases.Auth = end.Sub(st.kexDone)
 	}
+	r.Phases.Banner = kexStart.Sub(hs)
+	r.Phases.Kex = kexEnd.Sub(kexStart)
 	r.Latency = end.Sub(hs)
 	if err != nil {
 		ph := phaseHandshake
@@ -406,10 +413,11 @@ type sniffConn struct {
 	ahead     [256]byte
 	aheadPos  int
 	aheadEnd  int
-	seen      int      // bytes read while looking for the banner
-	linePos   int      // matched prefix of "SSH-" on this line; -1: no match
-	sawBanner bool     // an "SSH-" line was seen
-	first     [24]byte // start of the first line, for messages
+	seen      int       // bytes read while looking for the banner
+	linePos   int       // matched prefix of "SSH-" on this line; -1: no match
+	sawBanner bool      // an "SSH-" line was seen
+	bannerAt  time.Time // when the "SSH-" line arrived (the banner phase ends)
+	first     [24]byte  // start of the first line, for messages
 	nfirst    int
 	firstDone bool
 }
@@ -459,7 +467,7 @@ func (s *sniffConn) Read(b []byte) (int, error) {
 		case s.linePos >= 0 && c == "SSH-"[s.linePos]:
 			s.linePos++
 			if s.linePos == 4 {
-				s.sawBanner = true
+				s.sawBanner, s.bannerAt = true, time.Now()
 				return n, err
 			}
 		default:

@@ -84,7 +84,7 @@ func TestProbeOK(t *testing.T) {
 	if !bytes.Equal(r.HostKey, e.fleet.Server(0).HostKey().Marshal()) {
 		t.Error("result does not carry the presented host key")
 	}
-	if r.Latency <= 0 || r.Phases.Dial <= 0 || r.Phases.Handshake <= 0 || r.Phases.Auth <= 0 || r.Phases.Exec <= 0 {
+	if r.Latency <= 0 || r.Phases.Dial <= 0 || r.Phases.Banner <= 0 || r.Phases.Kex <= 0 || r.Phases.Auth <= 0 || r.Phases.Exec <= 0 {
 		t.Errorf("phases not all recorded: %+v latency %v", r.Phases, r.Latency)
 	}
 }

@@ -50,8 +50,11 @@ type ServerStatus struct {
 type PhasesMS struct {
 	// Dial is the TCP connect, including DNS.
 	Dial float64 `json:"dial"`
-	// Handshake is the SSH banner and key exchange up to the host-key check.
-	Handshake float64 `json:"handshake"`
+	// Banner runs from the start of the SSH handshake until the server's
+	// version line arrived.
+	Banner float64 `json:"banner"`
+	// Kex is the key exchange, up to and including the host-key check.
+	Kex float64 `json:"kex"`
 	// Auth is user authentication.
 	Auth float64 `json:"auth"`
 	// Exec is the --exec command.
@@ -60,7 +63,7 @@ type PhasesMS struct {
 
 // NewPhasesMS converts phase durations to PhasesMS.
 func NewPhasesMS(p store.Phases) *PhasesMS {
-	return &PhasesMS{Dial: millis(p.Dial), Handshake: millis(p.Handshake), Auth: millis(p.Auth), Exec: millis(p.Exec)}
+	return &PhasesMS{Dial: millis(p.Dial), Banner: millis(p.Banner), Kex: millis(p.Kex), Auth: millis(p.Auth), Exec: millis(p.Exec)}
 }
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -116,10 +116,11 @@ type Heartbeat struct {
 // Phases holds how long each step of an SSH probe took; a step not reached
 // is zero. (pkg/probe measures them; the store keeps the last probe's.)
 type Phases struct {
-	Dial      time.Duration // TCP connect, including DNS
-	Handshake time.Duration // SSH banner and key exchange up to the host-key check
-	Auth      time.Duration // user authentication
-	Exec      time.Duration // the --exec command
+	Dial   time.Duration // TCP connect, including DNS
+	Banner time.Duration // from the start of the SSH handshake until the server's version line arrived
+	Kex    time.Duration // key exchange, up to and including the host-key check
+	Auth   time.Duration // user authentication
+	Exec   time.Duration // the --exec command
 }
 
 // ServerStatus joins a server with what status needs to judge it.

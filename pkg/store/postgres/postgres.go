@@ -438,7 +438,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 			h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 			COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
 			COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
-			COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_handshake_us, 0), COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0),
+			COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_banner_us, 0), COALESCE(h.phase_kex_us, 0), COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0),
 			COALESCE(a.active, 0)
 		FROM servers s
 		LEFT JOIN heartbeats h ON h.server_id = s.id
@@ -454,13 +454,13 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 		var (
 			st            store.ServerStatus
 			latencyMicros int64
-			phases        [4]int64
+			phases        [5]int64
 		)
 		if err := rows.Scan(&snap.Now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
 			&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &st.CreatedAt,
 			&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
 			&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
-			&phases[0], &phases[1], &phases[2], &phases[3],
+			&phases[0], &phases[1], &phases[2], &phases[3], &phases[4],
 			&st.ActiveAlerts); err != nil {
 			return store.Snapshot{}, fmt.Errorf("read status: %w", err)
 		}

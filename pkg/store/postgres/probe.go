@@ -31,14 +31,14 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		classes  = make([]string, len(results))
 		messages = make([]string, len(results))
 		latency  = make([]int64, len(results))
-		phases   = make([][4]int64, len(results))
+		phases   = make([][5]int64, len(results))
 		keyIDs   []int64
 		pins     [][]byte
 		seen     [][]byte
 	)
 	for i, r := range results {
 		ids[i], oks[i], classes[i], messages[i], latency[i] = r.ServerID, r.OK, r.ErrorClass, r.Error, r.Latency.Microseconds()
-		phases[i] = [4]int64{r.Phases.Dial.Microseconds(), r.Phases.Handshake.Microseconds(), r.Phases.Auth.Microseconds(), r.Phases.Exec.Microseconds()}
+		phases[i] = [5]int64{r.Phases.Dial.Microseconds(), r.Phases.Banner.Microseconds(), r.Phases.Kex.Microseconds(), r.Phases.Auth.Microseconds(), r.Phases.Exec.Microseconds()}
 		if r.PinHostKey != nil || r.SeenHostKey != nil {
 			keyIDs = append(keyIDs, r.ServerID)
 			pins = append(pins, r.PinHostKey)
@@ -50,12 +50,12 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		// and an API push) cannot deadlock on each other's row locks.
 		_, err := tx.Exec(ctx, `INSERT INTO heartbeats AS h
 				(server_id, last_heartbeat, source, last_probe, last_error_class, last_error, latency_us, consecutive_failures,
-				phase_dial_us, phase_handshake_us, phase_auth_us, phase_exec_us)
+				phase_dial_us, phase_banner_us, phase_kex_us, phase_auth_us, phase_exec_us)
 			SELECT r.id, CASE WHEN r.ok THEN now() END, CASE WHEN r.ok THEN 'ssh' ELSE '' END, now(),
 				r.class, r.msg, CASE WHEN r.ok THEN r.latency ELSE 0 END, CASE WHEN r.ok THEN 0 ELSE 1 END,
-				r.dial, r.hs, r.auth, r.exec
-			FROM unnest($1::bigint[], $2::bool[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
-				AS r(id, ok, class, msg, latency, dial, hs, auth, exec)
+				r.dial, r.banner, r.kex, r.auth, r.exec
+			FROM unnest($1::bigint[], $2::bool[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
+				AS r(id, ok, class, msg, latency, dial, banner, kex, auth, exec)
 			JOIN servers s ON s.id = r.id
 			ORDER BY r.id
 			ON CONFLICT (server_id) DO UPDATE SET
@@ -66,9 +66,9 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 				last_error = excluded.last_error,
 				latency_us = CASE WHEN excluded.last_heartbeat IS NOT NULL THEN excluded.latency_us ELSE h.latency_us END,
 				consecutive_failures = CASE WHEN excluded.last_heartbeat IS NOT NULL THEN 0 ELSE h.consecutive_failures + 1 END,
-				phase_dial_us = excluded.phase_dial_us, phase_handshake_us = excluded.phase_handshake_us,
+				phase_dial_us = excluded.phase_dial_us, phase_banner_us = excluded.phase_banner_us, phase_kex_us = excluded.phase_kex_us,
 				phase_auth_us = excluded.phase_auth_us, phase_exec_us = excluded.phase_exec_us`,
-			ids, oks, classes, messages, latency, phaseColumn(phases, 0), phaseColumn(phases, 1), phaseColumn(phases, 2), phaseColumn(phases, 3))
+			ids, oks, classes, messages, latency, phaseColumn(phases, 0), phaseColumn(phases, 1), phaseColumn(phases, 2), phaseColumn(phases, 3), phaseColumn(phases, 4))
 		if err != nil || len(keyIDs) == 0 {
 			return err
 		}

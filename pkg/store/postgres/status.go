@@ -20,14 +20,14 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 		st            store.ServerStatus
 		now           time.Time
 		latencyMicros int64
-		phases        [4]int64
+		phases        [5]int64
 	)
 	err := s.pool.QueryRow(ctx, `SELECT now(), s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
 			s.host_key, s.seen_host_key, s.mode, s.enabled, s.created_at,
 			h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 			COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
 			COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
-			COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_handshake_us, 0),
+			COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_banner_us, 0), COALESCE(h.phase_kex_us, 0),
 			COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0),
 			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
 		FROM servers s
@@ -36,7 +36,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 		&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &st.CreatedAt,
 		&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
-		&phases[0], &phases[1], &phases[2], &phases[3], &st.ActiveAlerts)
+		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4], &st.ActiveAlerts)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, store.ErrNotFound)
 	}
@@ -51,18 +51,19 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 	return st, now.UTC(), nil
 }
 
-// phasesFromMicros turns the phase_*_us columns (dial, handshake, auth,
-// exec) into store.Phases.
-func phasesFromMicros(us [4]int64) store.Phases {
+// phasesFromMicros turns the phase_*_us columns (dial, banner, kex,
+// auth, exec) into store.Phases.
+func phasesFromMicros(us [5]int64) store.Phases {
 	return store.Phases{
-		Dial: time.Duration(us[0]) * time.Microsecond, Handshake: time.Duration(us[1]) * time.Microsecond,
-		Auth: time.Duration(us[2]) * time.Microsecond, Exec: time.Duration(us[3]) * time.Microsecond,
+		Dial: time.Duration(us[0]) * time.Microsecond, Banner: time.Duration(us[1]) * time.Microsecond,
+		Kex: time.Duration(us[2]) * time.Microsecond, Auth: time.Duration(us[3]) * time.Microsecond,
+		Exec: time.Duration(us[4]) * time.Microsecond,
 	}
 }
 
-// phaseColumn is column i (0 dial, 1 handshake, 2 auth, 3 exec) of a
+// phaseColumn is column i (0 dial, 1 banner, 2 kex, 3 auth, 4 exec) of a
 // batch's phase timings, as an unnest() argument.
-func phaseColumn(phases [][4]int64, i int) []int64 {
+func phaseColumn(phases [][5]int64, i int) []int64 {
 	out := make([]int64, len(phases))
 	for j, p := range phases {
 		out[j] = p[i]

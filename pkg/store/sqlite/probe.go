@@ -30,9 +30,9 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 	// The INSERT … SELECT FROM servers skips servers removed mid-run.
 	hb, err := tx.PrepareContext(ctx, `INSERT INTO heartbeats
 			(server_id, last_heartbeat, source, last_probe, last_error_class, last_error, latency_us, consecutive_failures,
-			phase_dial_us, phase_handshake_us, phase_auth_us, phase_exec_us)
+			phase_dial_us, phase_banner_us, phase_kex_us, phase_auth_us, phase_exec_us)
 		SELECT id, CASE WHEN ?2 THEN ?1 END, CASE WHEN ?2 THEN 'ssh' ELSE '' END, ?1, ?3, ?4,
-			CASE WHEN ?2 THEN ?5 ELSE 0 END, CASE WHEN ?2 THEN 0 ELSE 1 END, ?7, ?8, ?9, ?10
+			CASE WHEN ?2 THEN ?5 ELSE 0 END, CASE WHEN ?2 THEN 0 ELSE 1 END, ?7, ?8, ?9, ?10, ?11
 		FROM servers WHERE id = ?6
 		ON CONFLICT (server_id) DO UPDATE SET
 			last_heartbeat = COALESCE(excluded.last_heartbeat, heartbeats.last_heartbeat),
@@ -42,7 +42,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 			last_error = excluded.last_error,
 			latency_us = CASE WHEN ?2 THEN excluded.latency_us ELSE heartbeats.latency_us END,
 			consecutive_failures = CASE WHEN ?2 THEN 0 ELSE heartbeats.consecutive_failures + 1 END,
-			phase_dial_us = ?7, phase_handshake_us = ?8, phase_auth_us = ?9, phase_exec_us = ?10`)
+			phase_dial_us = ?7, phase_banner_us = ?8, phase_kex_us = ?9, phase_auth_us = ?10, phase_exec_us = ?11`)
 	if err != nil {
 		return fmt.Errorf("record probe results: %w", err)
 	}
@@ -57,7 +57,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 	defer keys.Close()
 	for _, r := range store.LastResultPerServer(results) {
 		if _, err := hb.ExecContext(ctx, now, r.OK, r.ErrorClass, r.Error, r.Latency.Microseconds(), r.ServerID,
-			r.Phases.Dial.Microseconds(), r.Phases.Handshake.Microseconds(), r.Phases.Auth.Microseconds(), r.Phases.Exec.Microseconds()); err != nil {
+			r.Phases.Dial.Microseconds(), r.Phases.Banner.Microseconds(), r.Phases.Kex.Microseconds(), r.Phases.Auth.Microseconds(), r.Phases.Exec.Microseconds()); err != nil {
 			return fmt.Errorf("record probe result for server %d: %w", r.ServerID, err)
 		}
 		if r.PinHostKey != nil || r.SeenHostKey != nil {

@@ -19,7 +19,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 		now, created      string
 		lastHB, lastProbe sql.NullString
 		latencyMicros     int64
-		phases            [4]int64
+		phases            [5]int64
 	)
 	// The clock is read by the same statement as the row, so the age is
 	// measured against one consistent instant.
@@ -28,7 +28,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 			h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 			COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
 			COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
-			COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_handshake_us, 0),
+			COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_banner_us, 0), COALESCE(h.phase_kex_us, 0),
 			COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0),
 			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
 		FROM servers s LEFT JOIN heartbeats h ON h.server_id = s.id
@@ -36,7 +36,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 		&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &created,
 		&lastHB, &st.Source, &st.AgentVersion, &lastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
-		&phases[0], &phases[1], &phases[2], &phases[3], &st.ActiveAlerts)
+		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4], &st.ActiveAlerts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, store.ErrNotFound)
 	}
@@ -61,11 +61,12 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 	return st, at, nil
 }
 
-// phasesFromMicros turns the phase_*_us columns (dial, handshake, auth,
-// exec) into store.Phases.
-func phasesFromMicros(us [4]int64) store.Phases {
+// phasesFromMicros turns the phase_*_us columns (dial, banner, kex,
+// auth, exec) into store.Phases.
+func phasesFromMicros(us [5]int64) store.Phases {
 	return store.Phases{
-		Dial: time.Duration(us[0]) * time.Microsecond, Handshake: time.Duration(us[1]) * time.Microsecond,
-		Auth: time.Duration(us[2]) * time.Microsecond, Exec: time.Duration(us[3]) * time.Microsecond,
+		Dial: time.Duration(us[0]) * time.Microsecond, Banner: time.Duration(us[1]) * time.Microsecond,
+		Kex: time.Duration(us[2]) * time.Microsecond, Auth: time.Duration(us[3]) * time.Microsecond,
+		Exec: time.Duration(us[4]) * time.Microsecond,
 	}
 }

@@ -17,7 +17,7 @@ func testServerStatus(t *testing.T, ctx context.Context, s store.Store) {
 	probed := mustAdd(t, ctx, s, "probed")
 	never := mustAdd(t, ctx, s, "never")
 	other := mustAdd(t, ctx, s, "other")
-	phases := store.Phases{Dial: 1500 * time.Microsecond, Handshake: 7 * time.Millisecond, Auth: 2 * time.Millisecond, Exec: 250 * time.Microsecond}
+	phases := store.Phases{Dial: 1500 * time.Microsecond, Banner: 7 * time.Millisecond, Kex: 4 * time.Millisecond, Auth: 2 * time.Millisecond, Exec: 250 * time.Microsecond}
 	if err := s.RecordProbeResults(ctx, []store.ProbeResult{
 		{ServerID: probed.ID, OK: true, Latency: 9 * time.Millisecond, Phases: phases},
 		{ServerID: other.ID, ErrorClass: "refused", Error: "connection refused", Phases: store.Phases{Dial: time.Millisecond}},
