@@ -454,7 +454,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 		var (
 			st            store.ServerStatus
 			latencyMicros int64
-			phases        [5]int64
+			phases        [store.PhaseColumns]int64
 		)
 		if err := rows.Scan(&snap.Now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
 			&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &st.CreatedAt,
@@ -468,7 +468,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 		st.LastHeartbeat = utcPtr(st.LastHeartbeat)
 		st.LastProbe = utcPtr(st.LastProbe)
 		st.Latency = time.Duration(latencyMicros) * time.Microsecond
-		st.Phases = phasesFromMicros(phases)
+		st.Phases = store.PhasesFromMicros(phases)
 		snap.Servers = append(snap.Servers, st)
 	}
 	if err := rows.Err(); err != nil {

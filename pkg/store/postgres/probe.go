@@ -31,14 +31,14 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		classes  = make([]string, len(results))
 		messages = make([]string, len(results))
 		latency  = make([]int64, len(results))
-		phases   = make([][5]int64, len(results))
+		phases   = make([][store.PhaseColumns]int64, len(results))
 		keyIDs   []int64
 		pins     [][]byte
 		seen     [][]byte
 	)
 	for i, r := range results {
 		ids[i], oks[i], classes[i], messages[i], latency[i] = r.ServerID, r.OK, r.ErrorClass, r.Error, r.Latency.Microseconds()
-		phases[i] = [5]int64{r.Phases.Dial.Microseconds(), r.Phases.Banner.Microseconds(), r.Phases.Kex.Microseconds(), r.Phases.Auth.Microseconds(), r.Phases.Exec.Microseconds()}
+		phases[i] = r.Phases.Micros()
 		if r.PinHostKey != nil || r.SeenHostKey != nil {
 			keyIDs = append(keyIDs, r.ServerID)
 			pins = append(pins, r.PinHostKey)

@@ -20,7 +20,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 		st            store.ServerStatus
 		now           time.Time
 		latencyMicros int64
-		phases        [5]int64
+		phases        [store.PhaseColumns]int64
 	)
 	err := s.pool.QueryRow(ctx, `SELECT now(), s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
 			s.host_key, s.seen_host_key, s.mode, s.enabled, s.created_at,
@@ -47,23 +47,13 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 	st.LastHeartbeat = utcPtr(st.LastHeartbeat)
 	st.LastProbe = utcPtr(st.LastProbe)
 	st.Latency = time.Duration(latencyMicros) * time.Microsecond
-	st.Phases = phasesFromMicros(phases)
+	st.Phases = store.PhasesFromMicros(phases)
 	return st, now.UTC(), nil
-}
-
-// phasesFromMicros turns the phase_*_us columns (dial, banner, kex,
-// auth, exec) into store.Phases.
-func phasesFromMicros(us [5]int64) store.Phases {
-	return store.Phases{
-		Dial: time.Duration(us[0]) * time.Microsecond, Banner: time.Duration(us[1]) * time.Microsecond,
-		Kex: time.Duration(us[2]) * time.Microsecond, Auth: time.Duration(us[3]) * time.Microsecond,
-		Exec: time.Duration(us[4]) * time.Microsecond,
-	}
 }
 
 // phaseColumn is column i (0 dial, 1 banner, 2 kex, 3 auth, 4 exec) of a
 // batch's phase timings, as an unnest() argument.
-func phaseColumn(phases [][5]int64, i int) []int64 {
+func phaseColumn(phases [][store.PhaseColumns]int64, i int) []int64 {
 	out := make([]int64, len(phases))
 	for j, p := range phases {
 		out[j] = p[i]

@@ -56,8 +56,9 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 	}
 	defer keys.Close()
 	for _, r := range store.LastResultPerServer(results) {
+		ph := r.Phases.Micros()
 		if _, err := hb.ExecContext(ctx, now, r.OK, r.ErrorClass, r.Error, r.Latency.Microseconds(), r.ServerID,
-			r.Phases.Dial.Microseconds(), r.Phases.Banner.Microseconds(), r.Phases.Kex.Microseconds(), r.Phases.Auth.Microseconds(), r.Phases.Exec.Microseconds()); err != nil {
+			ph[0], ph[1], ph[2], ph[3], ph[4]); err != nil {
 			return fmt.Errorf("record probe result for server %d: %w", r.ServerID, err)
 		}
 		if r.PinHostKey != nil || r.SeenHostKey != nil {

@@ -406,7 +406,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 			created           string
 			lastHB, lastProbe sql.NullString
 			latencyMicros     int64
-			phases            [5]int64
+			phases            [store.PhaseColumns]int64
 		)
 		if err := rows.Scan(&st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
 			&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &created,
@@ -426,7 +426,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 			return store.Snapshot{}, err
 		}
 		st.Latency = time.Duration(latencyMicros) * time.Microsecond
-		st.Phases = phasesFromMicros(phases)
+		st.Phases = store.PhasesFromMicros(phases)
 		snap.Servers = append(snap.Servers, st)
 	}
 	if err := rows.Err(); err != nil {

@@ -19,7 +19,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 		now, created      string
 		lastHB, lastProbe sql.NullString
 		latencyMicros     int64
-		phases            [5]int64
+		phases            [store.PhaseColumns]int64
 	)
 	// The clock is read by the same statement as the row, so the age is
 	// measured against one consistent instant.
@@ -57,16 +57,6 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 		return store.ServerStatus{}, time.Time{}, err
 	}
 	st.Latency = time.Duration(latencyMicros) * time.Microsecond
-	st.Phases = phasesFromMicros(phases)
+	st.Phases = store.PhasesFromMicros(phases)
 	return st, at, nil
-}
-
-// phasesFromMicros turns the phase_*_us columns (dial, banner, kex,
-// auth, exec) into store.Phases.
-func phasesFromMicros(us [5]int64) store.Phases {
-	return store.Phases{
-		Dial: time.Duration(us[0]) * time.Microsecond, Banner: time.Duration(us[1]) * time.Microsecond,
-		Kex: time.Duration(us[2]) * time.Microsecond, Auth: time.Duration(us[3]) * time.Microsecond,
-		Exec: time.Duration(us[4]) * time.Microsecond,
-	}
 }
