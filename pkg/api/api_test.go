@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/stacksense/heartbeat/pkg/api"
-	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/pgtest"
+	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 	"github.com/stacksense/heartbeat/pkg/store/postgres"
@@ -352,12 +352,12 @@ func TestReadEndpointsMatchStatusJSON(t *testing.T) {
 		if a.code != 200 || a.header.Get("Content-Type") != "application/json" {
 			t.Fatalf("GET /api/servers = %d %s", a.code, a.body)
 		}
-		var got []output.ServerStatus
+		var got []report.ServerStatus
 		if err := json.Unmarshal(a.body, &got); err != nil {
 			t.Fatal(err)
 		}
 		snap, _ := s.Status(ctx)
-		want := output.BuildReport(snap, status.DefaultStaleAfter).Servers
+		want := report.Build(snap, status.DefaultStaleAfter).Servers
 		if len(got) != 3 || got[0].Name != "down" || got[0].Status != status.Offline || got[1].Status != status.Warning || got[2].Status != status.Online {
 			t.Errorf("servers = %+v", got)
 		}
@@ -375,7 +375,7 @@ func TestReadEndpointsMatchStatusJSON(t *testing.T) {
 			}
 		}
 		one := call(t, "GET", srv.URL+"/api/servers/"+strconv.FormatInt(warn.id, 10), "")
-		var single output.ServerStatus
+		var single report.ServerStatus
 		if one.code != 200 || json.Unmarshal(one.body, &single) != nil || single.Name != "warn" || single.ActiveAlerts != 1 {
 			t.Errorf("GET /api/servers/%d = %d %s", warn.id, one.code, one.body)
 		}

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/stacksense/heartbeat/pkg/output"
+	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
@@ -110,12 +110,22 @@ var (
 		"Outcomes of the last finished probe-ssh run: ok, or the failure class.", []string{"outcome"}, nil)
 	descRunDeadline = prometheus.NewDesc("heartbeat_probe_run_deadline_hit",
 		"1 if the last finished probe-ssh run hit its deadline.", nil, nil)
+	descRunWarning = prometheus.NewDesc("heartbeat_probe_run_warning",
+		"1 if `status --verbose` and the page warn about the last probe run for this reason (probe-overdue, host-cut-off), else 0.",
+		[]string{"kind"}, nil)
+	descProbePhase = prometheus.NewDesc("heartbeat_server_probe_duration_seconds",
+		"Duration of each phase (dial, banner, kex, auth, exec) of the server's last SSH probe; 0 for a phase not reached.",
+		[]string{"id", "server", "phase"}, nil)
 )
+
+// warningKinds are the run-header warnings /metrics reports, each always
+// present (0 or 1) so an alert rule can match on it.
+var warningKinds = []report.WarningKind{report.ProbeOverdue, report.HostCutOff, report.RunAborted}
 
 // Describe implements prometheus.Collector.
 func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStoreUp, descServerStatus, descServerAge, descServers,
-		descRunDuration, descRunFinished, descRunResults, descRunDeadline} {
+		descRunDuration, descRunFinished, descRunResults, descRunDeadline, descRunWarning, descProbePhase} {
 		ch <- d
 	}
 }
@@ -125,9 +135,12 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.a.opts.StoreTimeout)
 	defer cancel()
 	snap, err := c.a.store.Status(ctx)
-	var run *runInfo
+	var run, aborted *store.Run
 	if err == nil {
-		run, err = c.lastRun(ctx)
+		run, err = c.a.store.LastFinishedRun(ctx)
+	}
+	if err == nil {
+		aborted, err = c.a.store.LastAbortedRun(ctx)
 	}
 	if err != nil {
 		c.a.log.Warn("metrics: store did not answer", "err", err)
@@ -135,13 +148,21 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descStoreUp, prometheus.GaugeValue, 1)
-	rep := output.BuildReport(snap, c.a.opts.StaleAfter)
+	rep := report.Build(snap, c.a.opts.StaleAfter)
 	for _, s := range rep.Servers {
 		id := strconv.FormatInt(s.ID, 10)
 		ch <- prometheus.MustNewConstMetric(descServerStatus, prometheus.GaugeValue, 1, id, s.Name, string(s.Status))
 		if s.LastHeartbeat != nil {
 			ch <- prometheus.MustNewConstMetric(descServerAge, prometheus.GaugeValue,
 				status.Age(rep.Now, *s.LastHeartbeat).Seconds(), id, s.Name)
+		}
+		if p := s.PhasesMS; p != nil {
+			for _, ph := range []struct {
+				name string
+				ms   float64
+			}{{"dial", p.Dial}, {"banner", p.Banner}, {"kex", p.Kex}, {"auth", p.Auth}, {"exec", p.Exec}} {
+				ch <- prometheus.MustNewConstMetric(descProbePhase, prometheus.GaugeValue, ph.ms/1000, id, s.Name, ph.name)
+			}
 		}
 	}
 	for _, sc := range []struct {
@@ -153,37 +174,28 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		ch <- prometheus.MustNewConstMetric(descServers, prometheus.GaugeValue, float64(sc.n), string(sc.state))
 	}
-	if run == nil {
+	header := report.NewRunHeader(rep.Now, run, aborted)
+	for _, kind := range warningKinds {
+		v := 0.0
+		for _, w := range header.Warnings {
+			if w.Kind == kind {
+				v = 1
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descRunWarning, prometheus.GaugeValue, v, string(kind))
+	}
+	if run == nil || run.FinishedAt == nil {
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(descRunDuration, prometheus.GaugeValue, run.duration.Seconds())
-	ch <- prometheus.MustNewConstMetric(descRunFinished, prometheus.GaugeValue, float64(run.finished.UnixMilli())/1000)
-	ch <- prometheus.MustNewConstMetric(descRunResults, prometheus.GaugeValue, float64(run.succeeded), "ok")
-	for class, n := range run.failed {
+	ch <- prometheus.MustNewConstMetric(descRunDuration, prometheus.GaugeValue, run.FinishedAt.Sub(run.StartedAt).Seconds())
+	ch <- prometheus.MustNewConstMetric(descRunFinished, prometheus.GaugeValue, float64(run.FinishedAt.UnixMilli())/1000)
+	ch <- prometheus.MustNewConstMetric(descRunResults, prometheus.GaugeValue, float64(run.Succeeded), "ok")
+	for class, n := range run.FailedByClass {
 		ch <- prometheus.MustNewConstMetric(descRunResults, prometheus.GaugeValue, float64(n), class)
 	}
 	deadline := 0.0
-	if run.deadlineHit {
+	if run.DeadlineHit {
 		deadline = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descRunDeadline, prometheus.GaugeValue, deadline)
-}
-
-type runInfo struct {
-	duration    time.Duration
-	finished    time.Time
-	succeeded   int
-	failed      map[string]int
-	deadlineHit bool
-}
-
-func (c *fleetCollector) lastRun(ctx context.Context) (*runInfo, error) {
-	run, err := c.a.store.LastFinishedRun(ctx)
-	if err != nil || run == nil || run.FinishedAt == nil {
-		return nil, err
-	}
-	return &runInfo{
-		duration: run.FinishedAt.Sub(run.StartedAt), finished: *run.FinishedAt,
-		succeeded: run.Succeeded, failed: run.FailedByClass, deadlineHit: run.DeadlineHit,
-	}, nil
 }

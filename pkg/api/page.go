@@ -5,20 +5,21 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stacksense/heartbeat/pkg/output"
+	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/status"
-	"github.com/stacksense/heartbeat/pkg/store"
 )
 
 //go:embed templates/*.html
 var templateFiles embed.FS
 
 // pageTemplates are parsed once; html/template escapes every value, so
-// server names, alert messages and errors cannot inject markup.
+// server names, alert messages and errors cannot inject markup. It leaves
+// control characters alone, so stored strings also go through
+// output.Escape (pageRow, pageAlert).
 var pageTemplates = template.Must(template.New("").ParseFS(templateFiles, "templates/*.html"))
 
 // Page limits: a page for people, not a dump of a 100,000-server fleet
@@ -61,6 +62,7 @@ type pageData struct {
 	Alerts         []pageAlert
 	MoreAlerts     int
 	LastRun        string
+	Warnings       []report.Warning
 	StaleAfter     string
 	CanLogout      bool
 	LoginError     string
@@ -86,7 +88,12 @@ func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
 		a.storeFailed(w, r, "status page", err)
 		return
 	}
-	rep := output.BuildReport(snap, a.opts.StaleAfter)
+	aborted, err := a.store.LastAbortedRun(ctx)
+	if err != nil {
+		a.storeFailed(w, r, "status page", err)
+		return
+	}
+	rep := report.Build(snap, a.opts.StaleAfter)
 	data := pageData{
 		Now: rep.Now.Format("2006-01-02 15:04:05Z"), Refresh: RefreshSeconds, Counts: rep.Counts,
 		Total: len(rep.Servers), StaleAfter: status.FormatAge(a.opts.StaleAfter),
@@ -105,38 +112,26 @@ func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		data.Alerts = append(data.Alerts, pageAlert{
-			Server: al.ServerName, Kind: al.Kind, Severity: al.Severity, Message: al.Message,
+			Server: output.Escape(al.ServerName), Kind: al.Kind, Severity: al.Severity, Message: output.Escape(al.Message),
 			Age: status.FormatAge(status.Age(rep.Now, al.CreatedAt)) + " ago",
 		})
 	}
-	data.LastRun = describeRun(rep.Now, run)
+	header := report.NewRunHeader(rep.Now, run, aborted)
+	data.LastRun, data.Warnings = header.Summary, header.Warnings
 	a.render(w, http.StatusOK, "status.html", data)
 }
 
-func newPageRow(now time.Time, s output.ServerStatus) pageRow {
+func newPageRow(now time.Time, s report.ServerStatus) pageRow {
 	row := pageRow{
-		ID: s.ID, Name: s.Name, Status: s.Status, Class: strings.ToLower(string(s.Status)),
-		Age: "never", Source: s.Source, AgentVersion: s.AgentVersion, Alerts: s.ActiveAlerts,
-		ErrorClass: s.LastErrorClass, Error: s.LastError,
+		ID: s.ID, Name: output.Escape(s.Name), Status: s.Status, Class: strings.ToLower(string(s.Status)),
+		Age: "never", Source: output.Escape(s.Source), AgentVersion: output.Escape(s.AgentVersion), Alerts: s.ActiveAlerts,
+		ErrorClass: output.Escape(s.LastErrorClass), Error: output.Escape(s.LastError),
 	}
 	if s.LastHeartbeat != nil {
 		row.Age = status.FormatAge(status.Age(now, *s.LastHeartbeat)) + " ago"
 		row.Seen = s.LastHeartbeat.UTC().Format(time.RFC3339)
 	}
 	return row
-}
-
-func describeRun(now time.Time, run *store.Run) string {
-	if run == nil || run.FinishedAt == nil {
-		return "no probe-ssh run has finished yet"
-	}
-	failed := 0
-	for _, n := range run.FailedByClass {
-		failed += n
-	}
-	return "last probe-ssh run finished " + status.FormatAge(status.Age(now, *run.FinishedAt)) + " ago in " +
-		run.FinishedAt.Sub(run.StartedAt).Round(100*time.Millisecond).String() + ": " +
-		strconv.Itoa(run.Succeeded) + " answered, " + strconv.Itoa(failed) + " failed"
 }
 
 // render executes a template into a buffer first, so a template error

@@ -1,20 +1,22 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 
-	"github.com/stacksense/heartbeat/pkg/output"
+	"github.com/stacksense/heartbeat/pkg/report"
+	"github.com/stacksense/heartbeat/pkg/store"
 )
 
 // report reads the fleet and judges it, as `status` does.
-func (a *API) report(r *http.Request) (output.Report, error) {
+func (a *API) report(r *http.Request) (report.Report, error) {
 	ctx, cancel := a.storeContext(r)
 	defer cancel()
 	snap, err := a.store.Status(ctx)
 	if err != nil {
-		return output.Report{}, err
+		return report.Report{}, err
 	}
-	return output.BuildReport(snap, a.opts.StaleAfter), nil
+	return report.Build(snap, a.opts.StaleAfter), nil
 }
 
 // servers handles GET /api/servers: the JSON of `status --json`.
@@ -34,18 +36,19 @@ func (a *API) server(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	rep, err := a.report(r)
+	ctx, cancel := a.storeContext(r)
+	defer cancel()
+	// One server's rows, not the fleet's: the cost does not grow with it.
+	st, now, err := a.store.ServerStatus(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no server with that id")
+		return
+	}
 	if err != nil {
 		a.storeFailed(w, r, "read status", err)
 		return
 	}
-	for _, s := range rep.Servers {
-		if s.ID == id {
-			writeJSON(w, http.StatusOK, s)
-			return
-		}
-	}
-	writeError(w, http.StatusNotFound, "no server with that id")
+	writeJSON(w, http.StatusOK, report.Server(now, st, a.opts.StaleAfter))
 }
 
 // storeFailed answers 503 for a store that did not answer, and logs why.

@@ -164,5 +164,5 @@ func runAlertList(ctx context.Context, app *App, g *globalOptions, o *alertListO
 		}
 		rows = append(rows, []string{strconv.FormatInt(a.ID, 10), a.ServerName, a.Kind, a.Severity, a.Message, a.CreatedAt.Format(time.RFC3339), resolved})
 	}
-	return output.Table(app.Out, []string{"ID", "SERVER", "KIND", "SEVERITY", "MESSAGE", "CREATED", "RESOLVED"}, rows)
+	return output.TableWith(app.Out, []string{"ID", "SERVER", "KIND", "SEVERITY", "MESSAGE", "CREATED", "RESOLVED"}, rows, tableOptions(app))
 }

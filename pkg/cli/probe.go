@@ -18,6 +18,7 @@ import (
 	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/probe"
 	"github.com/stacksense/heartbeat/pkg/proberun"
+	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
@@ -89,6 +90,8 @@ type probeResultJSON struct {
 	Class     string  `json:"error_class"`
 	Message   string  `json:"error"`
 	LatencyMS float64 `json:"latency_ms"`
+	// PhasesMS is where the probe spent its time (as in `status --json`).
+	PhasesMS *report.PhasesMS `json:"phases_ms"`
 }
 
 // probeRunJSON is the output of `probe-ssh --json`.
@@ -151,7 +154,8 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 				printProbeLine(app.Out, name, r)
 			}
 			if o.JSON {
-				results = append(results, probeResultJSON{r.ServerID, name, r.OK, string(r.Class), r.Message, float64(r.Latency.Microseconds()) / 1000})
+				results = append(results, probeResultJSON{r.ServerID, name, r.OK, string(r.Class), r.Message, float64(r.Latency.Microseconds()) / 1000,
+					report.NewPhasesMS(store.Phases(r.Phases))})
 			}
 		},
 	})
@@ -202,10 +206,10 @@ func nonNilResults(r []probeResultJSON) []probeResultJSON {
 
 func printProbeLine(w io.Writer, name string, r probe.Result) {
 	if r.OK {
-		fmt.Fprintf(w, "ok    %s  %.1fms\n", name, float64(r.Latency.Microseconds())/1000)
+		fmt.Fprintf(w, "ok    %s  %.1fms\n", output.Escape(name), float64(r.Latency.Microseconds())/1000)
 		return
 	}
-	fmt.Fprintf(w, "FAIL  %s  %s: %s\n", name, r.Class, r.Message)
+	fmt.Fprintf(w, "FAIL  %s  %s: %s\n", output.Escape(name), r.Class, output.Escape(r.Message))
 }
 
 // runSummary is the one line of `probe-ssh --summary`.

@@ -151,7 +151,7 @@ func runServersList(ctx context.Context, app *App, g *globalOptions, o *serversL
 	for _, sv := range list {
 		rows = append(rows, []string{strconv.FormatInt(sv.ID, 10), sv.Name, sv.Host, strconv.Itoa(sv.Port), sv.User, sv.KeyPath, sv.Mode, yesNo(sv.Enabled)})
 	}
-	return output.Table(app.Out, []string{"ID", "NAME", "HOST", "PORT", "USER", "KEY", "MODE", "ENABLED"}, rows)
+	return output.TableWith(app.Out, []string{"ID", "NAME", "HOST", "PORT", "USER", "KEY", "MODE", "ENABLED"}, rows, tableOptions(app))
 }
 
 func yesNo(b bool) string {
@@ -209,7 +209,7 @@ func writeFields(w io.Writer, rows [][]string) error {
 		width = max(width, len(r[0]))
 	}
 	for _, r := range rows {
-		v := r[1]
+		v := output.Escape(r[1])
 		if v == "" {
 			v = "-"
 		}

@@ -17,8 +17,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stacksense/heartbeat/pkg/failure"
+	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/probe"
 	"github.com/stacksense/heartbeat/pkg/proberun"
+	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
@@ -385,6 +388,11 @@ func (d *doctor) checkLastRun(ctx context.Context, s store.Store) Result {
 		r.Status, r.Message = Fail, "read the last probe run: "+err.Error()
 		return r
 	}
+	aborted, err := call(ctx, d.cfg.CallTimeout, s.LastAbortedRun)
+	if err != nil {
+		r.Status, r.Message = Fail, "read the last aborted probe run: "+err.Error()
+		return r
+	}
 	now, err := call(ctx, d.cfg.CallTimeout, s.Now)
 	if err != nil {
 		r.Status, r.Message = Fail, "read the store's clock: "+err.Error()
@@ -395,12 +403,14 @@ func (d *doctor) checkLastRun(ctx context.Context, s store.Store) Result {
 		logs += " (" + d.cfg.LogHint + ")"
 	}
 	logs += " and `grep CRON /var/log/syslog` (or journalctl -u cron); run `heartbeat probe-ssh --verbose` by hand"
-	if last == nil || last.FinishedAt == nil {
+	// The same reading of the last run as status --verbose and the page.
+	header := report.NewRunHeader(now, last, aborted)
+	if header.Last == nil {
 		r.Status, r.Message = Fail, "no probe-ssh run has finished on this store yet"
 		r.Fix = "install the schedule (setup_heartbeat_cron.sh) and wait a minute; if it is installed, " + logs
 		return r
 	}
-	age := status.Age(now, *last.FinishedAt)
+	age := header.Age
 	took := last.FinishedAt.Sub(last.StartedAt).Seconds()
 	r.Message = fmt.Sprintf("last run finished %s ago on %s: %d/%d answered in %.1fs", status.FormatAge(age), hostOr(last.Host), last.Succeeded, last.Probed, took)
 	switch {
@@ -412,6 +422,10 @@ func (d *doctor) checkLastRun(ctx context.Context, s store.Store) Result {
 		r.Status = Warn
 		r.Message += fmt.Sprintf("; it hit its deadline with %d of %d servers probed (the rest count as timeout)", last.Probed, last.Servers)
 		r.Fix = "find what is slow in `heartbeat probe-ssh --verbose`: raise --concurrency, lower --timeout, or fix the servers that time out"
+	case header.Has(report.RunAborted):
+		r.Status = Warn
+		r.Message += "; " + header.Text(report.RunAborted)
+		r.Fix = "a probe-ssh process was killed before it finished (OOM killer, reboot, a cron or systemd time limit): " + logs
 	default:
 		r.Status = OK
 	}
@@ -423,20 +437,6 @@ func hostOr(h string) string {
 		return "an unknown host"
 	}
 	return h
-}
-
-// classFixes says what to do about each failure class.
-var classFixes = map[string]string{
-	"dns":              "fix the host name or DNS (servers import can update hosts)",
-	"refused":          "start sshd on the server or register the right --port",
-	"unreachable":      "check routing and firewalls between this host and the server",
-	"timeout":          "check the server is up and its firewall lets SSH in from this host",
-	"banner":           "the port answers but is not SSH: register the right --port",
-	"handshake":        "the server dropped the SSH handshake: check its sshd logs (MaxStartups, allowed algorithms)",
-	"hostkey-unknown":  "add the server to known_hosts (ssh-keyscan) or use --host-key-policy pin",
-	"hostkey-mismatch": "verify the new key, then heartbeat servers trust NAME",
-	"auth":             "deploy the monitoring public key to the server's ~/.ssh/authorized_keys for the probe user",
-	"exec":             "the --exec command failed on the server: run it there by hand",
 }
 
 // checkFailures counts the enabled servers whose last probe failed, by
@@ -459,7 +459,7 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 			continue
 		}
 		failed++
-		if status.IsConnectFailure(st.LastErrorClass) {
+		if failure.Class(st.LastErrorClass).Connect() {
 			connectFailed++
 		}
 		byClass[st.LastErrorClass] = append(byClass[st.LastErrorClass], st)
@@ -493,14 +493,10 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 				examples = append(examples, fmt.Sprintf("and %d more", len(list)-examplesPerClass))
 				break
 			}
-			examples = append(examples, fmt.Sprintf("%s (%s:%d): %s", st.Name, st.Host, st.Port, st.LastError))
+			examples = append(examples, fmt.Sprintf("%s (%s:%d): %s", output.Escape(st.Name), output.Escape(st.Host), st.Port, output.Escape(st.LastError)))
 		}
 		parts = append(parts, fmt.Sprintf("%s %d [%s]", c, len(list), strings.Join(examples, "; ")))
-		fix := classFixes[c]
-		if fix == "" {
-			fix = "see `heartbeat status --verbose`"
-		}
-		fixes = append(fixes, c+": "+fix)
+		fixes = append(fixes, c+": "+failure.Class(c).Advice())
 	}
 	r.Status = Warn
 	r.Message = fmt.Sprintf("%d of %d enabled servers failed their last probe: %s", failed, enabled, strings.Join(parts, ", "))

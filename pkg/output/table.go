@@ -1,5 +1,7 @@
-// Package output renders what commands print: plain tables for people,
-// documented JSON for machines, colour only where a terminal shows it.
+// Package output formats what commands print: tables for people (aligned
+// on a terminal, tab-separated otherwise), documented JSON for machines,
+// colour only where a terminal shows it, and every stored string escaped
+// (Escape). It decides nothing: what to print comes from pkg/report.
 package output
 
 import (
@@ -16,8 +18,52 @@ import (
 )
 
 // Table writes rows as aligned columns without borders, in the style of
-// kubectl and gh, so the output greps and cuts cleanly.
+// kubectl and gh, so the output greps and cuts cleanly. Every cell is
+// escaped (Escape).
 func Table(w io.Writer, header []string, rows [][]string) error {
+	return TableWith(w, header, rows, TableOptions{})
+}
+
+// TableOptions choose how TableWith renders.
+type TableOptions struct {
+	// Plain writes tab-separated lines with no padding and no colour, for
+	// stdout that is not a terminal (pipes, cron mail, scripts), as gh
+	// does.
+	Plain bool
+	// Style, if set, decorates a cell after it was escaped (colour for a
+	// status word); it is skipped when Plain.
+	Style func(col int, cell string) string
+}
+
+// TableWith writes rows as Table does, or as plain tab-separated text.
+// Every cell is escaped first, so a stored name with a newline, a tab or an
+// escape sequence cannot add rows, split columns or recolour the terminal.
+func TableWith(w io.Writer, header []string, rows [][]string, opts TableOptions) error {
+	if opts.Plain {
+		bw := bufio.NewWriter(w)
+		writeTSV(bw, header)
+		for _, r := range rows {
+			writeTSV(bw, r)
+		}
+		return bw.Flush()
+	}
+	escaped := make([][]string, len(rows))
+	for i, r := range rows {
+		escaped[i] = make([]string, len(r))
+		for j, c := range r {
+			c = Escape(c)
+			if c == "" {
+				// An empty cell would collapse alignment in some
+				// renderers and reads as "missing" anyway.
+				c = "-"
+			}
+			if opts.Style != nil {
+				c = opts.Style(j, c)
+			}
+			escaped[i][j] = c
+		}
+	}
+	rows = escaped
 	var buf bytes.Buffer
 	t := tablewriter.NewTable(&buf,
 		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
@@ -59,14 +105,21 @@ func Table(w io.Writer, header []string, rows [][]string) error {
 func toAny(ss []string) []any {
 	out := make([]any, len(ss))
 	for i, s := range ss {
-		// An empty cell would collapse alignment in some renderers and
-		// reads as "missing" anyway.
-		if s == "" {
-			s = "-"
-		}
 		out[i] = s
 	}
 	return out
+}
+
+// writeTSV writes one escaped, tab-separated line; Escape turns tabs and
+// newlines inside a cell into \t and \n, so columns and rows stay intact.
+func writeTSV(w *bufio.Writer, cells []string) {
+	for i, c := range cells {
+		if i > 0 {
+			w.WriteByte('\t')
+		}
+		w.WriteString(Escape(c))
+	}
+	w.WriteByte('\n')
 }
 
 // JSON writes v as indented JSON followed by a newline.

@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"github.com/stacksense/heartbeat/pkg/failure"
+
 	"context"
 	"errors"
 	"io"
@@ -20,25 +22,25 @@ import (
 // typed checks (errors.As/Is) and falls back to the x/crypto/ssh error texts
 // only where the library offers nothing typed; the tests pin each case
 // against a real peer so a library change that alters a text shows up.
-func classify(err error, ph phase, st *probeState, runCtx, probeCtx context.Context, timeout time.Duration) (Class, string) {
+func classify(err error, ph phase, st *probeState, runCtx, probeCtx context.Context, timeout time.Duration) (failure.Class, string) {
 	var hk *hostkey.Error
 	if errors.As(err, &hk) {
 		if hk.Kind == hostkey.KindUnknown {
-			return ClassHostKeyUnknown, oneLine(hk.Error())
+			return failure.HostKeyUnknown, oneLine(hk.Error())
 		}
-		return ClassHostKeyMismatch, oneLine(hk.Error())
+		return failure.HostKeyMismatch, oneLine(hk.Error())
 	}
 	if isTimeout(err) || expired(probeCtx) != nil {
 		runErr := expired(runCtx)
 		switch {
 		case errors.Is(runErr, context.DeadlineExceeded):
-			return ClassTimeout, "cancelled at the run deadline during " + ph.String()
+			return failure.Timeout, "cancelled at the run deadline during " + ph.String()
 		case runErr != nil:
-			return ClassTimeout, "run cancelled during " + ph.String()
+			return failure.Timeout, "run cancelled during " + ph.String()
 		case ph == phaseHandshake && st.seen == 0:
-			return ClassTimeout, "connected but no SSH banner within " + timeout.String()
+			return failure.Timeout, "connected but no SSH banner within " + timeout.String()
 		default:
-			return ClassTimeout, "no response within " + timeout.String() + " during " + ph.String()
+			return failure.Timeout, "no response within " + timeout.String() + " during " + ph.String()
 		}
 	}
 	switch ph {
@@ -47,53 +49,53 @@ func classify(err error, ph phase, st *probeState, runCtx, probeCtx context.Cont
 		switch {
 		case errors.As(err, &dnsErr):
 			if dnsErr.IsNotFound {
-				return ClassDNS, "cannot resolve " + dnsErr.Name + ": no such host"
+				return failure.DNS, "cannot resolve " + dnsErr.Name + ": no such host"
 			}
-			return ClassDNS, oneLine("cannot resolve " + dnsErr.Name + ": " + dnsErr.Err)
+			return failure.DNS, oneLine("cannot resolve " + dnsErr.Name + ": " + dnsErr.Err)
 		case errors.Is(err, syscall.ECONNREFUSED):
-			return ClassRefused, "connection refused"
+			return failure.Refused, "connection refused"
 		case errors.Is(err, syscall.EHOSTUNREACH):
-			return ClassUnreachable, "no route to host"
+			return failure.Unreachable, "no route to host"
 		case errors.Is(err, syscall.ENETUNREACH):
-			return ClassUnreachable, "network unreachable"
+			return failure.Unreachable, "network unreachable"
 		default:
-			return ClassUnreachable, oneLine(trimSSH(err.Error()))
+			return failure.Unreachable, oneLine(trimSSH(err.Error()))
 		}
 	case phaseHandshake:
 		if st.seen > 0 && !st.sawBanner {
-			return ClassBanner, "peer is not SSH: sent " + quoteFirst(st.first[:st.nfirst])
+			return failure.Banner, "peer is not SSH: sent " + quoteFirst(st.first[:st.nfirst])
 		}
 		if strings.Contains(err.Error(), "overflow reading version string") {
-			return ClassBanner, "peer is not SSH: no version line"
+			return failure.Banner, "peer is not SSH: no version line"
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return ClassAuth, authMessage(err)
+			return failure.Auth, authMessage(err)
 		}
 		if !st.sawBanner {
-			return ClassHandshake, "connection closed before the SSH banner" + closedCause(err)
+			return failure.Handshake, "connection closed before the SSH banner" + closedCause(err)
 		}
 		if isClosed(err) {
-			return ClassHandshake, "connection closed during key exchange" + closedCause(err)
+			return failure.Handshake, "connection closed during key exchange" + closedCause(err)
 		}
-		return ClassHandshake, oneLine(trimSSH(err.Error()))
+		return failure.Handshake, oneLine(trimSSH(err.Error()))
 	case phaseAuth:
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return ClassAuth, authMessage(err)
+			return failure.Auth, authMessage(err)
 		}
 		if isClosed(err) {
-			return ClassAuth, "connection closed during authentication" + closedCause(err)
+			return failure.Auth, "connection closed during authentication" + closedCause(err)
 		}
-		return ClassAuth, oneLine(trimSSH(err.Error()))
+		return failure.Auth, oneLine(trimSSH(err.Error()))
 	default:
 		var exit *ssh.ExitError
 		var missing *ssh.ExitMissingError
 		switch {
 		case errors.As(err, &exit):
-			return ClassExec, oneLine("command exited with status " + strconv.Itoa(exit.ExitStatus()) + sigSuffix(exit))
+			return failure.Exec, oneLine("command exited with status " + strconv.Itoa(exit.ExitStatus()) + sigSuffix(exit))
 		case errors.As(err, &missing):
-			return ClassExec, "command ended without an exit status"
+			return failure.Exec, "command ended without an exit status"
 		}
-		return ClassExec, oneLine(trimSSH(err.Error()))
+		return failure.Exec, oneLine(trimSSH(err.Error()))
 	}
 }
 

@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"github.com/stacksense/heartbeat/pkg/failure"
+
 	"bytes"
 	"context"
 	"os/user"
@@ -36,14 +38,14 @@ func TestOpenSSHIntegration(t *testing.T) {
 
 	wrong, _ := sshtest.NewClientKey()
 	r = NewProber(Options{Auth: NewAuth("wrong key", wrong.Signer)}).Probe(ctx, &target)
-	if r.Class != ClassAuth {
+	if r.Class != failure.Auth {
 		t.Errorf("wrong user key: %+v", r)
 	}
 
 	// A reinstalled server: same address, new host key.
 	d.RegenerateHostKey(t)
 	r = NewProber(opts).Probe(ctx, &target)
-	if r.Class != ClassHostKeyMismatch || bytes.Equal(r.HostKey, target.PinnedHostKey) || len(r.HostKey) == 0 {
+	if r.Class != failure.HostKeyMismatch || bytes.Equal(r.HostKey, target.PinnedHostKey) || len(r.HostKey) == 0 {
 		t.Errorf("after host key change: %+v", r)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/stacksense/heartbeat/pkg/failure"
 	"github.com/stacksense/heartbeat/pkg/hostkey"
 )
 
@@ -35,36 +36,20 @@ type Target struct {
 	PinnedHostKey []byte
 }
 
-// Class is the reason a probe failed; empty on success.
-type Class string
-
-// The failure classes.
-const (
-	ClassDNS             Class = "dns"              // host name did not resolve
-	ClassRefused         Class = "refused"          // TCP connection refused
-	ClassUnreachable     Class = "unreachable"      // no route to host or network
-	ClassTimeout         Class = "timeout"          // no answer within the probe timeout or run deadline
-	ClassBanner          Class = "banner"           // peer answered but is not SSH
-	ClassHandshake       Class = "handshake"        // SSH peer failed or hung up during key exchange
-	ClassHostKeyUnknown  Class = "hostkey-unknown"  // host key not in known_hosts
-	ClassHostKeyMismatch Class = "hostkey-mismatch" // host key differs from the pinned or known one
-	ClassAuth            Class = "auth"             // login refused (or no usable credentials)
-	ClassExec            Class = "exec"             // the check command failed
-)
-
 // Phases holds how long each step took; a step not reached is zero.
 type Phases struct {
-	Dial      time.Duration // TCP connect (including DNS)
-	Handshake time.Duration // banner exchange and key exchange up to the host-key check
-	Auth      time.Duration // user authentication
-	Exec      time.Duration // the check command
+	Dial   time.Duration // TCP connect (including DNS)
+	Banner time.Duration // from the start of the SSH handshake until the server's version line arrived
+	Kex    time.Duration // key exchange, up to and including the host-key check
+	Auth   time.Duration // user authentication
+	Exec   time.Duration // the check command
 }
 
 // Result is the outcome of one probe.
 type Result struct {
 	ServerID int64
 	OK       bool
-	Class    Class
+	Class    failure.Class
 	// Message is one short line for operators; never key material.
 	Message string
 	// Latency is handshake plus authentication time.
@@ -82,7 +67,7 @@ type Result struct {
 // Options configures probes and runs. Zero values take the defaults below.
 type Options struct {
 	// Auth is the run's credentials (LoadAuth). Nil fails every target
-	// with ClassAuth.
+	// with failure.Auth.
 	Auth *Auth
 	// HostKeys is the host-key policy; nil means pin.
 	HostKeys *hostkey.Checker
@@ -310,7 +295,7 @@ func (p *Prober) Probe(ctx context.Context, t *Target) Result {
 func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 	r := Result{ServerID: t.ServerID}
 	if err := expired(ctx); err != nil {
-		r.Class = ClassTimeout
+		r.Class = failure.Timeout
 		r.Message = "not started before the run deadline"
 		if !errors.Is(err, context.DeadlineExceeded) {
 			r.Message = "not started: run cancelled"
@@ -319,7 +304,7 @@ func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 	}
 	tmpl, err := p.template(ctx, t)
 	if err != nil {
-		r.Class, r.Message = ClassAuth, oneLine(err.Error())
+		r.Class, r.Message = failure.Auth, oneLine(err.Error())
 		return r
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
@@ -353,12 +338,18 @@ func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 	sc, chans, reqs, err := ssh.NewClientConn(&st.sniffConn, addr, &cfg)
 	end := time.Now()
 	r.HostKey = st.hostKey
-	if st.kexDone.IsZero() {
-		r.Phases.Handshake = end.Sub(hs)
-	} else {
-		r.Phases.Handshake = st.kexDone.Sub(hs)
+	// Each phase ends where the next begins; a phase the probe never
+	// finished runs to the end of the handshake attempt.
+	kexStart, kexEnd := end, end
+	if !st.bannerAt.IsZero() {
+		kexStart = st.bannerAt
+	}
+	if !st.kexDone.IsZero() {
+		kexEnd = st.kexDone
 		r.Phases.Auth = end.Sub(st.kexDone)
 	}
+	r.Phases.Banner = kexStart.Sub(hs)
+	r.Phases.Kex = kexEnd.Sub(kexStart)
 	r.Latency = end.Sub(hs)
 	if err != nil {
 		ph := phaseHandshake
@@ -426,10 +417,11 @@ type sniffConn struct {
 	ahead     [256]byte
 	aheadPos  int
 	aheadEnd  int
-	seen      int      // bytes read while looking for the banner
-	linePos   int      // matched prefix of "SSH-" on this line; -1: no match
-	sawBanner bool     // an "SSH-" line was seen
-	first     [24]byte // start of the first line, for messages
+	seen      int       // bytes read while looking for the banner
+	linePos   int       // matched prefix of "SSH-" on this line; -1: no match
+	sawBanner bool      // an "SSH-" line was seen
+	bannerAt  time.Time // when the "SSH-" line arrived (the banner phase ends)
+	first     [24]byte  // start of the first line, for messages
 	nfirst    int
 	firstDone bool
 }
@@ -479,7 +471,7 @@ func (s *sniffConn) Read(b []byte) (int, error) {
 		case s.linePos >= 0 && c == "SSH-"[s.linePos]:
 			s.linePos++
 			if s.linePos == 4 {
-				s.sawBanner = true
+				s.sawBanner, s.bannerAt = true, time.Now()
 				return n, err
 			}
 		default:

@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"github.com/stacksense/heartbeat/pkg/failure"
+
 	"bytes"
 	"context"
 	"errors"
@@ -82,7 +84,7 @@ func TestProbeOK(t *testing.T) {
 	if !bytes.Equal(r.HostKey, e.fleet.Server(0).HostKey().Marshal()) {
 		t.Error("result does not carry the presented host key")
 	}
-	if r.Latency <= 0 || r.Phases.Dial <= 0 || r.Phases.Handshake <= 0 || r.Phases.Auth <= 0 || r.Phases.Exec <= 0 {
+	if r.Latency <= 0 || r.Phases.Dial <= 0 || r.Phases.Banner <= 0 || r.Phases.Kex <= 0 || r.Phases.Auth <= 0 || r.Phases.Exec <= 0 {
 		t.Errorf("phases not all recorded: %+v latency %v", r.Phases, r.Latency)
 	}
 }
@@ -107,19 +109,19 @@ func TestFailureClasses(t *testing.T) {
 		name    string
 		target  Target
 		opts    Options
-		class   Class
+		class   failure.Class
 		message string
 	}{
-		{"dns", Target{Host: "no-such-host.invalid", Port: 22, User: "u"}, Options{}, ClassDNS, "cannot resolve"},
-		{"refused", Target{Host: "127.0.0.1", Port: closedPort, User: "u"}, Options{}, ClassRefused, "refused"},
-		{"timeout-tarpit", e.target(2), Options{Timeout: short}, ClassTimeout, "no SSH banner"},
-		{"timeout-slow", e.target(3), Options{Timeout: short}, ClassTimeout, "within"},
-		{"banner-not-ssh", e.target(5), Options{}, ClassBanner, `"HTTP/1.1 400 Bad Request"`},
-		{"handshake-drop", e.target(4), Options{}, ClassHandshake, "key exchange"},
-		{"auth-reject", e.target(1), Options{}, ClassAuth, "authentication rejected"},
-		{"auth-wrong-key", e.target(0), Options{Auth: NewAuth("other", other.Signer)}, ClassAuth, "publickey"},
-		{"auth-no-credentials", e.target(0), Options{Auth: NewAuth("none")}, ClassAuth, ""},
-		{"exec-false", e.target(0), Options{Exec: "false"}, ClassExec, "status 1"},
+		{"dns", Target{Host: "no-such-host.invalid", Port: 22, User: "u"}, Options{}, failure.DNS, "cannot resolve"},
+		{"refused", Target{Host: "127.0.0.1", Port: closedPort, User: "u"}, Options{}, failure.Refused, "refused"},
+		{"timeout-tarpit", e.target(2), Options{Timeout: short}, failure.Timeout, "no SSH banner"},
+		{"timeout-slow", e.target(3), Options{Timeout: short}, failure.Timeout, "within"},
+		{"banner-not-ssh", e.target(5), Options{}, failure.Banner, `"HTTP/1.1 400 Bad Request"`},
+		{"handshake-drop", e.target(4), Options{}, failure.Handshake, "key exchange"},
+		{"auth-reject", e.target(1), Options{}, failure.Auth, "authentication rejected"},
+		{"auth-wrong-key", e.target(0), Options{Auth: NewAuth("other", other.Signer)}, failure.Auth, "publickey"},
+		{"auth-no-credentials", e.target(0), Options{Auth: NewAuth("none")}, failure.Auth, ""},
+		{"exec-false", e.target(0), Options{Exec: "false"}, failure.Exec, "status 1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -132,7 +134,7 @@ func TestFailureClasses(t *testing.T) {
 			if r.OK || r.Class != c.class || !strings.Contains(r.Message, c.message) {
 				t.Errorf("got class %q message %q, want %q containing %q", r.Class, r.Message, c.class, c.message)
 			}
-			if c.class == ClassTimeout && time.Since(start) > short+2*time.Second {
+			if c.class == failure.Timeout && time.Since(start) > short+2*time.Second {
 				t.Errorf("timeout probe took %v", time.Since(start))
 			}
 		})
@@ -165,7 +167,7 @@ func TestClassifyUnreachable(t *testing.T) {
 	for errno, want := range map[syscall.Errno]string{syscall.EHOSTUNREACH: "no route", syscall.ENETUNREACH: "network unreachable"} {
 		err := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}
 		class, msg := classify(err, phaseDial, &probeState{}, context.Background(), context.Background(), time.Second)
-		if class != ClassUnreachable || !strings.Contains(msg, want) {
+		if class != failure.Unreachable || !strings.Contains(msg, want) {
 			t.Errorf("%v: got %q %q", errno, class, msg)
 		}
 	}
@@ -188,7 +190,7 @@ func TestPinFirstUseThenMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = probeOne(t, Options{Auth: e.auth}, tg)
-	if r.OK || r.Class != ClassHostKeyMismatch {
+	if r.OK || r.Class != failure.HostKeyMismatch {
 		t.Fatalf("after rotation: %+v", r)
 	}
 	if !bytes.Equal(r.HostKey, newKey.Marshal()) {
@@ -227,13 +229,13 @@ func TestKnownHosts(t *testing.T) {
 	if r := probeOne(t, opts, e.target(1)); !r.OK {
 		t.Errorf("hashed entry: %+v", r)
 	}
-	if r := probeOne(t, opts, e.target(2)); r.Class != ClassHostKeyUnknown {
+	if r := probeOne(t, opts, e.target(2)); r.Class != failure.HostKeyUnknown {
 		t.Errorf("host not in file: %+v", r)
 	}
 	if _, err := e.fleet.RotateHostKey(1); err != nil {
 		t.Fatal(err)
 	}
-	if r := probeOne(t, opts, e.target(1)); r.Class != ClassHostKeyMismatch {
+	if r := probeOne(t, opts, e.target(1)); r.Class != failure.HostKeyMismatch {
 		t.Errorf("hashed entry after rotation: %+v", r)
 	}
 }
@@ -253,12 +255,12 @@ func TestRunTarpitsEndAtDeadline(t *testing.T) {
 	if elapsed > 5*time.Second {
 		t.Errorf("run took %v with a 1s deadline", elapsed)
 	}
-	if len(got) != len(targets) || sum.Probed != len(targets) || sum.FailedByClass[ClassTimeout] != len(targets) || !sum.DeadlineHit {
+	if len(got) != len(targets) || sum.Probed != len(targets) || sum.FailedByClass[failure.Timeout] != len(targets) || !sum.DeadlineHit {
 		t.Fatalf("summary %+v, %d results", sum, len(got))
 	}
 	var notStarted int
 	for _, r := range got {
-		if r.Class != ClassTimeout {
+		if r.Class != failure.Timeout {
 			t.Errorf("result %+v", r)
 		}
 		if strings.Contains(r.Message, "not started before the run deadline") {
@@ -311,7 +313,7 @@ func TestRunMixed(t *testing.T) {
 		sshtest.Group{Mode: sshtest.ModeNotSSH, Count: 1},
 	)
 	sum := Run(t.Context(), e.targets(), Options{Auth: e.auth, Timeout: 3 * time.Second}, nil)
-	want := map[Class]int{ClassTimeout: 2, ClassAuth: 2, ClassBanner: 1}
+	want := map[failure.Class]int{failure.Timeout: 2, failure.Auth: 2, failure.Banner: 1}
 	if sum.Succeeded != 5 || len(sum.FailedByClass) != len(want) {
 		t.Fatalf("summary %+v", sum)
 	}

@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"github.com/stacksense/heartbeat/pkg/failure"
+
 	"context"
 	"errors"
 	"time"
@@ -14,7 +16,7 @@ type Summary struct {
 	// cut short or left unstarted (Result.Interrupted); they are not in
 	// Probed.
 	Interrupted   int
-	FailedByClass map[Class]int
+	FailedByClass map[failure.Class]int
 	// DeadlineHit is true when the run deadline cut probes short or left
 	// targets unstarted.
 	DeadlineHit bool
@@ -25,7 +27,7 @@ type Summary struct {
 // Run probes every target with the options' worker pool, per-probe timeout
 // and run deadline, and returns once every target has a Result. Probes
 // still open at the deadline are cancelled and targets not yet started are
-// reported, both as ClassTimeout, so the sink always receives exactly one
+// reported, both as failure.Timeout, so the sink always receives exactly one
 // Result per target. When ctx itself is cancelled, the failures it causes
 // and the targets left unstarted are marked Interrupted instead and
 // counted apart from Probed.
@@ -40,13 +42,13 @@ func Run(ctx context.Context, targets []Target, opts Options, sink func([]Result
 
 // Run is Run with this Prober's options; see the package-level Run.
 func (p *Prober) Run(ctx context.Context, targets []Target, sink func([]Result)) Summary {
-	sum := Summary{Started: time.Now(), FailedByClass: make(map[Class]int)}
+	sum := Summary{Started: time.Now(), FailedByClass: make(map[failure.Class]int)}
 	runCtx, cancel := context.WithTimeout(ctx, p.opts.Deadline)
 	defer cancel()
 
 	if p.opts.Auth != nil {
 		// Parse per-target key files before contacting anyone; a bad file
-		// turns into ClassAuth results for its targets, not a crash.
+		// turns into failure.Auth results for its targets, not a crash.
 		_ = p.opts.Auth.LoadTargetKeys(ctx, targets)
 	}
 
@@ -76,7 +78,7 @@ func (p *Prober) Run(ctx context.Context, targets []Target, sink func([]Result))
 				}
 				interrupted := ctx.Err() != nil
 				for j := i; j < len(targets); j++ {
-					results <- Result{ServerID: targets[j].ServerID, Class: ClassTimeout, Message: msg, Interrupted: interrupted}
+					results <- Result{ServerID: targets[j].ServerID, Class: failure.Timeout, Message: msg, Interrupted: interrupted}
 				}
 				return
 			}

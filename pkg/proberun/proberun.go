@@ -9,6 +9,8 @@
 package proberun
 
 import (
+	"github.com/stacksense/heartbeat/pkg/failure"
+
 	"context"
 	"errors"
 	"fmt"
@@ -379,12 +381,12 @@ func (w *writer) finish() (total, tail time.Duration) {
 // host-key check; a mismatching key is kept as "last seen" for
 // `servers trust`.
 func StoreResult(r probe.Result, policy hostkey.Policy, hasPin bool) store.ProbeResult {
-	out := store.ProbeResult{ServerID: r.ServerID, OK: r.OK, ErrorClass: string(r.Class), Error: r.Message, Latency: r.Latency}
+	out := store.ProbeResult{ServerID: r.ServerID, OK: r.OK, ErrorClass: string(r.Class), Error: r.Message, Latency: r.Latency, Phases: store.Phases(r.Phases)}
 	switch {
 	case r.HostKey == nil:
-	case r.Class == probe.ClassHostKeyMismatch || r.Class == probe.ClassHostKeyUnknown:
+	case r.Class.HostKeyRejected():
 		out.SeenHostKey = r.HostKey
-	case policy == hostkey.PolicyPin && !hasPin && pastHostKeyCheck(r.Class):
+	case policy == hostkey.PolicyPin && !hasPin && r.Class.PastHostKeyCheck():
 		out.PinHostKey = r.HostKey
 	}
 	return out
@@ -392,6 +394,6 @@ func StoreResult(r probe.Result, policy hostkey.Policy, hasPin bool) store.Probe
 
 // pastHostKeyCheck reports whether a probe with this outcome got past the
 // host-key check, so the key it saw belongs to a completed key exchange.
-func pastHostKeyCheck(c probe.Class) bool {
-	return c == "" || c == probe.ClassAuth || c == probe.ClassExec
+func pastHostKeyCheck(c failure.Class) bool {
+	return c == "" || c == failure.Auth || c == failure.Exec
 }

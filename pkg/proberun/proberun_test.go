@@ -1,6 +1,8 @@
 package proberun
 
 import (
+	"github.com/stacksense/heartbeat/pkg/failure"
+
 	"testing"
 
 	"github.com/stacksense/heartbeat/pkg/hostkey"
@@ -20,15 +22,15 @@ func TestStoreResultPinning(t *testing.T) {
 		seenOnly bool
 	}{
 		{"first success pins", probe.Result{OK: true, HostKey: key}, hostkey.PolicyPin, false, true, false},
-		{"auth failure after the key check pins", probe.Result{Class: probe.ClassAuth, HostKey: key}, hostkey.PolicyPin, false, true, false},
-		{"exec failure pins", probe.Result{Class: probe.ClassExec, HostKey: key}, hostkey.PolicyPin, false, true, false},
+		{"auth failure after the key check pins", probe.Result{Class: failure.Auth, HostKey: key}, hostkey.PolicyPin, false, true, false},
+		{"exec failure pins", probe.Result{Class: failure.Exec, HostKey: key}, hostkey.PolicyPin, false, true, false},
 		{"existing pin is never replaced", probe.Result{OK: true, HostKey: key}, hostkey.PolicyPin, true, false, false},
-		{"handshake failure does not pin", probe.Result{Class: probe.ClassHandshake, HostKey: key}, hostkey.PolicyPin, false, false, false},
-		{"mismatch keeps the key as last seen", probe.Result{Class: probe.ClassHostKeyMismatch, HostKey: key}, hostkey.PolicyPin, true, false, true},
-		{"unknown host keeps the key as last seen", probe.Result{Class: probe.ClassHostKeyUnknown, HostKey: key}, hostkey.PolicyKnownHosts, false, false, true},
+		{"handshake failure does not pin", probe.Result{Class: failure.Handshake, HostKey: key}, hostkey.PolicyPin, false, false, false},
+		{"mismatch keeps the key as last seen", probe.Result{Class: failure.HostKeyMismatch, HostKey: key}, hostkey.PolicyPin, true, false, true},
+		{"unknown host keeps the key as last seen", probe.Result{Class: failure.HostKeyUnknown, HostKey: key}, hostkey.PolicyKnownHosts, false, false, true},
 		{"known-hosts never pins", probe.Result{OK: true, HostKey: key}, hostkey.PolicyKnownHosts, false, false, false},
 		{"insecure never pins", probe.Result{OK: true, HostKey: key}, hostkey.PolicyInsecure, false, false, false},
-		{"no key presented", probe.Result{Class: probe.ClassRefused}, hostkey.PolicyPin, false, false, false},
+		{"no key presented", probe.Result{Class: failure.Refused}, hostkey.PolicyPin, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -143,16 +143,6 @@ func FormatAge(d time.Duration) string {
 // `doctor` both warn past it.
 const ProbeOverdue = 90 * time.Second
 
-// IsConnectFailure reports whether a probe failure class means the probe
-// never reached an SSH server (nothing was spoken).
-func IsConnectFailure(class string) bool {
-	switch class {
-	case "dns", "refused", "unreachable", "timeout":
-		return true
-	}
-	return false
-}
-
 // HostCutOff reports whether connectFailed of probed servers failing to
 // connect points at the monitoring host rather than the servers: nearly
 // all (90%) of a fleet of at least 3, so one flaky server in a fleet of

@@ -109,9 +109,4 @@ func TestHostCutOff(t *testing.T) {
 			t.Errorf("HostCutOff(%d, %d) = %v, want %v", tt.failed, tt.probed, got, tt.want)
 		}
 	}
-	for class, want := range map[string]bool{"dns": true, "refused": true, "unreachable": true, "timeout": true, "auth": false, "banner": false, "": false} {
-		if IsConnectFailure(class) != want {
-			t.Errorf("IsConnectFailure(%q) = %v", class, !want)
-		}
-	}
 }

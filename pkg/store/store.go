@@ -119,6 +119,18 @@ type Heartbeat struct {
 	LastError           string
 	Latency             time.Duration
 	ConsecutiveFailures int
+	// Phases are the step timings of the last SSH probe, failed or not.
+	Phases Phases
+}
+
+// Phases holds how long each step of an SSH probe took; a step not reached
+// is zero. (pkg/probe measures them; the store keeps the last probe's.)
+type Phases struct {
+	Dial   time.Duration // TCP connect, including DNS
+	Banner time.Duration // from the start of the SSH handshake until the server's version line arrived
+	Kex    time.Duration // key exchange, up to and including the host-key check
+	Auth   time.Duration // user authentication
+	Exec   time.Duration // the --exec command
 }
 
 // ServerStatus joins a server with what status needs to judge it.
@@ -201,6 +213,10 @@ type Store interface {
 	// Status reads every server with its heartbeat and active alert count,
 	// ordered by name, in one query.
 	Status(ctx context.Context) (Snapshot, error)
+	// ServerStatus reads one server as Status would, in one query that
+	// touches only that server's rows, with the store's clock. Unknown id
+	// is ErrNotFound.
+	ServerStatus(ctx context.Context, id int64) (ServerStatus, time.Time, error)
 
 	// SetServerToken stores the hash (see HashToken) of a server's API
 	// token, replacing any earlier one, which stops working at once. It
@@ -309,6 +325,8 @@ type ProbeResult struct {
 	ErrorClass string
 	Error      string
 	Latency    time.Duration
+	// Phases are the probe's step timings, kept with the last probe.
+	Phases Phases
 	// PinHostKey, when set, is pinned if the server has no pinned key yet;
 	// an existing pin is never overwritten (first writer wins, even across
 	// probe hosts).

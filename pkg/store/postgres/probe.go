@@ -34,6 +34,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		messages = make([]string, len(results))
 		latency  = make([]int64, len(results))
 		ats      = make([]*time.Time, len(results)) // nil: the store's clock
+		phases   = make([][store.PhaseColumns]int64, len(results))
 		keyIDs   []int64
 		pins     [][]byte
 		seen     [][]byte
@@ -43,6 +44,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		if !r.At.IsZero() {
 			ats[i] = &r.At
 		}
+		phases[i] = r.Phases.Micros()
 		if r.PinHostKey != nil || r.SeenHostKey != nil {
 			keyIDs = append(keyIDs, r.ServerID)
 			pins = append(pins, r.PinHostKey)
@@ -53,10 +55,14 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		// Rows are taken in id order so two concurrent writers (a probe
 		// and an API push) cannot deadlock on each other's row locks.
 		_, err := tx.Exec(ctx, `INSERT INTO heartbeats AS h
-				(server_id, last_heartbeat, source, last_probe, last_error_class, last_error, latency_us, consecutive_failures)
+				(server_id, last_heartbeat, source, last_probe, last_error_class, last_error, latency_us, consecutive_failures,
+				phase_dial_us, phase_banner_us, phase_kex_us, phase_auth_us, phase_exec_us)
 			SELECT r.id, CASE WHEN r.ok THEN COALESCE(r.at, now()) END, CASE WHEN r.ok THEN 'ssh' ELSE '' END, COALESCE(r.at, now()),
-				r.class, r.msg, CASE WHEN r.ok THEN r.latency ELSE 0 END, CASE WHEN r.ok THEN 0 ELSE 1 END
-			FROM unnest($1::bigint[], $2::bool[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[]) AS r(id, ok, class, msg, latency, at)
+				r.class, r.msg, CASE WHEN r.ok THEN r.latency ELSE 0 END, CASE WHEN r.ok THEN 0 ELSE 1 END,
+				r.dial, r.banner, r.kex, r.auth, r.exec
+			FROM unnest($1::bigint[], $2::bool[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[],
+				$7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
+				AS r(id, ok, class, msg, latency, at, dial, banner, kex, auth, exec)
 			JOIN servers s ON s.id = r.id
 			ORDER BY r.id
 			ON CONFLICT (server_id) DO UPDATE SET
@@ -66,8 +72,10 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 				last_error_class = excluded.last_error_class,
 				last_error = excluded.last_error,
 				latency_us = CASE WHEN excluded.last_heartbeat IS NOT NULL THEN excluded.latency_us ELSE h.latency_us END,
-				consecutive_failures = CASE WHEN excluded.last_heartbeat IS NOT NULL THEN 0 ELSE h.consecutive_failures + 1 END`,
-			ids, oks, classes, messages, latency, ats)
+				consecutive_failures = CASE WHEN excluded.last_heartbeat IS NOT NULL THEN 0 ELSE h.consecutive_failures + 1 END,
+				phase_dial_us = excluded.phase_dial_us, phase_banner_us = excluded.phase_banner_us, phase_kex_us = excluded.phase_kex_us,
+				phase_auth_us = excluded.phase_auth_us, phase_exec_us = excluded.phase_exec_us`,
+			ids, oks, classes, messages, latency, ats, phaseColumn(phases, 0), phaseColumn(phases, 1), phaseColumn(phases, 2), phaseColumn(phases, 3), phaseColumn(phases, 4))
 		if err != nil || len(keyIDs) == 0 {
 			return err
 		}

@@ -30,9 +30,10 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 	}
 	// The INSERT … SELECT FROM servers skips servers removed mid-run.
 	hb, err := tx.PrepareContext(ctx, `INSERT INTO heartbeats
-			(server_id, last_heartbeat, source, last_probe, last_error_class, last_error, latency_us, consecutive_failures)
+			(server_id, last_heartbeat, source, last_probe, last_error_class, last_error, latency_us, consecutive_failures,
+			phase_dial_us, phase_banner_us, phase_kex_us, phase_auth_us, phase_exec_us)
 		SELECT id, CASE WHEN ?2 THEN ?1 END, CASE WHEN ?2 THEN 'ssh' ELSE '' END, ?1, ?3, ?4,
-			CASE WHEN ?2 THEN ?5 ELSE 0 END, CASE WHEN ?2 THEN 0 ELSE 1 END
+			CASE WHEN ?2 THEN ?5 ELSE 0 END, CASE WHEN ?2 THEN 0 ELSE 1 END, ?7, ?8, ?9, ?10, ?11
 		FROM servers WHERE id = ?6
 		ON CONFLICT (server_id) DO UPDATE SET
 			last_heartbeat = COALESCE(excluded.last_heartbeat, heartbeats.last_heartbeat),
@@ -41,7 +42,8 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 			last_error_class = excluded.last_error_class,
 			last_error = excluded.last_error,
 			latency_us = CASE WHEN ?2 THEN excluded.latency_us ELSE heartbeats.latency_us END,
-			consecutive_failures = CASE WHEN ?2 THEN 0 ELSE heartbeats.consecutive_failures + 1 END`)
+			consecutive_failures = CASE WHEN ?2 THEN 0 ELSE heartbeats.consecutive_failures + 1 END,
+			phase_dial_us = ?7, phase_banner_us = ?8, phase_kex_us = ?9, phase_auth_us = ?10, phase_exec_us = ?11`)
 	if err != nil {
 		return fmt.Errorf("record probe results: %w", s.interpret(err))
 	}
@@ -59,7 +61,9 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		if !r.At.IsZero() {
 			at = formatTime(r.At)
 		}
-		if _, err := hb.ExecContext(ctx, at, r.OK, r.ErrorClass, r.Error, r.Latency.Microseconds(), r.ServerID); err != nil {
+		ph := r.Phases.Micros()
+		if _, err := hb.ExecContext(ctx, at, r.OK, r.ErrorClass, r.Error, r.Latency.Microseconds(), r.ServerID,
+			ph[0], ph[1], ph[2], ph[3], ph[4]); err != nil {
 			return fmt.Errorf("record probe result for server %d: %w", r.ServerID, s.interpret(err))
 		}
 		if r.PinHostKey != nil || r.SeenHostKey != nil {

@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"StatusEmptyFleetHasClock", testStatusEmpty},
 		{"StatusJoinsHeartbeatAndAlerts", testStatusJoin},
 		{"PushUsesStoreClock", testPushClock},
+		{"ServerStatusMatchesStatus", testServerStatus},
 		{"ConcurrentHeartbeats", testConcurrentHeartbeats},
 		{"ImportRejectsDuplicateNames", testImportDuplicateNames},
 		{"InvalidInputIsErrInvalid", testInvalidInput},

@@ -1,0 +1,123 @@
+// Package report builds what people and machines read from a store
+// snapshot: each server's verdict (the rows of `status`, `status --json`,
+// GET /api/servers, the page and /metrics) and the header about the last
+// probe run with its warnings. The rules live in pkg/status and
+// pkg/failure; this package applies them once, and every consumer renders
+// the same data its own way.
+package report
+
+import (
+	"sort"
+	"time"
+
+	"github.com/stacksense/heartbeat/pkg/status"
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+// ServerStatus is one server in `status --json` and GET /api/servers. Its
+// field names are a stable, documented interface (README "status JSON"):
+// add fields, never rename or remove them.
+type ServerStatus struct {
+	ID     int64        `json:"id"`
+	Name   string       `json:"name"`
+	Status status.State `json:"status"`
+	// LastHeartbeat is RFC 3339 UTC, null if the server never answered.
+	LastHeartbeat *time.Time `json:"last_heartbeat"`
+	// AgeSeconds is whole seconds since LastHeartbeat, null with it.
+	AgeSeconds   *int64 `json:"age_seconds"`
+	ActiveAlerts int    `json:"active_alerts"`
+	// Mode is "ssh" (probed) or "push" (pushes its own heartbeats).
+	Mode    string `json:"mode"`
+	Enabled bool   `json:"enabled"`
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
+	// Source of the last heartbeat: "ssh", "api" or "" if none.
+	Source       string `json:"source"`
+	AgentVersion string `json:"agent_version"`
+	// LastProbe is the last SSH probe attempt, RFC 3339 UTC or null.
+	LastProbe           *time.Time `json:"last_probe"`
+	LatencyMS           float64    `json:"latency_ms"`
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	LastErrorClass      string     `json:"last_error_class"`
+	LastError           string     `json:"last_error"`
+	// PhasesMS is how long each step of the last SSH probe took, null if
+	// the server was never probed.
+	PhasesMS *PhasesMS `json:"phases_ms"`
+}
+
+// PhasesMS is a probe's phase timings in milliseconds, in `probe-ssh
+// --json` and `status --json`. A phase not reached is 0.
+type PhasesMS struct {
+	// Dial is the TCP connect, including DNS.
+	Dial float64 `json:"dial"`
+	// Banner runs from the start of the SSH handshake until the server's
+	// version line arrived.
+	Banner float64 `json:"banner"`
+	// Kex is the key exchange, up to and including the host-key check.
+	Kex float64 `json:"kex"`
+	// Auth is user authentication.
+	Auth float64 `json:"auth"`
+	// Exec is the --exec command.
+	Exec float64 `json:"exec"`
+}
+
+// NewPhasesMS converts phase durations to PhasesMS.
+func NewPhasesMS(p store.Phases) *PhasesMS {
+	return &PhasesMS{Dial: millis(p.Dial), Banner: millis(p.Banner), Kex: millis(p.Kex), Auth: millis(p.Auth), Exec: millis(p.Exec)}
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Report is a judged fleet: every server with its verdict, worst first
+// then by name, and the store's clock the verdicts were reached at.
+type Report struct {
+	Now     time.Time
+	Servers []ServerStatus
+	Counts  status.Counts
+}
+
+// Build applies the status rules to a snapshot.
+func Build(snap store.Snapshot, staleAfter time.Duration) Report {
+	r := Report{Now: snap.Now, Servers: make([]ServerStatus, 0, len(snap.Servers))}
+	for _, s := range snap.Servers {
+		row := Server(snap.Now, s, staleAfter)
+		r.Counts.Add(row.Status)
+		r.Servers = append(r.Servers, row)
+	}
+	sort.SliceStable(r.Servers, func(i, j int) bool {
+		a, b := r.Servers[i], r.Servers[j]
+		if a.Status.Rank() != b.Status.Rank() {
+			return a.Status.Rank() < b.Status.Rank()
+		}
+		return a.Name < b.Name
+	})
+	return r
+}
+
+// Server judges one server at now, the store's clock.
+func Server(now time.Time, s store.ServerStatus, staleAfter time.Duration) ServerStatus {
+	row := ServerStatus{
+		ID: s.ID, Name: s.Name, Status: status.Evaluate(now, s.LastHeartbeat, s.ActiveAlerts, staleAfter, s.Enabled),
+		LastHeartbeat: s.LastHeartbeat, ActiveAlerts: s.ActiveAlerts, Mode: s.Mode, Enabled: s.Enabled,
+		Host: s.Host, Port: s.Port, Source: s.Source, AgentVersion: s.AgentVersion,
+		LastProbe: s.LastProbe, LatencyMS: millis(s.Latency),
+		ConsecutiveFailures: s.ConsecutiveFailures, LastErrorClass: s.LastErrorClass, LastError: s.LastError,
+	}
+	if s.LastHeartbeat != nil {
+		age := int64(status.Age(now, *s.LastHeartbeat) / time.Second)
+		row.AgeSeconds = &age
+	}
+	if s.LastProbe != nil {
+		row.PhasesMS = NewPhasesMS(s.Phases)
+	}
+	return row
+}
+
+// States lists the verdicts, for status.ExitCode.
+func (r Report) States() []status.State {
+	out := make([]status.State, len(r.Servers))
+	for i, s := range r.Servers {
+		out[i] = s.Status
+	}
+	return out
+}

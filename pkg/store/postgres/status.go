@@ -1,0 +1,62 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/stacksense/heartbeat/pkg/store"
+)
+
+// ServerStatus reads one server with its heartbeat and active alert count.
+// Every lookup is by primary key (and the partial index alerts_active), so
+// it costs the same at 10 servers as at 100,000, where Status reads them
+// all.
+func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus, time.Time, error) {
+	var (
+		st            store.ServerStatus
+		now           time.Time
+		latencyMicros int64
+		phases        [store.PhaseColumns]int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT now(), s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
+			s.host_key, s.seen_host_key, s.mode, s.enabled, s.created_at,
+			h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
+			COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
+			COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
+			COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_banner_us, 0), COALESCE(h.phase_kex_us, 0),
+			COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0),
+			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
+		FROM servers s
+		LEFT JOIN heartbeats h ON h.server_id = s.id
+		WHERE s.id = $1`, id).Scan(&now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
+		&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &st.CreatedAt,
+		&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
+		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
+		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4], &st.ActiveAlerts)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, err)
+	}
+	st.CreatedAt = st.CreatedAt.UTC()
+	st.LastHeartbeat = utcPtr(st.LastHeartbeat)
+	st.LastProbe = utcPtr(st.LastProbe)
+	st.Latency = time.Duration(latencyMicros) * time.Microsecond
+	st.Phases = store.PhasesFromMicros(phases)
+	return st, now.UTC(), nil
+}
+
+// phaseColumn is column i (0 dial, 1 banner, 2 kex, 3 auth, 4 exec) of a
+// batch's phase timings, as an unnest() argument.
+func phaseColumn(phases [][store.PhaseColumns]int64, i int) []int64 {
+	out := make([]int64, len(phases))
+	for j, p := range phases {
+		out[j] = p[i]
+	}
+	return out
+}
