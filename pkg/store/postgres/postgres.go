@@ -504,13 +504,7 @@ func (s *Store) Alerts(ctx context.Context, all bool) ([]store.Alert, error) {
 
 // Status reads the fleet and the store's clock in one query.
 func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
-	rows, err := s.pool.Query(ctx, `SELECT now(), s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-			s.host_key, s.seen_host_key, s.mode, s.enabled, s.created_at,
-			h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
-			COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
-			COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
-			COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_banner_us, 0), COALESCE(h.phase_kex_us, 0), COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0),
-			COALESCE(a.active, 0)
+	rows, err := s.pool.Query(ctx, `SELECT now(), `+statusColumns+`, COALESCE(a.active, 0)
 		FROM servers s
 		LEFT JOIN heartbeats h ON h.server_id = s.id
 		LEFT JOIN (SELECT server_id, count(*) AS active FROM alerts WHERE resolved_at IS NULL GROUP BY server_id) a
@@ -522,24 +516,11 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 	defer rows.Close()
 	var snap store.Snapshot
 	for rows.Next() {
-		var (
-			st            store.ServerStatus
-			latencyMicros int64
-			phases        [store.PhaseColumns]int64
-		)
-		if err := rows.Scan(&snap.Now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-			&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &st.CreatedAt,
-			&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
-			&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
-			&phases[0], &phases[1], &phases[2], &phases[3], &phases[4],
-			&st.ActiveAlerts); err != nil {
+		now, st, err := scanStatus(rows)
+		if err != nil {
 			return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
 		}
-		st.CreatedAt = st.CreatedAt.UTC()
-		st.LastHeartbeat = utcPtr(st.LastHeartbeat)
-		st.LastProbe = utcPtr(st.LastProbe)
-		st.Latency = time.Duration(latencyMicros) * time.Microsecond
-		st.Phases = store.PhasesFromMicros(phases)
+		snap.Now = now
 		snap.Servers = append(snap.Servers, st)
 	}
 	if err := rows.Err(); err != nil {

@@ -16,39 +16,53 @@ import (
 // it costs the same at 10 servers as at 100,000, where Status reads them
 // all.
 func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus, time.Time, error) {
-	var (
-		st            store.ServerStatus
-		now           time.Time
-		latencyMicros int64
-		phases        [store.PhaseColumns]int64
-	)
-	err := s.pool.QueryRow(ctx, `SELECT now(), s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-			s.host_key, s.seen_host_key, s.mode, s.enabled, s.created_at,
-			h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
-			COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
-			COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
-			COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_banner_us, 0), COALESCE(h.phase_kex_us, 0),
-			COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0),
+	now, st, err := scanStatus(s.pool.QueryRow(ctx, `SELECT now(), `+statusColumns+`,
 			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
 		FROM servers s
 		LEFT JOIN heartbeats h ON h.server_id = s.id
-		WHERE s.id = $1`, id).Scan(&now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-		&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &st.CreatedAt,
-		&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
-		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
-		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4], &st.ActiveAlerts)
+		WHERE s.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
-		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, err)
+		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, s.interpret(err))
+	}
+	return st, now, nil
+}
+
+// statusColumns are a status row's server and heartbeat columns (aliases
+// s and h). A query selects now() before them and the server's active
+// alert count after them, as scanStatus reads.
+const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
+	s.host_key, s.seen_host_key, s.mode, s.enabled, s.created_at,
+	h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
+	COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
+	COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
+	COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_banner_us, 0), COALESCE(h.phase_kex_us, 0),
+	COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0)`
+
+// scanStatus reads one status row: the store's clock, statusColumns and
+// the active alert count; every time comes back in UTC.
+func scanStatus(row pgx.Row) (time.Time, store.ServerStatus, error) {
+	var (
+		now           time.Time
+		st            store.ServerStatus
+		latencyMicros int64
+		phases        [store.PhaseColumns]int64
+	)
+	if err := row.Scan(&now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
+		&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &st.CreatedAt,
+		&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
+		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
+		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4], &st.ActiveAlerts); err != nil {
+		return time.Time{}, store.ServerStatus{}, err
 	}
 	st.CreatedAt = st.CreatedAt.UTC()
 	st.LastHeartbeat = utcPtr(st.LastHeartbeat)
 	st.LastProbe = utcPtr(st.LastProbe)
 	st.Latency = time.Duration(latencyMicros) * time.Microsecond
 	st.Phases = store.PhasesFromMicros(phases)
-	return st, now.UTC(), nil
+	return now.UTC(), st, nil
 }
 
 // phaseColumn is column i (0 dial, 1 banner, 2 kex, 3 auth, 4 exec) of a

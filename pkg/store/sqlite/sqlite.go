@@ -57,6 +57,22 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path}
+	// Opening is serialised with other processes' opens and migrations by
+	// the migration lock: two processes creating the same fresh file at
+	// once race on its conversion to WAL, and SQLite answers one of them
+	// SQLITE_BUSY at once, without waiting out busy_timeout. Where the
+	// lock file cannot be created (a read-only directory) nobody can be
+	// creating or migrating the file, so opening goes on without it.
+	unlock, err := s.lockFile(ctx, ".migrate.lock")
+	switch {
+	case err == nil:
+		defer unlock()
+	case errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EROFS):
+		unlock = nil
+	default:
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		if !readOnlyOpenError(err) {
@@ -85,7 +101,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	if pending > 0 {
-		if _, err := s.Migrate(ctx); err != nil {
+		if unlock == nil {
+			s.db.Close()
+			return nil, fmt.Errorf("sqlite %s: %d migration(s) pending and the directory is not writable: run `heartbeat migrate` as a user who can write it: %w", path, pending, store.ErrSchemaBehind)
+		}
+		if _, err := s.migrateLocked(ctx); err != nil {
 			s.db.Close()
 			return nil, err
 		}
@@ -148,6 +168,11 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("migrate sqlite %s: %w", s.path, err)
 	}
 	defer unlock()
+	return s.migrateLocked(ctx)
+}
+
+// migrateLocked is Migrate for a caller that holds the migration lock.
+func (s *Store) migrateLocked(ctx context.Context) (int, error) {
 	p, err := s.provider()
 	if err != nil {
 		return 0, err
@@ -178,22 +203,33 @@ func (s *Store) MigrateDownTo(ctx context.Context, version int64) error {
 }
 
 // lockFile takes an exclusive flock on the database path plus suffix,
-// waiting for it, and returns the release. The wait is not bounded by ctx:
-// the holder is a migration, which takes milliseconds.
+// waiting for it until ctx ends, and returns the release. flock(2) cannot
+// be interrupted by a context, so it polls: the holder is an open or a
+// migration, which takes milliseconds, but one stopped mid-way (SIGSTOP, a
+// hung disk) must not hang every later command.
 func (s *Store) lockFile(ctx context.Context, suffix string) (func(), error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	path := s.path + suffix
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+	const poll = 10 * time.Millisecond
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for lock %s, held by another heartbeat process: %w", path, context.Cause(ctx))
+		case <-time.After(poll):
+		}
 	}
-	return func() { f.Close() }, nil
 }
 
 // Close closes the database.
@@ -489,12 +525,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 	if snap.Now, err = parseTime(now); err != nil {
 		return store.Snapshot{}, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-			s.host_key, s.seen_host_key, s.mode, s.enabled, s.created_at,
-			h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
-			COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
-			COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
-			COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_banner_us, 0), COALESCE(h.phase_kex_us, 0), COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0),
+	rows, err := tx.QueryContext(ctx, `SELECT `+statusColumns+`,
 			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
 		FROM servers s LEFT JOIN heartbeats h ON h.server_id = s.id
 		ORDER BY s.name`)
@@ -503,32 +534,10 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			st                store.ServerStatus
-			created           string
-			lastHB, lastProbe sql.NullString
-			latencyMicros     int64
-			phases            [store.PhaseColumns]int64
-		)
-		if err := rows.Scan(&st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-			&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &created,
-			&lastHB, &st.Source, &st.AgentVersion, &lastProbe,
-			&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
-			&phases[0], &phases[1], &phases[2], &phases[3], &phases[4],
-			&st.ActiveAlerts); err != nil {
+		st, err := scanStatus(rows)
+		if err != nil {
 			return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
 		}
-		if st.CreatedAt, err = parseTime(created); err != nil {
-			return store.Snapshot{}, err
-		}
-		if st.LastHeartbeat, err = parseNullTime(lastHB); err != nil {
-			return store.Snapshot{}, err
-		}
-		if st.LastProbe, err = parseNullTime(lastProbe); err != nil {
-			return store.Snapshot{}, err
-		}
-		st.Latency = time.Duration(latencyMicros) * time.Microsecond
-		st.Phases = store.PhasesFromMicros(phases)
 		snap.Servers = append(snap.Servers, st)
 	}
 	if err := rows.Err(); err != nil {

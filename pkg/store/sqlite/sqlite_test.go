@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stacksense/heartbeat/pkg/store"
 	"github.com/stacksense/heartbeat/pkg/store/sqlite"
@@ -190,4 +194,35 @@ func TestOpenPathWithURICharacters(t *testing.T) {
 	if _, err := s.ServerByName(ctx, "kept"); err != nil {
 		t.Errorf("reopened store lost the server: %v", err)
 	}
+}
+
+// A process stopped while holding the open/migration lock (SIGSTOP, a
+// hung disk) makes the next open fail when its context ends, naming the
+// lock, instead of hanging the command.
+func TestOpenGivesUpOnAHeldMigrationLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hb.db")
+	f, err := os.OpenFile(path+".migrate.lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	s, err := sqlite.Open(ctx, path)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open succeeded while another process held the migration lock")
+	}
+	if !strings.Contains(err.Error(), ".migrate.lock") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %q does not name the lock and the deadline", err)
+	}
+	f.Close() // the holder goes away: the next open proceeds
+	s, err = sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("open after the lock was released: %v", err)
+	}
+	s.Close()
 }
