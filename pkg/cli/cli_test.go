@@ -37,14 +37,36 @@ type result struct {
 
 func (e *env) run(args ...string) result {
 	e.t.Helper()
+	return e.runWithin(60*time.Second, args...)
+}
+
+// runWithin runs the program with a context of its own length, so a
+// command that ignores its deadline shows up as the wrong answer rather
+// than a hung test.
+func (e *env) runWithin(limit time.Duration, args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	return e.runCtx(ctx, args...)
+}
+
+// runInBackground starts the program within limit and returns where its
+// result will arrive, for tests that act on the store while it runs.
+func (e *env) runInBackground(limit time.Duration, args ...string) <-chan result {
+	done := make(chan result, 1)
+	go func() { done <- e.runWithin(limit, args...) }()
+	return done
+}
+
+// runCtx runs the program under ctx, reading what it printed.
+func (e *env) runCtx(ctx context.Context, args ...string) result {
+	e.t.Helper()
 	var out, errb bytes.Buffer
 	app := &cli.App{
 		In: strings.NewReader(e.stdin), Out: &out, Err: &errb,
 		Getenv: func(k string) string { return e.vars[k] },
 		Home:   e.home, OutIsTerminal: e.terminal, Version: "test",
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	code := cli.Main(ctx, app, args)
 	return result{out.String(), errb.String(), code}
 }

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
@@ -10,26 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/stacksense/heartbeat/pkg/cli"
 	"github.com/stacksense/heartbeat/pkg/pgtest"
 )
-
-// runWithin runs the program with a context of its own length, so a
-// command that ignores its deadline shows up as the wrong answer rather
-// than a hung test.
-func (e *env) runWithin(limit time.Duration, args ...string) result {
-	e.t.Helper()
-	var out, errb bytes.Buffer
-	app := &cli.App{
-		In: strings.NewReader(e.stdin), Out: &out, Err: &errb,
-		Getenv: func(k string) string { return e.vars[k] },
-		Home:   e.home, OutIsTerminal: e.terminal, Version: "test",
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	code := cli.Main(ctx, app, args)
-	return result{out.String(), errb.String(), code}
-}
 
 // A table lock held by someone else must not hang `status`: as a Nagios
 // check it answers UNKNOWN (3) within its default 10 s, naming what it

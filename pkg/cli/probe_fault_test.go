@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -20,19 +19,6 @@ import (
 	"github.com/stacksense/heartbeat/pkg/pgtest"
 	"github.com/stacksense/heartbeat/pkg/sshtest"
 )
-
-// runCtx runs the program under ctx.
-func (e *env) runCtx(ctx context.Context, args ...string) result {
-	e.t.Helper()
-	var out, errb bytes.Buffer
-	app := &cli.App{
-		In: strings.NewReader(e.stdin), Out: &out, Err: &errb,
-		Getenv: func(k string) string { return e.vars[k] },
-		Home:   e.home, OutIsTerminal: e.terminal, Version: "test",
-	}
-	code := cli.Main(ctx, app, args)
-	return result{out.String(), errb.String(), code}
-}
 
 // waitFor polls cond until it holds, failing the test after a minute.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -161,13 +147,8 @@ func TestPostgresProbeSSHEndsWhenTheStoreHangs(t *testing.T) {
 	e.vars["DATABASE_URL"] = u.String()
 
 	const deadline = 3 * time.Second
-	done := make(chan result, 1)
 	start := time.Now()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		done <- e.runCtx(ctx, "probe-ssh", "--key", key, "--timeout", "2s", "--deadline", deadline.String())
-	}()
+	done := e.runInBackground(2*time.Minute, "probe-ssh", "--key", key, "--timeout", "2s", "--deadline", deadline.String())
 	waitFor(t, "the run to start", func() bool { return probeRunOpen(t, dbURL) })
 	proxy.freeze()
 	r := <-done
@@ -196,12 +177,7 @@ func TestPostgresProbeSSHStopsWhenItLosesTheLock(t *testing.T) {
 	e.mustRun("migrate")
 	_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeTarpit, Count: 3})
 
-	done := make(chan result, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		done <- e.runCtx(ctx, "probe-ssh", "--key", key, "--timeout", "20s", "--deadline", "30s")
-	}()
+	done := e.runInBackground(2*time.Minute, "probe-ssh", "--key", key, "--timeout", "20s", "--deadline", "30s")
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
@@ -319,12 +295,7 @@ func TestPostgresProbeSSHStoreErrorIsOneLine(t *testing.T) {
 	e := &env{t: t, home: t.TempDir(), vars: map[string]string{"DATABASE_URL": dbURL}}
 	e.mustRun("migrate")
 	_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeTarpit, Count: 2})
-	done := make(chan result, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		done <- e.runCtx(ctx, "probe-ssh", "--key", key, "--timeout", "2s", "--deadline", "10s")
-	}()
+	done := e.runInBackground(2*time.Minute, "probe-ssh", "--key", key, "--timeout", "2s", "--deadline", "10s")
 	waitFor(t, "the run to start", func() bool { return probeRunOpen(t, dbURL) })
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, dbURL)
