@@ -16,8 +16,7 @@ func (d *doctor) checkClock(ctx context.Context, s store.Store) Result {
 	storeNow, err := call(ctx, d.cfg.CallTimeout, s.Now)
 	after := d.cfg.Clock()
 	if err != nil {
-		r.Status, r.Message = Fail, "read the store's clock: "+err.Error()
-		return r
+		return readFailed(CheckClock, "read the store's clock", err)
 	}
 	local := before.Add(after.Sub(before) / 2)
 	skew := storeNow.Sub(local)

@@ -21,8 +21,7 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 	r := Result{Check: CheckFailures}
 	snap, err := call(ctx, d.cfg.CallTimeout, s.Status)
 	if err != nil {
-		r.Status, r.Message = Fail, "read server status: "+err.Error()
-		return r
+		return readFailed(CheckFailures, "read server status", err)
 	}
 	byClass := map[string][]store.ServerStatus{}
 	enabled, failed, connectFailed := 0, 0, 0

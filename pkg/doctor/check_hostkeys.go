@@ -5,11 +5,12 @@ import (
 	"strings"
 )
 
+// checkHostKeys names the servers held back because they presented a host
+// key that differs from the pinned one.
 func (d *doctor) checkHostKeys() Result {
 	r := Result{Check: CheckHostKeys}
 	if d.serversErr != nil {
-		r.Status, r.Message = Fail, "list servers: "+d.serversErr.Error()
-		return r
+		return readFailed(CheckHostKeys, "list servers", d.serversErr)
 	}
 	var changed []string
 	for _, sv := range d.servers {

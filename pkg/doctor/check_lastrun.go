@@ -9,22 +9,21 @@ import (
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
+// checkLastRun reads the last finished (and last aborted) probe run the
+// way status --verbose does: overdue fails, a run cut short warns.
 func (d *doctor) checkLastRun(ctx context.Context, s store.Store) Result {
 	r := Result{Check: CheckLastRun}
 	last, err := call(ctx, d.cfg.CallTimeout, s.LastFinishedRun)
 	if err != nil {
-		r.Status, r.Message = Fail, "read the last probe run: "+err.Error()
-		return r
+		return readFailed(CheckLastRun, "read the last probe run", err)
 	}
 	aborted, err := call(ctx, d.cfg.CallTimeout, s.LastAbortedRun)
 	if err != nil {
-		r.Status, r.Message = Fail, "read the last aborted probe run: "+err.Error()
-		return r
+		return readFailed(CheckLastRun, "read the last aborted probe run", err)
 	}
 	now, err := call(ctx, d.cfg.CallTimeout, s.Now)
 	if err != nil {
-		r.Status, r.Message = Fail, "read the store's clock: "+err.Error()
-		return r
+		return readFailed(CheckLastRun, "read the store's clock", err)
 	}
 	logs := "look at the probe log"
 	if d.cfg.LogHint != "" {

@@ -8,6 +8,8 @@ import (
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
+// openStore opens the configured store and tells apart the three ways that
+// fails (schema behind, unreachable, misconfigured), each with its own fix.
 func (d *doctor) openStore(ctx context.Context) (store.Store, Result) {
 	r := Result{Check: CheckStore}
 	if d.cfg.OpenStore == nil {

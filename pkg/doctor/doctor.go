@@ -177,6 +177,13 @@ func call[T any](ctx context.Context, timeout time.Duration, f func(context.Cont
 	return f(cctx)
 }
 
+// readFailed is the verdict of a check that could not read what it
+// examines from the store: a failure naming the read that failed, and no
+// fix, since the store check already gives the fixes for an unusable store.
+func readFailed(check, doing string, err error) Result {
+	return Result{Check: check, Status: Fail, Message: doing + ": " + err.Error()}
+}
+
 // WriteText prints results for people: one line per check, the fix
 // indented below it, and a closing tally.
 func WriteText(w io.Writer, results []Result) error {
