@@ -46,11 +46,12 @@ func eachStore(t *testing.T, fn func(t *testing.T, s store.Store)) {
 // shifted is a store whose last run and clock the test decides.
 type shifted struct {
 	store.Store
-	last   *store.Run
-	offset time.Duration
+	last, aborted *store.Run
+	offset        time.Duration
 }
 
 func (s *shifted) LastFinishedRun(context.Context) (*store.Run, error) { return s.last, nil }
+func (s *shifted) LastAbortedRun(context.Context) (*store.Run, error)  { return s.aborted, nil }
 
 func (s *shifted) Now(ctx context.Context) (time.Time, error) {
 	now, err := s.Store.Now(ctx)
@@ -85,29 +86,35 @@ func TestLastRunAndClock(t *testing.T) {
 			t.Fatal(err)
 		}
 		at := func(ago time.Duration) *time.Time { v := now.Add(-ago); return &v }
+		fresh := &store.Run{Host: "mon1", StartedAt: *at(12 * time.Second), FinishedAt: at(10 * time.Second), Servers: 3, Probed: 3, Succeeded: 3}
 		tests := []struct {
 			name      string
 			last      *store.Run
+			aborted   *store.Run
 			offset    time.Duration // added to the store's clock
 			check     string
 			status    doctor.Status
 			inMessage string
 		}{
-			{"fresh run", &store.Run{Host: "mon1", StartedAt: *at(12 * time.Second), FinishedAt: at(10 * time.Second), Servers: 3, Probed: 3, Succeeded: 3},
+			{"fresh run", &store.Run{Host: "mon1", StartedAt: *at(12 * time.Second), FinishedAt: at(10 * time.Second), Servers: 3, Probed: 3, Succeeded: 3}, nil,
 				0, doctor.CheckLastRun, doctor.OK, "last run finished 10s ago on mon1: 3/3 answered in 2.0s"},
-			{"overdue run", &store.Run{Host: "mon1", StartedAt: *at(5 * time.Minute), FinishedAt: at(5 * time.Minute), Servers: 3, Probed: 3, Succeeded: 3},
+			{"overdue run", &store.Run{Host: "mon1", StartedAt: *at(5 * time.Minute), FinishedAt: at(5 * time.Minute), Servers: 3, Probed: 3, Succeeded: 3}, nil,
 				0, doctor.CheckLastRun, doctor.Fail, "probe-ssh is not running"},
-			{"just inside 90 s", &store.Run{StartedAt: *at(89 * time.Second), FinishedAt: at(89 * time.Second)},
+			{"just inside 90 s", &store.Run{StartedAt: *at(89 * time.Second), FinishedAt: at(89 * time.Second)}, nil,
 				0, doctor.CheckLastRun, doctor.OK, "1m29s ago on an unknown host"},
-			{"deadline hit", &store.Run{Host: "mon1", StartedAt: *at(30 * time.Second), FinishedAt: at(5 * time.Second), Servers: 10, Probed: 4, DeadlineHit: true},
+			{"deadline hit", &store.Run{Host: "mon1", StartedAt: *at(30 * time.Second), FinishedAt: at(5 * time.Second), Servers: 10, Probed: 4, DeadlineHit: true}, nil,
 				0, doctor.CheckLastRun, doctor.Warn, "hit its deadline with 4 of 10 servers probed"},
-			{"never ran", nil, 0, doctor.CheckLastRun, doctor.Fail, "no probe-ssh run has finished"},
-			{"clock in step", nil, 0, doctor.CheckClock, doctor.OK, "the store's clock is"},
-			{"store ahead", nil, 5 * time.Second, doctor.CheckClock, doctor.Warn, "ahead of this host's"},
-			{"store behind", nil, -8 * time.Second, doctor.CheckClock, doctor.Warn, "behind this host's"},
+			{"never ran", nil, nil, 0, doctor.CheckLastRun, doctor.Fail, "no probe-ssh run has finished"},
+			{"killed run", fresh, &store.Run{ID: 41, Host: "mon2", StartedAt: *at(time.Hour)},
+				0, doctor.CheckLastRun, doctor.Warn, "last run aborted: run 41 on host mon2"},
+			{"killed run long ago", fresh, &store.Run{ID: 7, Host: "mon2", StartedAt: *at(48 * time.Hour)},
+				0, doctor.CheckLastRun, doctor.OK, "last run finished 10s ago"},
+			{"clock in step", nil, nil, 0, doctor.CheckClock, doctor.OK, "the store's clock is"},
+			{"store ahead", nil, nil, 5 * time.Second, doctor.CheckClock, doctor.Warn, "ahead of this host's"},
+			{"store behind", nil, nil, -8 * time.Second, doctor.CheckClock, doctor.Warn, "behind this host's"},
 		}
 		for _, tt := range tests {
-			got := runChecks(t, &shifted{Store: real, last: tt.last, offset: tt.offset}, nil)[tt.check]
+			got := runChecks(t, &shifted{Store: real, last: tt.last, aborted: tt.aborted, offset: tt.offset}, nil)[tt.check]
 			if got.Status != tt.status || !strings.Contains(got.Message, tt.inMessage) {
 				t.Errorf("%s: %s %s %q, want %s with %q", tt.name, tt.check, got.Status, got.Message, tt.status, tt.inMessage)
 			}
