@@ -136,7 +136,14 @@ func addTimeouts(cmd *cobra.Command) {
 // oneLine keeps an error to a single line for cron mail and terminals;
 // joined errors (an import's bad rows) keep their own lines.
 func oneLine(err error) string {
-	return strings.TrimSpace(err.Error())
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	for i, l := range lines {
+		// An error may quote a stored name, a peer's banner or a
+		// driver's text: none of it may move the cursor or forge lines in
+		// cron mail.
+		lines[i] = output.Escape(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // NewRootCommand builds the command tree.
