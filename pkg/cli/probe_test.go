@@ -390,3 +390,39 @@ func TestProbeSSHSkipsPushServers(t *testing.T) {
 		}
 	})
 }
+
+// A typo in one server's --key fails that server alone, with class key
+// and a message naming the path and the reason; the rest of the fleet is
+// probed and the summary counts it. servers add warns about the key.
+func TestProbeSSHBadPerServerKeyFailsThatServerOnly(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 2})
+		missing := filepath.Join(t.TempDir(), "nonexistent")
+		r := e.run("servers", "add", "typo", "--host", "127.0.0.1", "--port", "1", "--key", missing)
+		if r.code != 0 || !strings.Contains(r.err, "warning: server typo: key "+missing+" is not readable") {
+			t.Errorf("servers add --key MISSING: exit %d, stderr %q; want 0 and a warning naming server and key", r.code, r.err)
+		}
+		if r := e.run("servers", "add", "good", "--host", "127.0.0.1", "--port", "1", "--key", key); r.err != "" {
+			t.Errorf("servers add with a readable key warned: %q", r.err)
+		}
+		e.mustRun("servers", "remove", "good", "--yes")
+
+		run := e.probe("--key", key)
+		if run.Probed != 3 || run.Succeeded != 2 || run.FailedByClass["key"] != 1 || run.classOf("typo") != "key" {
+			t.Fatalf("run with one bad per-server key: %+v", run)
+		}
+		for _, res := range run.Results {
+			if res.Name == "typo" && (!strings.Contains(res.Error, missing) || !strings.Contains(res.Error, "does not exist")) {
+				t.Errorf("typo's message should name the path and the reason: %q", res.Error)
+			}
+		}
+		if out := e.mustRun("probe-ssh", "--summary", "--key", key); !strings.Contains(out, "1 failed (key 1)") {
+			t.Errorf("summary: %q", out)
+		}
+		// The default credential is still checked before anyone is
+		// contacted.
+		if r := e.run("probe-ssh", "--key", missing); r.code != 1 || !strings.Contains(r.err, missing) {
+			t.Errorf("missing default key: exit %d, stderr %q; want 1", r.code, r.err)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -92,8 +93,44 @@ func runServersAdd(ctx context.Context, app *App, g *globalOptions, name string,
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(app.Out, "added server %s (id %d) at %s:%d\n", sv.Name, sv.ID, sv.Host, sv.Port)
-	return err
+	if _, err = fmt.Fprintf(app.Out, "added server %s (id %d) at %s:%d\n", sv.Name, sv.ID, sv.Host, sv.Port); err != nil {
+		return err
+	}
+	warnUnreadableKey(app, sv.Name, o.KeyPath)
+	return nil
+}
+
+// warnUnreadableKey warns on stderr when a server's key file cannot be
+// read by the user running this command. It is only a warning: probe-ssh
+// may run as another user who can read it; if not, that server fails with
+// class key and the others are probed as usual.
+func warnUnreadableKey(app *App, name, path string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Open(path)
+	if err == nil {
+		_, err = f.Read(make([]byte, 1))
+		f.Close()
+	}
+	if err == nil {
+		return
+	}
+	who := "this user"
+	if u, uerr := user.Current(); uerr == nil {
+		who = "user " + u.Username
+	}
+	fmt.Fprintf(app.Err, "warning: server %s: key %s is not readable by %s (%s); probe-ssh fails this server with class key unless it runs as a user who can read it\n",
+		output.Escape(name), output.Escape(path), who, output.Escape(readErrReason(err)))
+}
+
+// readErrReason is the reason without the path os.PathError repeats.
+func readErrReason(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 type serversListOptions struct{ JSON bool }

@@ -12,11 +12,13 @@ type Class string
 
 // The failure classes.
 const (
+	Key             Class = "key"              // the server's own key file (servers add --key) is missing, unreadable or unusable
 	DNS             Class = "dns"              // host name did not resolve
 	Refused         Class = "refused"          // TCP connection refused
 	Unreachable     Class = "unreachable"      // no route to host or network
 	Timeout         Class = "timeout"          // no answer within the probe timeout or run deadline
 	Banner          Class = "banner"           // peer answered but is not SSH
+	Throttled       Class = "throttled"        // sshd dropped the connection before its banner because of MaxStartups
 	Handshake       Class = "handshake"        // SSH peer failed or hung up during key exchange
 	HostKeyUnknown  Class = "hostkey-unknown"  // host key not in known_hosts
 	HostKeyMismatch Class = "hostkey-mismatch" // host key differs from the pinned or known one
@@ -35,11 +37,16 @@ type attrs struct {
 }
 
 var table = map[Class]attrs{
-	DNS:             {connect: true, advice: "fix the host name or DNS (servers import can update hosts)"},
-	Refused:         {connect: true, advice: "start sshd on the server or register the right --port"},
-	Unreachable:     {connect: true, advice: "check routing and firewalls between this host and the server"},
-	Timeout:         {connect: true, advice: "check the server is up and its firewall lets SSH in from this host"},
-	Banner:          {advice: "the port answers but is not SSH: register the right --port"},
+	// Key: nothing was dialled, but the fault is this server's setting,
+	// not the network, so it is not connect-level.
+	Key:         {advice: "fix the key file's path or permissions (chmod 600, readable by the probe user), or give the server another key with heartbeat servers set NAME --key PATH"},
+	DNS:         {connect: true, advice: "fix the host name or DNS (servers import can update hosts)"},
+	Refused:     {connect: true, advice: "start sshd on the server or register the right --port"},
+	Unreachable: {connect: true, advice: "check routing and firewalls between this host and the server"},
+	Timeout:     {connect: true, advice: "check the server is up and its firewall lets SSH in from this host"},
+	Banner:      {advice: "the port answers but is not SSH: register the right --port"},
+	// Throttled: the server is up and speaking SSH, only too busy.
+	Throttled:       {advice: "sshd refused the connection at its MaxStartups limit: stagger probes of this host, lower --concurrency, or raise MaxStartups in sshd_config"},
 	Handshake:       {advice: "the server dropped the SSH handshake: check its sshd logs (MaxStartups, allowed algorithms)"},
 	HostKeyUnknown:  {advice: "add the server to known_hosts (ssh-keyscan) or use --host-key-policy pin"},
 	HostKeyMismatch: {advice: "verify the new key, then heartbeat servers trust NAME"},
@@ -49,7 +56,7 @@ var table = map[Class]attrs{
 
 // Classes lists every failure class, in the order a probe meets them.
 func Classes() []Class {
-	return []Class{DNS, Refused, Unreachable, Timeout, Banner, Handshake, HostKeyUnknown, HostKeyMismatch, Auth, Exec}
+	return []Class{Key, DNS, Refused, Unreachable, Timeout, Banner, Throttled, Handshake, HostKeyUnknown, HostKeyMismatch, Auth, Exec}
 }
 
 // Known reports whether c is one of the classes above (the empty success

@@ -216,7 +216,7 @@ func TestTargetKeyPaths(t *testing.T) {
 	if !byID[1].OK || !byID[3].OK {
 		t.Errorf("targets with a good key path: %+v %+v", byID[1], byID[3])
 	}
-	if r := byID[2]; r.Class != failure.Auth || !strings.Contains(r.Message, "too open") || r.Phases.Dial != 0 {
+	if r := byID[2]; r.Class != failure.Key || !strings.Contains(r.Message, "too open") || r.Phases.Dial != 0 {
 		t.Errorf("target with a bad key path should fail before dialling: %+v", r)
 	}
 }

@@ -227,6 +227,9 @@ func (p *Prober) template(ctx context.Context, t *Target) (*ssh.ClientConfig, er
 	}
 	m, err := p.opts.Auth.methodFor(ctx, t.KeyPath)
 	if err != nil {
+		if t.KeyPath != "" {
+			return nil, &serverKeyError{err}
+		}
 		return nil, err
 	}
 	if m == nil {
@@ -242,6 +245,13 @@ func (p *Prober) template(ctx context.Context, t *Target) (*ssh.ClientConfig, er
 	actual, _ := p.configs.LoadOrStore(k, c)
 	return actual.(*ssh.ClientConfig), nil
 }
+
+// serverKeyError is a target's own key file (Target.KeyPath) failing to
+// load; the message already names the path and the reason.
+type serverKeyError struct{ err error }
+
+func (e *serverKeyError) Error() string { return e.err.Error() }
+func (e *serverKeyError) Unwrap() error { return e.err }
 
 type phase uint8
 
@@ -304,7 +314,12 @@ func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 	}
 	tmpl, err := p.template(ctx, t)
 	if err != nil {
-		r.Class, r.Message = failure.Auth, oneLine(err.Error())
+		r.Class = failure.Auth
+		if _, ok := err.(*serverKeyError); ok {
+			// This server's own key: its fault alone, the run goes on.
+			r.Class = failure.Key
+		}
+		r.Message = oneLine(err.Error())
 		return r
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)

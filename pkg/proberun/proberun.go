@@ -147,7 +147,7 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 		return Outcome{}, st.describe("read the servers", err)
 	}
 	targets, names := buildTargets(servers, cfg.User)
-	auth, err := LoadCredentials(ctx, Credentials{Auth: cfg.Auth, KeyOrigin: cfg.KeyOrigin}, targets)
+	auth, err := loadRunCredentials(ctx, Credentials{Auth: cfg.Auth, KeyOrigin: cfg.KeyOrigin}, targets, cfg.Log)
 	if err != nil {
 		return Outcome{}, err
 	}

@@ -3,6 +3,7 @@ package proberun
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/stacksense/heartbeat/pkg/probe"
 	"github.com/stacksense/heartbeat/pkg/store"
@@ -29,10 +30,40 @@ type Credentials struct {
 }
 
 // LoadCredentials reads and checks every credential a run will use before
-// any server is contacted: a bad key stops the run with one line instead of
-// failing every server. The default credentials are only required when
-// some target has no key of its own (or c.RequireDefault is set).
+// any server is contacted: a bad default key stops the run with one line
+// instead of failing every server. The default credentials are only
+// required when some target has no key of its own (or c.RequireDefault is
+// set). A bad per-server key is an error here too (doctor reports it);
+// a probe run uses loadRunCredentials, which lets that server fail alone.
 func LoadCredentials(ctx context.Context, c Credentials, targets []probe.Target) (*probe.Auth, error) {
+	auth, err := loadDefault(ctx, c, targets)
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.LoadTargetKeys(ctx, targets); err != nil {
+		auth.Close()
+		return nil, fmt.Errorf("per-server keys: %w", err)
+	}
+	return auth, nil
+}
+
+// loadRunCredentials is LoadCredentials for a probe run: a missing default
+// credential still stops the run, but a per-server key that cannot be
+// loaded only fails the servers using it (class key, at probe time), so one
+// typo in `servers add --key` does not leave the whole fleet unprobed. The
+// bad keys are parsed (and their errors cached) here, once, and logged.
+func loadRunCredentials(ctx context.Context, c Credentials, targets []probe.Target, log *slog.Logger) (*probe.Auth, error) {
+	auth, err := loadDefault(ctx, c, targets)
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.LoadTargetKeys(ctx, targets); err != nil {
+		log.Debug("per-server keys: the servers using these fail with class key", "err", err)
+	}
+	return auth, nil
+}
+
+func loadDefault(ctx context.Context, c Credentials, targets []probe.Target) (*probe.Auth, error) {
 	needDefault := c.RequireDefault
 	for _, t := range targets {
 		needDefault = needDefault || t.KeyPath == ""
@@ -47,10 +78,6 @@ func LoadCredentials(ctx context.Context, c Credentials, targets []probe.Target)
 			}
 			return nil, err
 		}
-	}
-	if err := auth.LoadTargetKeys(ctx, targets); err != nil {
-		auth.Close()
-		return nil, fmt.Errorf("per-server keys: %w", err)
 	}
 	return auth, nil
 }
