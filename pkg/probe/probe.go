@@ -374,15 +374,16 @@ func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 		r.Class, r.Message = classify(err, ph, st, runCtx, ctx, p.opts.Timeout)
 		return r
 	}
+	// The client answers the server's global requests and channel opens
+	// while the session is torn down; closeSession says goodbye the way
+	// OpenSSH does, so sshd logs a clean disconnect.
+	client := ssh.NewClient(sc, chans, reqs)
+	defer closeSession(client.Conn, conn, deadline)
 	if p.opts.Exec == "" {
-		// Login succeeded: that is the proof of life. Closing the
-		// transport ends the mux goroutine; nothing waits on chans/reqs.
-		_ = sc.Close()
+		// Login succeeded: that is the proof of life.
 		r.OK = true
 		return r
 	}
-	client := ssh.NewClient(sc, chans, reqs)
-	defer client.Close()
 	es := time.Now()
 	err = runCommand(client, p.opts.Exec)
 	r.Phases.Exec = time.Since(es)

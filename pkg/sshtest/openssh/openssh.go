@@ -50,6 +50,15 @@ type Server struct {
 // host key. It stops when the test ends.
 func Start(t testing.TB, authorizedKey []byte) *Server {
 	t.Helper()
+	return StartConfig(t, authorizedKey, "")
+}
+
+// StartConfig is Start with extra sshd_config lines (LogLevel INFO,
+// PubkeyAcceptedAlgorithms, AuthenticationMethods, MaxStartups...). They
+// come first, and for most keywords sshd uses the first value it reads, so
+// they override the defaults below.
+func StartConfig(t testing.TB, authorizedKey []byte, extra string) *Server {
+	t.Helper()
 	Require(t)
 	// Privilege separation needs /run/sshd, which the package creates at
 	// boot and a container never booted.
@@ -67,7 +76,7 @@ func Start(t testing.TB, authorizedKey []byte) *Server {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	s := &Server{Port: port, dir: dir, conf: filepath.Join(dir, "sshd_config")}
-	cfg := fmt.Sprintf(`Port %d
+	cfg := extra + "\n" + fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
 HostKey %s
 PidFile %s
