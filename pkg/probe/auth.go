@@ -71,9 +71,7 @@ func LoadAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 	if a.agent != nil {
 		signers, err := a.agent.Signers()
 		if err == nil && len(signers) > 0 {
-			a.source = "ssh-agent " + cfg.AgentSocket
-			a.signers = signers
-			a.method = ssh.PublicKeys(signers...)
+			a.useSigners("ssh-agent "+cfg.AgentSocket, signers)
 			return a, nil
 		}
 	}
@@ -112,8 +110,35 @@ func NewAuth(source string, signers ...ssh.Signer) *Auth {
 
 func (a *Auth) useSigners(source string, s []ssh.Signer) {
 	a.source = source
-	a.signers = s
-	a.method = ssh.PublicKeys(s...)
+	a.signers = withOpenSSHAlgorithms(s)
+	a.method = ssh.PublicKeys(a.signers...)
+}
+
+// rsaAlgorithms is OpenSSH's client preference for RSA keys
+// (PubkeyAcceptedAlgorithms: rsa-sha2-512 before rsa-sha2-256). The library
+// picks the first of a signer's algorithms that the server lists in its
+// server-sig-algs extension, and its own default puts rsa-sha2-256 first,
+// which a server accepting only rsa-sha2-512 refuses while ssh gets in.
+// Plain ssh-rsa (SHA-1) stays last: the library uses it only for servers
+// that send no server-sig-algs (OpenSSH before 7.2).
+var rsaAlgorithms = []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+
+// withOpenSSHAlgorithms gives RSA signers OpenSSH's algorithm preference;
+// other key types have one signature algorithm and are returned as they
+// are.
+func withOpenSSHAlgorithms(signers []ssh.Signer) []ssh.Signer {
+	out := make([]ssh.Signer, len(signers))
+	for i, s := range signers {
+		out[i] = s
+		as, ok := s.(ssh.AlgorithmSigner)
+		if !ok || s.PublicKey().Type() != ssh.KeyAlgoRSA {
+			continue
+		}
+		if ms, err := ssh.NewSignerWithAlgorithms(as, rsaAlgorithms); err == nil {
+			out[i] = ms
+		}
+	}
+	return out
 }
 
 func (a *Auth) connectAgent(ctx context.Context, socket string) error {
@@ -224,7 +249,7 @@ func (a *Auth) methodFor(ctx context.Context, path string) (ssh.AuthMethod, erro
 	s, err := a.loadKeyFile(ctx, path)
 	e := keyEntry{err: err}
 	if err == nil {
-		e.method = ssh.PublicKeys(s...)
+		e.method = ssh.PublicKeys(withOpenSSHAlgorithms(s)...)
 	}
 	a.perPath[path] = e
 	return e.method, e.err

@@ -2,7 +2,11 @@ package probe
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"os/user"
+	"path/filepath"
+	"strconv"
 	"regexp"
 	"strings"
 	"testing"
@@ -68,6 +72,66 @@ func TestOpenSSHCleanDisconnect(t *testing.T) {
 				if strings.Contains(session, noise) {
 					t.Errorf("sshd logged %q for the probe's session:\n%s", noise, d.Log())
 				}
+			}
+		})
+	}
+}
+
+// keygen writes a new private key of the given type with ssh-keygen and
+// returns its path and authorized_keys line.
+func keygen(t *testing.T, typ string) (string, []byte) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "id_"+typ)
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", typ, "-N", "", "-f", p).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -t %s: %v: %s", typ, err, out)
+	}
+	pub, err := os.ReadFile(p + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, pub
+}
+
+// sshVerdict runs OpenSSH's client against d as ssh -o BatchMode=yes
+// would in cron, with extra options, and reports whether it logged in.
+func sshVerdict(t *testing.T, d *openssh.Server, env []string, args ...string) (bool, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	base := []string{"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "LogLevel=ERROR", "-p", strconv.Itoa(d.Port), "-l", currentUser(t)}
+	cmd := exec.CommandContext(ctx, "ssh", append(append(base, args...), "127.0.0.1", "true")...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return err == nil, string(out)
+}
+
+// An RSA key on a server that accepts one RSA signature algorithm: the
+// probe reaches ssh's verdict. OpenSSH 9.2's client signs with the first of
+// its own preference (rsa-sha2-512, then rsa-sha2-256) that the server lists
+// in server-sig-algs, and sshd 9.2 lists both whatever its
+// PubkeyAcceptedAlgorithms, so ssh gets into an rsa-sha2-512-only server
+// and is refused by an rsa-sha2-256-only one.
+func TestOpenSSHRSAKeyOneSignatureAlgorithm(t *testing.T) {
+	openssh.Require(t)
+	t.Parallel()
+	keyPath, pub := keygen(t, "rsa")
+	for _, algo := range []string{"rsa-sha2-512", "rsa-sha2-256"} {
+		t.Run(algo, func(t *testing.T) {
+			t.Parallel()
+			d := openssh.StartConfig(t, pub, "PubkeyAcceptedAlgorithms "+algo+",ssh-ed25519")
+			sshOK, out := sshVerdict(t, d, nil, "-i", keyPath, "-o", "IdentitiesOnly=yes")
+			if algo == "rsa-sha2-512" && !sshOK {
+				t.Fatalf("the reference, ssh -i %s, did not log in: %s\nsshd log:\n%s", keyPath, out, d.Log())
+			}
+			auth, err := LoadAuth(context.Background(), AuthConfig{KeyPath: keyPath})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer auth.Close()
+			target := Target{ServerID: 1, Host: "127.0.0.1", Port: d.Port, User: currentUser(t)}
+			if r := NewProber(Options{Auth: auth}).Probe(context.Background(), &target); r.OK != sshOK {
+				t.Errorf("server accepting only %s: ssh logged in: %v (%s); probe: %+v\nsshd log:\n%s", algo, sshOK, out, r, d.Log())
 			}
 		})
 	}
