@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -265,4 +266,28 @@ func dedupJoin(errs []error) error {
 		}
 	}
 	return errors.Join(out...)
+}
+
+// partialAuthError is a login the server accepted in part: our key
+// satisfied one step of sshd's AuthenticationMethods, and the next step
+// needs a method a monitoring probe cannot do (a password or one-time
+// code).
+type partialAuthError struct {
+	accepted []string // methods that succeeded partially
+	required []string // what the server still allows
+}
+
+func (e *partialAuthError) Error() string {
+	return strings.Join(e.accepted, ", ") + " accepted, server also requires " + strings.Join(e.required, " or ") + " (not supported for monitoring)"
+}
+
+// stopAtUnsupportedMethod is the probe's ssh.ClientConfig.AuthCallback:
+// after a partial success it ends authentication with a partialAuthError
+// when the server no longer offers publickey, instead of the library's
+// "attempted methods [none]", which hides that the key was accepted.
+func stopAtUnsupportedMethod(ctx *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
+	if len(ctx.PartialSuccessMethods) > 0 && !slices.Contains(ctx.AllowedMethods, "publickey") {
+		return nil, &partialAuthError{accepted: ctx.PartialSuccessMethods, required: ctx.AllowedMethods}
+	}
+	return nil, nil
 }

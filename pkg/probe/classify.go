@@ -3,6 +3,7 @@ package probe
 import (
 	"github.com/stacksense/heartbeat/pkg/failure"
 
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -62,6 +63,11 @@ func classify(err error, ph phase, st *probeState, runCtx, probeCtx context.Cont
 			return failure.Unreachable, oneLine(trimSSH(err.Error()))
 		}
 	case phaseHandshake:
+		if !st.sawBanner && bytes.HasPrefix(st.first[:st.nfirst], []byte("Exceeded MaxStartups")) {
+			// sshd's answer past its MaxStartups limit: the server is up,
+			// just refusing new unauthenticated connections for now.
+			return failure.Throttled, "sshd refused the connection: Exceeded MaxStartups (too many unauthenticated connections)"
+		}
 		if st.seen > 0 && !st.sawBanner {
 			return failure.Banner, "peer is not SSH: sent " + quoteFirst(st.first[:st.nfirst])
 		}
@@ -79,6 +85,10 @@ func classify(err error, ph phase, st *probeState, runCtx, probeCtx context.Cont
 		}
 		return failure.Handshake, oneLine(trimSSH(err.Error()))
 	case phaseAuth:
+		var partial *partialAuthError
+		if errors.As(err, &partial) {
+			return failure.Auth, oneLine(partial.Error())
+		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			return failure.Auth, authMessage(err)
 		}
@@ -89,13 +99,18 @@ func classify(err error, ph phase, st *probeState, runCtx, probeCtx context.Cont
 	default:
 		var exit *ssh.ExitError
 		var missing *ssh.ExitMissingError
+		said := ""
+		var cmdErr *commandError
+		if errors.As(err, &cmdErr) && cmdErr.output != "" {
+			said = ": " + cmdErr.output
+		}
 		switch {
 		case errors.As(err, &exit):
-			return failure.Exec, oneLine("command exited with status " + strconv.Itoa(exit.ExitStatus()) + sigSuffix(exit))
+			return failure.Exec, oneLine("command exited with status " + strconv.Itoa(exit.ExitStatus()) + sigSuffix(exit) + said)
 		case errors.As(err, &missing):
-			return failure.Exec, "command ended without an exit status"
+			return failure.Exec, oneLine("command ended without an exit status" + said)
 		}
-		return failure.Exec, oneLine(trimSSH(err.Error()))
+		return failure.Exec, oneLine(trimSSH(err.Error()) + said)
 	}
 }
 

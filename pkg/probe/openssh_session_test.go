@@ -1,7 +1,9 @@
 package probe
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stacksense/heartbeat/pkg/failure"
 	"github.com/stacksense/heartbeat/pkg/sshtest"
 	"github.com/stacksense/heartbeat/pkg/sshtest/openssh"
 )
@@ -134,5 +137,89 @@ func TestOpenSSHRSAKeyOneSignatureAlgorithm(t *testing.T) {
 				t.Errorf("server accepting only %s: ssh logged in: %v (%s); probe: %+v\nsshd log:\n%s", algo, sshOK, out, r, d.Log())
 			}
 		})
+	}
+}
+
+// A key accepted as the first of two required methods: the message says
+// so, where it used to say "tried none". ssh -o BatchMode=yes is refused
+// too.
+func TestOpenSSHPartialSuccess(t *testing.T) {
+	openssh.Require(t)
+	t.Parallel()
+	key, err := sshtest.NewClientKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := openssh.StartConfig(t, key.AuthorizedKey(), "KbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive")
+	target := Target{ServerID: 1, Host: "127.0.0.1", Port: d.Port, User: currentUser(t)}
+	r := NewProber(Options{Auth: NewAuth("test key", key.Signer)}).Probe(context.Background(), &target)
+	want := "publickey accepted, server also requires keyboard-interactive (not supported for monitoring)"
+	if r.OK || r.Class != failure.Auth || r.Message != want {
+		t.Errorf("probe: class %q message %q; want auth, %q\nsshd log:\n%s", r.Class, r.Message, want, d.Log())
+	}
+	if !strings.Contains(d.Log(), "Partial publickey for") {
+		t.Errorf("sshd did not accept the key in part:\n%s", d.Log())
+	}
+}
+
+// A failed --exec keeps what the command said: here the probe user's
+// shell is nologin (sshd's ForceCommand runs it for every command).
+func TestOpenSSHExecFailureKeepsOutput(t *testing.T) {
+	openssh.Require(t)
+	t.Parallel()
+	key, err := sshtest.NewClientKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := openssh.StartConfig(t, key.AuthorizedKey(), "ForceCommand /usr/sbin/nologin")
+	target := Target{ServerID: 1, Host: "127.0.0.1", Port: d.Port, User: currentUser(t)}
+	r := NewProber(Options{Auth: NewAuth("test key", key.Signer), Exec: "true"}).Probe(context.Background(), &target)
+	want := `command exited with status 1: "This account is currently not available."`
+	if r.Class != failure.Exec || r.Message != want {
+		t.Errorf("probe: class %q message %q; want exec, %q", r.Class, r.Message, want)
+	}
+}
+
+// sshd past its MaxStartups limit drops new connections (after writing
+// "Exceeded MaxStartups"): the server is up, so this is throttled, not
+// "not SSH".
+func TestOpenSSHMaxStartupsThrottled(t *testing.T) {
+	openssh.Require(t)
+	t.Parallel()
+	key, err := sshtest.NewClientKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1:100:1: with one unauthenticated connection open, drop every new
+	// one.
+	d := openssh.StartConfig(t, key.AuthorizedKey(), "MaxStartups 1:100:1")
+	// Hold one unauthenticated connection. Reading its banner proves sshd
+	// has accepted and counted it; until sshd has reaped the helper's own
+	// readiness dial, the held one may be dropped itself, so retry.
+	var held net.Conn
+	for deadline := time.Now().Add(5 * time.Second); held == nil; {
+		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(d.Port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil && strings.HasPrefix(line, "SSH-") {
+			held = c
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("could not hold a connection: %q %v", line, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer held.Close()
+	target := Target{ServerID: 1, Host: "127.0.0.1", Port: d.Port, User: currentUser(t)}
+	r := NewProber(Options{Auth: NewAuth("test key", key.Signer)}).Probe(context.Background(), &target)
+	if r.Class != failure.Throttled || !strings.Contains(r.Message, "MaxStartups") {
+		t.Errorf("probe past MaxStartups: %+v\nsshd log:\n%s", r, d.Log())
+	}
+	if ok, out := sshVerdict(t, d, nil); ok {
+		t.Errorf("the reference, ssh, logged in past MaxStartups: %s", out)
 	}
 }
