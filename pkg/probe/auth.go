@@ -36,6 +36,7 @@ type Auth struct {
 	source  string
 	method  ssh.AuthMethod
 	signers []ssh.Signer
+	labels  []string // one per signer, for messages
 	agent   agent.ExtendedAgent
 	conn    net.Conn
 
@@ -48,11 +49,14 @@ type keyEntry struct {
 	err    error
 }
 
-// LoadAuth resolves credentials in order: cfg.KeyPath, the agent at
-// cfg.AgentSocket, then ~/.ssh/id_ed25519 and ~/.ssh/id_rsa. A key file
-// that is missing, unreadable, readable by group or others, or
-// passphrase-protected with no agent holding it yields one error naming the
-// file and the fix.
+// LoadAuth resolves credentials as OpenSSH's client does: cfg.KeyPath
+// alone if given; otherwise every key the agent at cfg.AgentSocket holds,
+// then ~/.ssh/id_ed25519 and ~/.ssh/id_rsa (a file whose key the agent
+// already offers is not offered twice), at most MaxKeysOffered in all. A
+// key file that is missing, unreadable, readable by group or others, or
+// passphrase-protected with no agent holding it yields one error naming
+// the file and the fix; when the agent supplied keys, such a default file
+// is skipped (and named in Source) instead, as ssh skips it.
 func LoadAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 	a := &Auth{perPath: make(map[string]keyEntry)}
 	if cfg.AgentSocket != "" {
@@ -66,14 +70,15 @@ func LoadAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 			a.Close()
 			return nil, err
 		}
-		a.useSigners("key file "+cfg.KeyPath, s)
+		a.useSigners("key file "+cfg.KeyPath, s, cfg.KeyPath)
 		return a, nil
 	}
+	var agentKeys, fileKeys []ssh.Signer
+	var sources, skipped, fileLabels []string
 	if a.agent != nil {
-		signers, err := a.agent.Signers()
-		if err == nil && len(signers) > 0 {
-			a.useSigners("ssh-agent "+cfg.AgentSocket, signers)
-			return a, nil
+		if signers, err := a.agent.Signers(); err == nil && len(signers) > 0 {
+			agentKeys = signers
+			sources = append(sources, fmt.Sprintf("ssh-agent %s (%d keys)", cfg.AgentSocket, len(signers)))
 		}
 	}
 	if cfg.HomeDir != "" {
@@ -84,12 +89,39 @@ func LoadAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 			}
 			s, err := a.loadKeyFile(ctx, p)
 			if err != nil {
+				if len(agentKeys) > 0 {
+					skipped = append(skipped, err.Error())
+					continue
+				}
 				a.Close()
 				return nil, err
 			}
-			a.useSigners("key file "+p, s)
-			return a, nil
+			if holds(agentKeys, s[0].PublicKey()) {
+				continue
+			}
+			fileKeys = append(fileKeys, s[0])
+			fileLabels = append(fileLabels, p)
+			sources = append(sources, "key file "+p)
 		}
+	}
+	if len(agentKeys)+len(fileKeys) > 0 {
+		// Past MaxKeysOffered the server would disconnect before the key
+		// files are offered; they are the deliberate setting (cron has no
+		// agent), so extra agent keys give way.
+		if n := len(agentKeys) + len(fileKeys) - MaxKeysOffered; n > 0 {
+			keep := max(len(agentKeys)-n, 0)
+			sources = append(sources, fmt.Sprintf("%d agent keys not offered (at most %d keys per login)", len(agentKeys)-keep, MaxKeysOffered))
+			agentKeys = agentKeys[:keep]
+		}
+		if len(skipped) > 0 {
+			sources = append(sources, "skipped "+strings.Join(skipped, "; "))
+		}
+		labels := make([]string, 0, len(agentKeys)+len(fileKeys))
+		for _, k := range agentKeys {
+			labels = append(labels, "agent "+ssh.FingerprintSHA256(k.PublicKey()))
+		}
+		a.useSigners(strings.Join(sources, ", then "), append(agentKeys, fileKeys...), append(labels, fileLabels...)...)
+		return a, nil
 	}
 	a.Close()
 	tried := []string{}
@@ -102,17 +134,48 @@ func LoadAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 	return nil, fmt.Errorf("no SSH credentials found (tried %s): set SSH_PRIVATE_KEY_PATH or pass --key, or load a key into ssh-agent", strings.Join(append(tried, "no explicit key path"), ", "))
 }
 
+// MaxKeysOffered is how many keys one login offers at most: sshd's default
+// MaxAuthTries (6) counts every key it refuses, and disconnects at the
+// limit ("Too many authentication failures").
+const MaxKeysOffered = 6
+
+func holds(signers []ssh.Signer, pub ssh.PublicKey) bool {
+	want := pub.Marshal()
+	for _, s := range signers {
+		if bytes.Equal(s.PublicKey().Marshal(), want) {
+			return true
+		}
+	}
+	return false
+}
+
 // NewAuth wraps signers already in memory (tests, embedding programs).
 func NewAuth(source string, signers ...ssh.Signer) *Auth {
 	a := &Auth{perPath: make(map[string]keyEntry)}
-	a.useSigners(source, signers)
+	labels := make([]string, len(signers))
+	for i, s := range signers {
+		labels[i] = ssh.FingerprintSHA256(s.PublicKey())
+	}
+	a.useSigners(source, signers, labels...)
 	return a
 }
 
-func (a *Auth) useSigners(source string, s []ssh.Signer) {
+func (a *Auth) useSigners(source string, s []ssh.Signer, labels ...string) {
 	a.source = source
+	a.labels = labels
 	a.signers = withOpenSSHAlgorithms(s)
 	a.method = ssh.PublicKeys(a.signers...)
+}
+
+// offered describes the keys a login with keyPath ("" = the defaults)
+// offers, for an authentication failure: a file by its path, an agent key
+// by its SHA256 fingerprint (as sshd logs it), so an operator can tell
+// which keys the server refused.
+func (a *Auth) offered(keyPath string) string {
+	if keyPath != "" {
+		return keyPath
+	}
+	return strings.Join(a.labels, ", ")
 }
 
 // rsaAlgorithms is OpenSSH's client preference for RSA keys

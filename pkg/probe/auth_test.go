@@ -156,8 +156,8 @@ func TestLoadAuthOrder(t *testing.T) {
 	edPath := filepath.Join(home, ".ssh", "id_ed25519")
 	writeKey(t, edPath, "")
 	a, err = LoadAuth(t.Context(), AuthConfig{HomeDir: home})
-	if err != nil || a.Source() != "key file "+edPath {
-		t.Fatalf("id_ed25519 first: %v", err)
+	if err != nil || a.Source() != "key file "+edPath+", then key file "+rsaPath {
+		t.Fatalf("id_ed25519 first, then id_rsa: %v %q", err, a.Source())
 	}
 	_, err = LoadAuth(t.Context(), AuthConfig{HomeDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "no SSH credentials") {
@@ -218,5 +218,27 @@ func TestTargetKeyPaths(t *testing.T) {
 	}
 	if r := byID[2]; r.Class != failure.Key || !strings.Contains(r.Message, "too open") || r.Phases.Dial != 0 {
 		t.Errorf("target with a bad key path should fail before dialling: %+v", r)
+	}
+}
+
+// A login offers at most MaxKeysOffered keys (sshd's MaxAuthTries counts
+// each refused one): agent keys first, but the key files are kept.
+func TestLoadAuthOffersAtMostMaxAuthTries(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	edPath := filepath.Join(home, ".ssh", "id_ed25519")
+	writeKey(t, edPath, "")
+	var keys []*sshtest.ClientKey
+	for i := 0; i < MaxKeysOffered+1; i++ {
+		k, _ := sshtest.NewClientKey()
+		keys = append(keys, k)
+	}
+	a, err := LoadAuth(t.Context(), AuthConfig{AgentSocket: startAgent(t, keys...), HomeDir: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if len(a.signers) != MaxKeysOffered || a.labels[len(a.labels)-1] != edPath || !strings.Contains(a.Source(), "2 agent keys not offered") {
+		t.Errorf("offered %d keys %v; source %q", len(a.signers), a.labels, a.Source())
 	}
 }

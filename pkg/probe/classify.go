@@ -147,11 +147,14 @@ func authMessage(err error) string {
 	if i := strings.Index(s, "attempted methods ["); i >= 0 {
 		rest := s[i+len("attempted methods ["):]
 		if j := strings.IndexByte(rest, ']'); j >= 0 {
-			return "authentication rejected (tried " + strings.ReplaceAll(rest[:j], " ", ", ") + ")"
+			return authRejected + " (tried " + strings.ReplaceAll(rest[:j], " ", ", ") + ")"
 		}
 	}
-	return "authentication rejected"
+	return authRejected
 }
+
+// authRejected starts the message of a login the server refused.
+const authRejected = "authentication rejected"
 
 func trimSSH(s string) string {
 	for {

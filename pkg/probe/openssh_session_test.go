@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/stacksense/heartbeat/pkg/failure"
 	"github.com/stacksense/heartbeat/pkg/sshtest"
 	"github.com/stacksense/heartbeat/pkg/sshtest/openssh"
@@ -221,5 +223,87 @@ func TestOpenSSHMaxStartupsThrottled(t *testing.T) {
 	}
 	if ok, out := sshVerdict(t, d, nil); ok {
 		t.Errorf("the reference, ssh, logged in past MaxStartups: %s", out)
+	}
+}
+
+// startSSHAgent runs a real ssh-agent on a socket in the test's temp dir
+// holding the given key files (ssh-add), and returns the socket.
+func startSSHAgent(t *testing.T, keyFiles ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("ssh-agent"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agentCmd := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agentCmd.Start(); err != nil {
+		t.Fatalf("ssh-agent: %v", err)
+	}
+	t.Cleanup(func() { _ = agentCmd.Process.Kill(); _ = agentCmd.Wait() })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ssh-agent did not create its socket")
+		}
+	}
+	for _, f := range keyFiles {
+		add := exec.Command("ssh-add", f)
+		add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+		if out, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("ssh-add %s: %v: %s", f, err, out)
+		}
+	}
+	return sock
+}
+
+// With an agent holding a key the server refuses, the key file in
+// ~/.ssh is still offered after it, as ssh does; a refusal names every
+// key offered.
+func TestOpenSSHAgentThenKeyFiles(t *testing.T) {
+	openssh.Require(t)
+	t.Parallel()
+	agentKey, _ := keygen(t, "ed25519")
+	sock := startSSHAgent(t, agentKey)
+	home := t.TempDir()
+	if err := os.Mkdir(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fileKey, filePub := keygen(t, "ed25519")
+	homeKey := filepath.Join(home, ".ssh", "id_ed25519")
+	data, _ := os.ReadFile(fileKey)
+	if err := os.WriteFile(homeKey, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := openssh.StartConfig(t, filePub, "LogLevel INFO")
+	// ssh finds ~/.ssh through the password database, not $HOME, so the
+	// reference names the same file.
+	if ok, out := sshVerdict(t, d, []string{"SSH_AUTH_SOCK=" + sock}, "-o", "IdentityFile="+homeKey); !ok {
+		t.Fatalf("the reference, ssh with the agent and %s, did not log in: %s\nsshd log:\n%s", homeKey, out, d.Log())
+	}
+	auth, err := LoadAuth(context.Background(), AuthConfig{AgentSocket: sock, HomeDir: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auth.Close()
+	target := Target{ServerID: 1, Host: "127.0.0.1", Port: d.Port, User: currentUser(t)}
+	if r := NewProber(Options{Auth: auth}).Probe(context.Background(), &target); !r.OK {
+		t.Errorf("probe with the agent's key refused and ~/.ssh/id_ed25519 accepted: %+v (credentials %s)\nsshd log:\n%s", r, auth.Source(), d.Log())
+	}
+
+	// A server that accepts neither: the message names both.
+	other, _ := sshtest.NewClientKey()
+	d2 := openssh.StartConfig(t, other.AuthorizedKey(), "")
+	target.Port = d2.Port
+	r := NewProber(Options{Auth: auth}).Probe(context.Background(), &target)
+	agentPub, _ := os.ReadFile(agentKey + ".pub")
+	pk, _, _, _, _ := ssh.ParseAuthorizedKey(agentPub)
+	for _, want := range []string{"authentication rejected", "agent " + ssh.FingerprintSHA256(pk), homeKey} {
+		if r.Class != failure.Auth || !strings.Contains(r.Message, want) {
+			t.Errorf("refused by both: %+v; want auth naming %s", r, want)
+		}
 	}
 }

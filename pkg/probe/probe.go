@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -373,6 +374,13 @@ func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 			ph = phaseAuth
 		}
 		r.Class, r.Message = classify(err, ph, st, runCtx, ctx, p.opts.Timeout)
+		if r.Class == failure.Auth && strings.HasPrefix(r.Message, authRejected) {
+			// Say which keys the server refused: with an agent and key
+			// files that is not obvious.
+			if keys := p.opts.Auth.offered(t.KeyPath); keys != "" {
+				r.Message = oneLine(r.Message + "; offered " + keys)
+			}
+		}
 		return r
 	}
 	// The client answers the server's global requests and channel opens
