@@ -283,21 +283,32 @@ func (a *Auth) agentSignerFor(pub ssh.PublicKey) ssh.Signer {
 	return nil
 }
 
-// LoadTargetKeys parses every distinct Target.KeyPath once and caches it, so
-// a bad key file is reported before any server is contacted. The error joins
-// one line per bad file; good files stay cached either way.
+// LoadTargetKeys parses every distinct Target.KeyPath once and caches it,
+// so a bad key file is found before any server is contacted. The error
+// joins one line per bad file, naming the servers that use it; good files
+// stay cached either way, and a probe of a server with a bad file fails
+// with class key.
 func (a *Auth) LoadTargetKeys(ctx context.Context, targets []Target) error {
-	var errs []error
+	users := map[string][]string{}
+	var bad []string // paths in first-seen order
 	for i := range targets {
 		p := targets[i].KeyPath
 		if p == "" {
 			continue
 		}
 		if _, err := a.methodFor(ctx, p); err != nil {
-			errs = append(errs, err)
+			if users[p] == nil {
+				bad = append(bad, p)
+			}
+			users[p] = append(users[p], targets[i].Name)
 		}
 	}
-	return dedupJoin(errs)
+	errs := make([]error, 0, len(bad))
+	for _, p := range bad {
+		_, err := a.methodFor(ctx, p)
+		errs = append(errs, fmt.Errorf("%w (used by %s)", err, strings.Join(users[p], ", ")))
+	}
+	return errors.Join(errs...)
 }
 
 // methodFor returns the auth method for a key path ("" = the default).
@@ -317,18 +328,6 @@ func (a *Auth) methodFor(ctx context.Context, path string) (ssh.AuthMethod, erro
 	}
 	a.perPath[path] = e
 	return e.method, e.err
-}
-
-func dedupJoin(errs []error) error {
-	seen := map[string]bool{}
-	var out []error
-	for _, e := range errs {
-		if !seen[e.Error()] {
-			seen[e.Error()] = true
-			out = append(out, e)
-		}
-	}
-	return errors.Join(out...)
 }
 
 // partialAuthError is a login the server accepted in part: our key

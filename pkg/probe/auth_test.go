@@ -204,7 +204,7 @@ func TestTargetKeyPaths(t *testing.T) {
 	ts[2].KeyPath = good
 
 	err := auth.LoadTargetKeys(context.Background(), ts)
-	if err == nil || !strings.Contains(err.Error(), bad) || strings.Contains(err.Error(), good) {
+	if err == nil || ts[1].Name == "" || !strings.Contains(err.Error(), bad) || strings.Contains(err.Error(), good) || !strings.Contains(err.Error(), "(used by "+ts[1].Name+")") {
 		t.Fatalf("LoadTargetKeys: %v", err)
 	}
 	var results []Result
