@@ -55,8 +55,8 @@ type keyEntry struct {
 // already offers is not offered twice), at most MaxKeysOffered in all. A
 // key file that is missing, unreadable, readable by group or others, or
 // passphrase-protected with no agent holding it yields one error naming
-// the file and the fix; when the agent supplied keys, such a default file
-// is skipped (and named in Source) instead, as ssh skips it.
+// the file and the fix when it is cfg.KeyPath or when no other key is
+// usable; otherwise it is skipped (and named in Source), as ssh skips it.
 func LoadAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 	a := &Auth{perPath: make(map[string]keyEntry)}
 	if cfg.AgentSocket != "" {
@@ -75,6 +75,7 @@ func LoadAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 	}
 	var agentKeys, fileKeys []ssh.Signer
 	var sources, skipped, fileLabels []string
+	var firstErr error
 	if a.agent != nil {
 		if signers, err := a.agent.Signers(); err == nil && len(signers) > 0 {
 			agentKeys = signers
@@ -89,12 +90,11 @@ func LoadAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 			}
 			s, err := a.loadKeyFile(ctx, p)
 			if err != nil {
-				if len(agentKeys) > 0 {
-					skipped = append(skipped, err.Error())
-					continue
+				skipped = append(skipped, err.Error())
+				if firstErr == nil {
+					firstErr = err
 				}
-				a.Close()
-				return nil, err
+				continue
 			}
 			if holds(agentKeys, s[0].PublicKey()) {
 				continue
@@ -124,6 +124,10 @@ func LoadAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 		return a, nil
 	}
 	a.Close()
+	if firstErr != nil {
+		// Key files exist but none is usable: name the first and its fix.
+		return nil, firstErr
+	}
 	tried := []string{}
 	if cfg.AgentSocket != "" {
 		tried = append(tried, "ssh-agent "+cfg.AgentSocket+" (unreachable or no keys)")

@@ -159,6 +159,21 @@ func TestLoadAuthOrder(t *testing.T) {
 	if err != nil || a.Source() != "key file "+edPath+", then key file "+rsaPath {
 		t.Fatalf("id_ed25519 first, then id_rsa: %v %q", err, a.Source())
 	}
+	// An unusable id_rsa beside a good id_ed25519 is skipped, as ssh
+	// skips it; alone it stops the run.
+	if err := os.Chmod(rsaPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err = LoadAuth(t.Context(), AuthConfig{HomeDir: home})
+	if err != nil || !strings.HasPrefix(a.Source(), "key file "+edPath+", then skipped private key "+rsaPath) || len(a.signers) != 1 {
+		t.Fatalf("bad id_rsa beside id_ed25519: %v %q", err, a.Source())
+	}
+	if err := os.Remove(edPath); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = LoadAuth(t.Context(), AuthConfig{HomeDir: home}); err == nil || !strings.Contains(err.Error(), "too open") {
+		t.Fatalf("only a bad id_rsa: %v", err)
+	}
 	_, err = LoadAuth(t.Context(), AuthConfig{HomeDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "no SSH credentials") {
 		t.Fatalf("nothing found: %v", err)
