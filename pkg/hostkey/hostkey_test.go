@@ -147,3 +147,83 @@ func TestChecker(t *testing.T) {
 		t.Error("bogus policy: want error")
 	}
 }
+
+func TestPinnedAlgorithms(t *testing.T) {
+	t.Parallel()
+	if got := pinnedAlgorithms(edKey(t).Marshal()); got[0] != ssh.KeyAlgoED25519 {
+		t.Errorf("ed25519 pinned: %v", got)
+	}
+	if got := pinnedAlgorithms(ecKey(t).Marshal()); got[0] != ssh.KeyAlgoECDSA256 || len(got) != len(defaultAlgorithms) {
+		t.Errorf("ecdsa pinned: %v", got)
+	}
+	if got := pinnedAlgorithms(nil); got[0] != ssh.KeyAlgoED25519 {
+		t.Errorf("nothing pinned: %v", got)
+	}
+	rsaWire := ssh.Marshal(struct{ Name string }{ssh.KeyAlgoRSA})
+	if got := pinnedAlgorithms(rsaWire); strings.Join(got[:3], ",") != "rsa-sha2-512,rsa-sha2-256,ssh-rsa" || len(got) != len(defaultAlgorithms) {
+		t.Errorf("rsa pinned: %v", got)
+	}
+	if got := pinnedAlgorithms([]byte{0, 0, 0, 200, 'x'}); got[0] != ssh.KeyAlgoED25519 {
+		t.Errorf("truncated: %v", got)
+	}
+}
+
+func TestWildcard(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"*", "[10.0.0.1]:2222", true},
+		{"*.example.com", "a.example.com", true},
+		{"*.example.com", "example.com", false},
+		{"10.0.0.?", "10.0.0.7", true},
+		{"10.0.0.?", "10.0.0.17", false},
+		{"[10.0.0.1]:*", "[10.0.0.1]:2222", true},
+		{"a*b*c", "aXbYc", true},
+		{"a*b*c", "aXbY", false},
+		{"", "", true},
+	} {
+		if got := wildcard(c.p, c.s); got != c.want {
+			t.Errorf("wildcard(%q, %q) = %v", c.p, c.s, got)
+		}
+	}
+}
+
+// TestKnownHostsAlgorithms: ssh's order_hostkeyalgs, including that bare
+// entries do not reorder for another port and that a @cert-authority line
+// puts certificate algorithms first.
+func TestKnownHostsAlgorithms(t *testing.T) {
+	t.Parallel()
+	ec, ca := ecKey(t), edKey(t)
+	lines := []string{
+		knownhosts.Line([]string{"[10.0.0.1]:2222"}, ec),
+		knownhosts.Line([]string{"10.0.0.2"}, ec),
+		"@cert-authority *.ca.example " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ca))),
+	}
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChecker(PolicyKnownHosts, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := func(host string, port int) string { return c.Host(host, port, nil).Algorithms()[0] }
+	if got := first("10.0.0.1", 2222); got != ssh.KeyAlgoECDSA256 {
+		t.Errorf("[host]:port ecdsa: %s", got)
+	}
+	if got := first("10.0.0.2", 2222); got != ssh.KeyAlgoED25519 {
+		t.Errorf("bare entry, other port: %s", got)
+	}
+	if got := first("10.0.0.2", 22); got != ssh.KeyAlgoECDSA256 {
+		t.Errorf("bare entry, port 22: %s", got)
+	}
+	if got := first("db.ca.example", 22); got != ssh.CertAlgoED25519v01 {
+		t.Errorf("cert authority: %s", got)
+	}
+	// The CA key is no "expected key" for a plain key of its type.
+	if err := c.Check("db.ca.example:22", remote, edKey(t), nil); kindOf(err) != KindUnknown {
+		t.Errorf("plain key, CA-only host: %v", err)
+	}
+}
