@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -299,14 +300,17 @@ func (db *knownHostsDB) check(host string, port int, lines []*khLine, key ssh.Pu
 			Detail: fmt.Sprintf("host certificate signed by CA %s, which no @cert-authority line trusts for %s", ssh.FingerprintSHA256(cert.SignatureKey), name)}
 	default:
 		// Principals are checked against the host name as dialled, not
-		// the "[host]:port" lookup name, as ssh does.
+		// the "[host]:port" lookup name, as ssh does. ssh treats an
+		// invalid certificate as no key at all ("No ED25519-CERT host key
+		// is known"): unknown, not changed. The reason comes first, as
+		// messages are cut to one short line.
 		var cc ssh.CertChecker
 		err := cc.CheckCert(host, cert)
 		if err == nil {
 			return nil
 		}
-		certErr = &Error{Kind: KindMismatch, Host: addr, Presented: key,
-			Detail: fmt.Sprintf("host certificate from CA %s (%s:%d) not valid: %s", ssh.FingerprintSHA256(cert.SignatureKey), ca.file, ca.line, strings.TrimPrefix(err.Error(), "ssh: "))}
+		certErr = &Error{Kind: KindUnknown, Host: addr, Presented: key,
+			Detail: fmt.Sprintf("certificate not valid: %s (CA %s:%d)", certReason(cert, host, err), ca.file, ca.line)}
 	}
 	// ssh retries a refused certificate as the plain key it certifies.
 	if err := db.checkPlain(host, port, lines, cert.Key, key); err == nil {
@@ -363,4 +367,27 @@ func (db *knownHostsDB) checkPlain(host string, port int, lines []*khLine, key, 
 	}
 	return &Error{Kind: KindUnknown, Host: addr, Presented: presented,
 		Detail: "known_hosts has no " + key.Type() + " key for " + name}
+}
+
+// certReason says briefly why CheckCert refused a certificate.
+func certReason(cert *ssh.Certificate, host string, err error) string {
+	now := uint64(time.Now().Unix())
+	switch {
+	case len(cert.ValidPrincipals) > 0 && !containsString(cert.ValidPrincipals, host):
+		return fmt.Sprintf("issued for %s, not %s", strings.Join(cert.ValidPrincipals, ","), host)
+	case cert.ValidBefore != ssh.CertTimeInfinity && now >= cert.ValidBefore:
+		return "expired " + time.Unix(int64(cert.ValidBefore), 0).UTC().Format(time.RFC3339)
+	case now < cert.ValidAfter:
+		return "not valid before " + time.Unix(int64(cert.ValidAfter), 0).UTC().Format(time.RFC3339)
+	}
+	return strings.TrimPrefix(err.Error(), "ssh: ")
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

@@ -213,3 +213,48 @@ func rsaKey(t *testing.T) ssh.PublicKey {
 	}
 	return k
 }
+
+// Issue 9 item 2: host certificates signed by a CA that a @cert-authority
+// line trusts, compared with the real ssh for each way a certificate can
+// be right or wrong.
+func TestOpenSSHHostCertificates(t *testing.T) {
+	t.Parallel()
+	f := newHostKeyFixture(t)
+	port := strconv.Itoa(f.d.Port)
+	ca := filepath.Join(f.dir, "host_ca")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", ca).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	caPub, err := os.ReadFile(ca + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caLine := func(patterns string) string {
+		return "@cert-authority " + patterns + " " + strings.TrimSpace(string(caPub))
+	}
+	otherCA := "@cert-authority * " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(edKey(t))))
+	edPlain := "@revoked * " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(f.hostPub(t, "ed25519"))))
+
+	f.d.CertifyHostKeys(t, ca, "127.0.0.1,web1.example", "-5m:+1h")
+	r := f.compare(t, "CA for [host]:port", f.file(t, caLine("[127.0.0.1]:"+port)), true, "")
+	if got := presentedType(r); got != ssh.CertAlgoED25519v01 {
+		t.Errorf("CA for [host]:port: server presented %s, want a certificate", got)
+	}
+	f.compare(t, "CA for *", f.file(t, caLine("*")), true, "")
+	f.compare(t, "CA for another host", f.file(t, caLine("[10.9.9.9]:"+port)), false, failure.HostKeyUnknown)
+	f.compare(t, "another CA", f.file(t, otherCA), false, failure.HostKeyUnknown)
+	f.compare(t, "certified key revoked", f.file(t, caLine("*"), edPlain), false, failure.HostKeyMismatch)
+	// ssh retries a certificate it cannot use as the plain key inside.
+	f.compare(t, "another CA, plain key known", f.file(t, otherCA, f.scan[ssh.KeyAlgoED25519]), true, "")
+
+	f.d.CertifyHostKeys(t, ca, "web2.example", "-5m:+1h")
+	r = f.compare(t, "wrong principal", f.file(t, caLine("*")), false, failure.HostKeyUnknown)
+	if !strings.Contains(r.Message, "issued for web2.example, not 127.0.0.1") {
+		t.Errorf("wrong principal: message %q does not say why", r.Message)
+	}
+
+	f.d.CertifyHostKeys(t, ca, "127.0.0.1", "-2d:-1d")
+	if r := f.compare(t, "expired", f.file(t, caLine("*")), false, failure.HostKeyUnknown); !strings.Contains(r.Message, "not valid: expired") {
+		t.Errorf("expired: message %q does not say why", r.Message)
+	}
+}
