@@ -253,6 +253,10 @@ func TestOpenSSHHostCertificates(t *testing.T) {
 		t.Errorf("wrong principal: message %q does not say why", r.Message)
 	}
 
+	// Principals are names, not patterns, for ssh 9.2.
+	f.d.CertifyHostKeys(t, ca, "127.0.0.*", "-5m:+1h")
+	f.compare(t, "wildcard principal", f.file(t, caLine("*")), false, failure.HostKeyUnknown)
+
 	f.d.CertifyHostKeys(t, ca, "127.0.0.1", "-2d:-1d")
 	if r := f.compare(t, "expired", f.file(t, caLine("*")), false, failure.HostKeyUnknown); !strings.Contains(r.Message, "not valid: expired") {
 		t.Errorf("expired: message %q does not say why", r.Message)
