@@ -227,3 +227,59 @@ func TestKnownHostsAlgorithms(t *testing.T) {
 		t.Errorf("plain key, CA-only host: %v", err)
 	}
 }
+
+// TestKnownHostsCertificates covers what the real-sshd test cannot make
+// cheaply: a user certificate presented as a host key, a revoked CA, and
+// the principal compared with the host as dialled, not "[host]:port".
+func TestKnownHostsCertificates(t *testing.T) {
+	t.Parallel()
+	_, caPriv, _ := ed25519.GenerateKey(rand.Reader)
+	caSigner, err := ssh.NewSignerFromKey(caPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, revPriv, _ := ed25519.GenerateKey(rand.Reader)
+	revSigner, _ := ssh.NewSignerFromKey(revPriv)
+	certify := func(signer ssh.Signer, typ uint32, principals ...string) *ssh.Certificate {
+		t.Helper()
+		c := &ssh.Certificate{Key: edKey(t), CertType: typ, ValidPrincipals: principals, ValidBefore: ssh.CertTimeInfinity}
+		if err := c.SignCert(rand.Reader, signer); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	authorized := func(k ssh.PublicKey) string { return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) }
+	lines := []string{
+		"@cert-authority *.example.com,[10.0.0.1]:2222 " + authorized(caSigner.PublicKey()),
+		"@cert-authority * " + authorized(revSigner.PublicKey()),
+		"@revoked * " + authorized(revSigner.PublicKey()),
+	}
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChecker(PolicyKnownHosts, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		addr string
+		key  ssh.PublicKey
+		want Kind
+	}{
+		{"valid", "web1.example.com:22", certify(caSigner, ssh.HostCert, "web1.example.com"), ""},
+		{"principal is the host without port", "10.0.0.1:2222", certify(caSigner, ssh.HostCert, "10.0.0.1"), ""},
+		{"principal [host]:port is not the host", "10.0.0.1:2222", certify(caSigner, ssh.HostCert, "[10.0.0.1]:2222"), KindUnknown},
+		{"no principals: any host", "db.example.com:22", certify(caSigner, ssh.HostCert), ""},
+		{"CA not trusted for this host", "10.0.0.2:22", certify(caSigner, ssh.HostCert, "10.0.0.2"), KindUnknown},
+		{"user certificate", "web1.example.com:22", certify(caSigner, ssh.UserCert, "web1.example.com"), KindMismatch},
+		{"revoked CA", "web1.example.com:22", certify(revSigner, ssh.HostCert, "web1.example.com"), KindMismatch},
+	}
+	for _, tc := range cases {
+		err := c.Check(tc.addr, remote, tc.key, nil)
+		if got := kindOf(err); got != tc.want || (tc.want == "" && err != nil) {
+			t.Errorf("%s: kind %q err %v, want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
