@@ -189,9 +189,10 @@ type Host struct {
 }
 
 // Host looks host:port up once (known-hosts) or takes the pinned key's wire
-// form (pin; nil if none is pinned yet).
-func (c *Checker) Host(host string, port int, pinned []byte) *Host {
-	h := &Host{c: c, host: host, port: port, pinned: pinned}
+// form (pin; nil if none is pinned yet). It returns a value so a prober can
+// keep it inside its per-probe state without another allocation.
+func (c *Checker) Host(host string, port int, pinned []byte) Host {
+	h := Host{c: c, host: host, port: port, pinned: pinned}
 	if c.db != nil {
 		h.lines = c.db.lookup(lookupName(host, port))
 	}
@@ -230,7 +231,8 @@ func (c *Checker) Check(hostname string, _ net.Addr, key ssh.PublicKey, pinned [
 	if err != nil {
 		return err
 	}
-	return c.Host(host, port, pinned).Check(key)
+	h := c.Host(host, port, pinned)
+	return h.Check(key)
 }
 
 // Callback returns a callback for one target; pinned is used only by PolicyPin.

@@ -209,7 +209,10 @@ func TestKnownHostsAlgorithms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := func(host string, port int) string { return c.Host(host, port, nil).Algorithms()[0] }
+	first := func(host string, port int) string {
+		h := c.Host(host, port, nil)
+		return h.Algorithms()[0]
+	}
 	if got := first("10.0.0.1", 2222); got != ssh.KeyAlgoECDSA256 {
 		t.Errorf("[host]:port ecdsa: %s", got)
 	}

@@ -207,7 +207,7 @@ func (ph phase) String() string {
 type probeState struct {
 	sniffConn
 	target   *Target
-	hostKeys *hostkey.Host
+	hostKeys hostkey.Host
 	hostKey  []byte
 	kexDone  time.Time
 }
