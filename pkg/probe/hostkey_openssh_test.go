@@ -253,6 +253,10 @@ func TestOpenSSHHostCertificates(t *testing.T) {
 		t.Errorf("wrong principal: message %q does not say why", r.Message)
 	}
 
+	// A certificate without principals is valid for any host name.
+	f.d.CertifyHostKeys(t, ca, "", "-5m:+1h")
+	f.compare(t, "no principals", f.file(t, caLine("*")), true, "")
+
 	// Principals are names, not patterns, for ssh 9.2.
 	f.d.CertifyHostKeys(t, ca, "127.0.0.*", "-5m:+1h")
 	f.compare(t, "wildcard principal", f.file(t, caLine("*")), false, failure.HostKeyUnknown)
