@@ -8,13 +8,12 @@ package hostkey
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Policy names a host-key verification policy.
@@ -119,68 +118,55 @@ func Insecure() ssh.HostKeyCallback {
 	return func(string, net.Addr, ssh.PublicKey) error { return nil }
 }
 
-// KnownHosts parses the given OpenSSH known_hosts files (hashed |1| entries
-// and [host]:port entries included) and returns a callback that checks keys
-// against them. Parse once per run and share the callback: it is safe for
-// concurrent use.
+// KnownHosts parses the given OpenSSH known_hosts files (hashed |1|
+// entries, [host]:port entries, wildcards, negation, @cert-authority and
+// @revoked lines) and returns a callback that checks keys against them the
+// way ssh(1) does (see knownhosts.go). Parse once per run and share the
+// callback: it is safe for concurrent use.
 func KnownHosts(files ...string) (ssh.HostKeyCallback, error) {
-	if len(files) == 0 {
-		return nil, errors.New("known-hosts policy: no known_hosts file given")
-	}
-	db, err := knownhosts.New(files...)
+	db, err := readKnownHosts(files...)
 	if err != nil {
-		return nil, fmt.Errorf("read known_hosts %s: %w", strings.Join(files, ", "), err)
+		return nil, err
 	}
-	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		err := db(hostname, remote, key)
-		if err == nil {
-			return nil
+	return func(hostname string, _ net.Addr, key ssh.PublicKey) error {
+		host, port, err := splitHostPort(hostname)
+		if err != nil {
+			return err
 		}
-		var ke *knownhosts.KeyError
-		if errors.As(err, &ke) {
-			if len(ke.Want) == 0 {
-				return &Error{Kind: KindUnknown, Host: hostname, Presented: key, Detail: "not in known_hosts"}
-			}
-			// known_hosts often lists one key type per host; we do not
-			// negotiate host-key algorithms from the file, so a key of a
-			// type the file does not list is unknown rather than wrong.
-			for _, w := range ke.Want {
-				if w.Key.Type() == key.Type() {
-					return &Error{Kind: KindMismatch, Host: hostname, Presented: key,
-						Detail: fmt.Sprintf("known_hosts %s:%d has %s", w.Filename, w.Line, ssh.FingerprintSHA256(w.Key))}
-				}
-			}
-			return &Error{Kind: KindUnknown, Host: hostname, Presented: key,
-				Detail: "known_hosts has no " + key.Type() + " key for this host"}
-		}
-		var re *knownhosts.RevokedError
-		if errors.As(err, &re) {
-			return &Error{Kind: KindMismatch, Host: hostname, Presented: key, Detail: "key is revoked in known_hosts"}
-		}
-		return fmt.Errorf("check known_hosts for %s: %w", hostname, err)
+		return db.check(host, port, db.lookup(lookupName(host, port)), key)
 	}, nil
 }
 
-// Checker hands out callbacks for one policy. Build it once per run; for
-// known-hosts the files are parsed in NewChecker and never again.
+func splitHostPort(hostport string) (string, int, error) {
+	h, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", 0, fmt.Errorf("check host key: %w", err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("check host key for %s: bad port: %w", hostport, err)
+	}
+	return h, port, nil
+}
+
+// Checker hands out host-key checks for one policy. Build it once per run;
+// for known-hosts the files are parsed in NewChecker and never again.
 type Checker struct {
 	policy Policy
-	shared ssh.HostKeyCallback
+	db     *knownHostsDB // known-hosts only
 }
 
 // NewChecker builds a Checker. knownHostsFiles is used only by PolicyKnownHosts.
 func NewChecker(p Policy, knownHostsFiles ...string) (*Checker, error) {
 	c := &Checker{policy: p}
 	switch p {
-	case PolicyPin:
-	case PolicyInsecure:
-		c.shared = Insecure()
+	case PolicyPin, PolicyInsecure:
 	case PolicyKnownHosts:
-		cb, err := KnownHosts(knownHostsFiles...)
+		db, err := readKnownHosts(knownHostsFiles...)
 		if err != nil {
 			return nil, err
 		}
-		c.shared = cb
+		c.db = db
 	default:
 		_, err := ParsePolicy(string(p))
 		return nil, err
@@ -191,18 +177,67 @@ func NewChecker(p Policy, knownHostsFiles ...string) (*Checker, error) {
 // Policy returns the checker's policy.
 func (c *Checker) Policy() Policy { return c.policy }
 
-// Check verifies key for hostname; pinned is used only by PolicyPin.
-func (c *Checker) Check(hostname string, remote net.Addr, key ssh.PublicKey, pinned []byte) error {
-	if c.shared != nil {
-		return c.shared(hostname, remote, key)
+// Host is what a Checker knows about one target: which host-key algorithms
+// to offer and how to verify the key the server presents. Build one per
+// probe with Checker.Host; it is not shared between goroutines.
+type Host struct {
+	c      *Checker
+	host   string
+	port   int
+	pinned []byte
+	lines  []*khLine // known-hosts: lines matching the lookup name
+}
+
+// Host looks host:port up once (known-hosts) or takes the pinned key's wire
+// form (pin; nil if none is pinned yet). It returns a value so a prober can
+// keep it inside its per-probe state without another allocation.
+func (c *Checker) Host(host string, port int, pinned []byte) Host {
+	h := Host{c: c, host: host, port: port, pinned: pinned}
+	if c.db != nil {
+		h.lines = c.db.lookup(lookupName(host, port))
 	}
-	return CheckPinned(hostname, pinned, key)
+	return h
+}
+
+// Algorithms is the host-key algorithm preference to offer, in the spirit
+// of ssh's order_hostkeyalgs: algorithms for which a key (or, for
+// certificates, a @cert-authority line) is already known come first, so a
+// server with several host keys presents one that can be verified.
+func (h *Host) Algorithms() []string {
+	switch h.c.policy {
+	case PolicyKnownHosts:
+		return knownAlgorithms(h.lines)
+	case PolicyPin:
+		return pinnedAlgorithms(h.pinned)
+	}
+	return defaultAlgorithms
+}
+
+// Check verifies the key the server presented; failures are *Error.
+func (h *Host) Check(key ssh.PublicKey) error {
+	switch h.c.policy {
+	case PolicyKnownHosts:
+		return h.c.db.check(h.host, h.port, h.lines, key)
+	case PolicyPin:
+		return CheckPinned(net.JoinHostPort(h.host, strconv.Itoa(h.port)), h.pinned, key)
+	}
+	return nil
+}
+
+// Check verifies key for hostname ("host:port"); pinned is used only by
+// PolicyPin.
+func (c *Checker) Check(hostname string, _ net.Addr, key ssh.PublicKey, pinned []byte) error {
+	host, port, err := splitHostPort(hostname)
+	if err != nil {
+		return err
+	}
+	h := c.Host(host, port, pinned)
+	return h.Check(key)
 }
 
 // Callback returns a callback for one target; pinned is used only by PolicyPin.
 func (c *Checker) Callback(pinned []byte) ssh.HostKeyCallback {
-	if c.shared != nil {
-		return c.shared
+	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		return c.Check(hostname, remote, key, pinned)
 	}
-	return Pin(pinned)
 }

@@ -147,3 +147,142 @@ func TestChecker(t *testing.T) {
 		t.Error("bogus policy: want error")
 	}
 }
+
+func TestPinnedAlgorithms(t *testing.T) {
+	t.Parallel()
+	if got := pinnedAlgorithms(edKey(t).Marshal()); got[0] != ssh.KeyAlgoED25519 {
+		t.Errorf("ed25519 pinned: %v", got)
+	}
+	if got := pinnedAlgorithms(ecKey(t).Marshal()); got[0] != ssh.KeyAlgoECDSA256 || len(got) != len(defaultAlgorithms) {
+		t.Errorf("ecdsa pinned: %v", got)
+	}
+	if got := pinnedAlgorithms(nil); got[0] != ssh.KeyAlgoED25519 {
+		t.Errorf("nothing pinned: %v", got)
+	}
+	rsaWire := ssh.Marshal(struct{ Name string }{ssh.KeyAlgoRSA})
+	if got := pinnedAlgorithms(rsaWire); strings.Join(got[:3], ",") != "rsa-sha2-512,rsa-sha2-256,ssh-rsa" || len(got) != len(defaultAlgorithms) {
+		t.Errorf("rsa pinned: %v", got)
+	}
+	if got := pinnedAlgorithms([]byte{0, 0, 0, 200, 'x'}); got[0] != ssh.KeyAlgoED25519 {
+		t.Errorf("truncated: %v", got)
+	}
+}
+
+func TestWildcard(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"*", "[10.0.0.1]:2222", true},
+		{"*.example.com", "a.example.com", true},
+		{"*.example.com", "example.com", false},
+		{"10.0.0.?", "10.0.0.7", true},
+		{"10.0.0.?", "10.0.0.17", false},
+		{"[10.0.0.1]:*", "[10.0.0.1]:2222", true},
+		{"a*b*c", "aXbYc", true},
+		{"a*b*c", "aXbY", false},
+		{"", "", true},
+	} {
+		if got := wildcard(c.p, c.s); got != c.want {
+			t.Errorf("wildcard(%q, %q) = %v", c.p, c.s, got)
+		}
+	}
+}
+
+// TestKnownHostsAlgorithms: ssh's order_hostkeyalgs, including that bare
+// entries do not reorder for another port and that a @cert-authority line
+// puts certificate algorithms first.
+func TestKnownHostsAlgorithms(t *testing.T) {
+	t.Parallel()
+	ec, ca := ecKey(t), edKey(t)
+	lines := []string{
+		knownhosts.Line([]string{"[10.0.0.1]:2222"}, ec),
+		knownhosts.Line([]string{"10.0.0.2"}, ec),
+		"@cert-authority *.ca.example " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ca))),
+	}
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChecker(PolicyKnownHosts, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := func(host string, port int) string {
+		h := c.Host(host, port, nil)
+		return h.Algorithms()[0]
+	}
+	if got := first("10.0.0.1", 2222); got != ssh.KeyAlgoECDSA256 {
+		t.Errorf("[host]:port ecdsa: %s", got)
+	}
+	if got := first("10.0.0.2", 2222); got != ssh.KeyAlgoED25519 {
+		t.Errorf("bare entry, other port: %s", got)
+	}
+	if got := first("10.0.0.2", 22); got != ssh.KeyAlgoECDSA256 {
+		t.Errorf("bare entry, port 22: %s", got)
+	}
+	if got := first("db.ca.example", 22); got != ssh.CertAlgoED25519v01 {
+		t.Errorf("cert authority: %s", got)
+	}
+	// The CA key is no "expected key" for a plain key of its type.
+	if err := c.Check("db.ca.example:22", remote, edKey(t), nil); kindOf(err) != KindUnknown {
+		t.Errorf("plain key, CA-only host: %v", err)
+	}
+}
+
+// TestKnownHostsCertificates covers what the real-sshd test cannot make
+// cheaply: a user certificate presented as a host key, a revoked CA, and
+// the principal compared with the host as dialled, not "[host]:port".
+func TestKnownHostsCertificates(t *testing.T) {
+	t.Parallel()
+	_, caPriv, _ := ed25519.GenerateKey(rand.Reader)
+	caSigner, err := ssh.NewSignerFromKey(caPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, revPriv, _ := ed25519.GenerateKey(rand.Reader)
+	revSigner, _ := ssh.NewSignerFromKey(revPriv)
+	certify := func(signer ssh.Signer, typ uint32, principals ...string) *ssh.Certificate {
+		t.Helper()
+		c := &ssh.Certificate{Key: edKey(t), CertType: typ, ValidPrincipals: principals, ValidBefore: ssh.CertTimeInfinity}
+		if err := c.SignCert(rand.Reader, signer); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	authorized := func(k ssh.PublicKey) string { return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) }
+	lines := []string{
+		"@cert-authority *.example.com,[10.0.0.1]:2222 " + authorized(caSigner.PublicKey()),
+		"@cert-authority * " + authorized(revSigner.PublicKey()),
+		"@revoked * " + authorized(revSigner.PublicKey()),
+	}
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChecker(PolicyKnownHosts, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		addr string
+		key  ssh.PublicKey
+		want Kind
+	}{
+		{"valid", "web1.example.com:22", certify(caSigner, ssh.HostCert, "web1.example.com"), ""},
+		{"principal is the host without port", "10.0.0.1:2222", certify(caSigner, ssh.HostCert, "10.0.0.1"), ""},
+		{"principal [host]:port is not the host", "10.0.0.1:2222", certify(caSigner, ssh.HostCert, "[10.0.0.1]:2222"), KindUnknown},
+		{"no principals: any host", "db.example.com:22", certify(caSigner, ssh.HostCert), ""},
+		{"CA not trusted for this host", "10.0.0.2:22", certify(caSigner, ssh.HostCert, "10.0.0.2"), KindUnknown},
+		{"user certificate", "web1.example.com:22", certify(caSigner, ssh.UserCert, "web1.example.com"), KindMismatch},
+		{"revoked CA", "web1.example.com:22", certify(revSigner, ssh.HostCert, "web1.example.com"), KindMismatch},
+	}
+	for _, tc := range cases {
+		err := c.Check(tc.addr, remote, tc.key, nil)
+		if got := kindOf(err); got != tc.want || (tc.want == "" && err != nil) {
+			t.Errorf("%s: kind %q err %v, want %q", tc.name, got, err, tc.want)
+		}
+	}
+}

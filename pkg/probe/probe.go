@@ -7,7 +7,6 @@
 package probe
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -120,66 +119,6 @@ var kexPreference = []string{
 	ssh.KeyExchangeMLKEM768X25519,
 }
 
-// hostKeyAlgorithms is the default host-key algorithm preference: Ed25519
-// is the cheapest to verify. Plain ssh-rsa (SHA-1) stays last, as in the
-// library defaults, so very old servers remain reachable.
-var hostKeyAlgorithms = []string{
-	ssh.KeyAlgoED25519,
-	ssh.KeyAlgoECDSA256,
-	ssh.KeyAlgoECDSA384,
-	ssh.KeyAlgoECDSA521,
-	ssh.KeyAlgoRSASHA512,
-	ssh.KeyAlgoRSASHA256,
-	ssh.KeyAlgoRSA,
-}
-
-// pinnedOrder maps a pinned key's type to an algorithm list with that type
-// first, so a server with several host keys presents the pinned one. Built
-// once; the lists are read-only.
-var pinnedOrder = func() map[string][]string {
-	m := map[string][]string{}
-	first := map[string][]string{
-		ssh.KeyAlgoED25519:  {ssh.KeyAlgoED25519},
-		ssh.KeyAlgoECDSA256: {ssh.KeyAlgoECDSA256},
-		ssh.KeyAlgoECDSA384: {ssh.KeyAlgoECDSA384},
-		ssh.KeyAlgoECDSA521: {ssh.KeyAlgoECDSA521},
-		ssh.KeyAlgoRSA:      {ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA},
-	}
-	for typ, head := range first {
-		list := append([]string(nil), head...)
-		for _, a := range hostKeyAlgorithms {
-			if !contains(head, a) {
-				list = append(list, a)
-			}
-		}
-		m[typ] = list
-	}
-	return m
-}()
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// algorithmsFor returns the host-key preference for a pinned key, reading
-// the type name from the wire form without parsing the key.
-func algorithmsFor(pinned []byte) []string {
-	if len(pinned) > 4 {
-		n := int(pinned[0])<<24 | int(pinned[1])<<16 | int(pinned[2])<<8 | int(pinned[3])
-		if n > 0 && 4+n <= len(pinned) {
-			if l, ok := pinnedOrder[string(pinned[4:4+n])]; ok {
-				return l
-			}
-		}
-	}
-	return hostKeyAlgorithms
-}
-
 // Prober probes targets with one set of options. It is safe for concurrent
 // use; build one per run so key files and known_hosts are parsed once.
 type Prober struct {
@@ -236,11 +175,10 @@ func (p *Prober) template(ctx context.Context, t *Target) (*ssh.ClientConfig, er
 		return nil, errors.New("no SSH credentials configured")
 	}
 	c := &ssh.ClientConfig{
-		Config:            ssh.Config{KeyExchanges: kexPreference},
-		User:              t.User,
-		Auth:              []ssh.AuthMethod{m},
-		HostKeyAlgorithms: hostKeyAlgorithms,
-		ClientVersion:     "SSH-2.0-heartbeat",
+		Config:        ssh.Config{KeyExchanges: kexPreference},
+		User:          t.User,
+		Auth:          []ssh.AuthMethod{m},
+		ClientVersion: "SSH-2.0-heartbeat",
 	}
 	// After a partial success, stop with a message naming the method the
 	// server still wants.
@@ -281,22 +219,16 @@ func (ph phase) String() string {
 // probeState is everything one probe records; one allocation per probe.
 type probeState struct {
 	sniffConn
-	target  *Target
-	checker *hostkey.Checker
-	hostKey []byte
-	kexDone time.Time
+	target   *Target
+	hostKeys hostkey.Host
+	hostKey  []byte
+	kexDone  time.Time
 }
 
-func (st *probeState) checkHostKey(hostname string, remote net.Addr, key ssh.PublicKey) error {
+func (st *probeState) checkHostKey(_ string, _ net.Addr, key ssh.PublicKey) error {
 	st.kexDone = time.Now()
 	st.hostKey = key.Marshal()
-	if st.checker.Policy() == hostkey.PolicyPin {
-		pinned := st.target.PinnedHostKey
-		if len(pinned) == 0 || bytes.Equal(pinned, st.hostKey) {
-			return nil
-		}
-	}
-	return st.checker.Check(hostname, remote, key, st.target.PinnedHostKey)
+	return st.hostKeys.Check(key)
 }
 
 // Probe runs one probe against t. ctx bounds it in addition to
@@ -327,7 +259,10 @@ func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
-	st := &probeState{target: t, checker: p.opts.HostKeys}
+	// The host's known keys (known_hosts lines or the pin) decide which
+	// host-key algorithms to offer, as ssh does, so a server with several
+	// host keys presents one that can be verified.
+	st := &probeState{target: t, hostKeys: p.opts.HostKeys.Host(t.Host, t.Port, t.PinnedHostKey)}
 
 	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
 	start := time.Now()
@@ -349,9 +284,7 @@ func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 
 	cfg := *tmpl
 	cfg.HostKeyCallback = st.checkHostKey
-	if len(t.PinnedHostKey) > 0 {
-		cfg.HostKeyAlgorithms = algorithmsFor(t.PinnedHostKey)
-	}
+	cfg.HostKeyAlgorithms = st.hostKeys.Algorithms()
 	hs := time.Now()
 	sc, chans, reqs, err := ssh.NewClientConn(&st.sniffConn, addr, &cfg)
 	end := time.Now()

@@ -345,24 +345,6 @@ func TestRunEmpty(t *testing.T) {
 	}
 }
 
-func TestAlgorithmsFor(t *testing.T) {
-	t.Parallel()
-	k, _ := sshtest.NewClientKey()
-	if got := algorithmsFor(k.PublicKey().Marshal()); got[0] != ssh.KeyAlgoED25519 {
-		t.Errorf("ed25519 pinned: %v", got)
-	}
-	if got := algorithmsFor(nil); got[0] != ssh.KeyAlgoED25519 {
-		t.Errorf("nothing pinned: %v", got)
-	}
-	rsaWire := ssh.Marshal(struct{ Name string }{ssh.KeyAlgoRSA})
-	if got := algorithmsFor(rsaWire); got[0] != ssh.KeyAlgoRSASHA512 || len(got) != len(hostKeyAlgorithms) {
-		t.Errorf("rsa pinned: %v", got)
-	}
-	if got := algorithmsFor([]byte{0, 0, 0, 200, 'x'}); got[0] != ssh.KeyAlgoED25519 {
-		t.Errorf("truncated: %v", got)
-	}
-}
-
 func TestIsTimeoutContext(t *testing.T) {
 	t.Parallel()
 	if !isTimeout(context.DeadlineExceeded) || !isTimeout(errors.Join(os.ErrDeadlineExceeded)) || isTimeout(errors.New("x")) {

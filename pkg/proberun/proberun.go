@@ -379,9 +379,13 @@ func (w *writer) finish() (total, tail time.Duration) {
 // StoreResult decides what the store keeps of a probe: under the pin
 // policy, the first key a server presents is pinned once it passed the
 // host-key check; a mismatching key is kept as "last seen" for
-// `servers trust`.
+// `servers trust`. A key that passed the check is reported as accepted,
+// which clears a last-seen key left by an earlier mismatch.
 func StoreResult(r probe.Result, policy hostkey.Policy, hasPin bool) store.ProbeResult {
 	out := store.ProbeResult{ServerID: r.ServerID, OK: r.OK, ErrorClass: string(r.Class), Error: r.Message, Latency: r.Latency, Phases: store.Phases(r.Phases)}
+	if r.HostKey != nil && r.Class.PastHostKeyCheck() {
+		out.AcceptedHostKey = r.HostKey
+	}
 	switch {
 	case r.HostKey == nil:
 	case r.Class.HostKeyRejected():

@@ -38,6 +38,10 @@ func TestStoreResultPinning(t *testing.T) {
 			if (got.PinHostKey != nil) != tt.pin || (got.SeenHostKey != nil) != tt.seenOnly {
 				t.Errorf("pin=%v seen=%v, want pin=%v seen=%v", got.PinHostKey != nil, got.SeenHostKey != nil, tt.pin, tt.seenOnly)
 			}
+			// A key that passed the check clears a stale last-seen key.
+			if accepted := got.AcceptedHostKey != nil; accepted != (tt.result.HostKey != nil && tt.result.Class.PastHostKeyCheck()) || (accepted && got.SeenHostKey != nil) {
+				t.Errorf("accepted=%v for %+v", accepted, tt.result)
+			}
 			if got.OK != tt.result.OK || got.ErrorClass != string(tt.result.Class) {
 				t.Errorf("outcome not carried over: %+v", got)
 			}

@@ -136,6 +136,9 @@ type Server struct {
 
 	ln     net.Listener
 	config atomic.Pointer[serverState]
+	// previous is the state before the last RotateHostKey, for
+	// RestoreHostKey; only the test goroutine touches it.
+	previous *serverState
 }
 
 // serverState is swapped atomically by RotateHostKey so connections in
@@ -308,8 +311,21 @@ func (f *Fleet) RotateHostKey(i int) (ssh.PublicKey, error) {
 		return nil, fmt.Errorf("rotate host key: %w", err)
 	}
 	s := f.servers[i]
-	s.config.Store(f.newState(s.Mode, signer))
+	s.previous = s.config.Swap(f.newState(s.Mode, signer))
 	return signer.PublicKey(), nil
+}
+
+// RestoreHostKey gives server i back the host key it had before its last
+// RotateHostKey, as a server that briefly presented another key (a
+// failover, a misrouted address) would.
+func (f *Fleet) RestoreHostKey(i int) error {
+	if i < 0 || i >= len(f.servers) || f.servers[i].previous == nil {
+		return fmt.Errorf("restore host key: server %d was not rotated", i)
+	}
+	s := f.servers[i]
+	s.config.Store(s.previous)
+	s.previous = nil
+	return nil
 }
 
 // CSV writes the fleet as an import file with header name,host,port,user,key.

@@ -333,6 +333,12 @@ type ProbeResult struct {
 	PinHostKey []byte
 	// SeenHostKey, when set, is a key that did not match the pin.
 	SeenHostKey []byte
+	// AcceptedHostKey, when set, is a key that passed the host-key check.
+	// It clears the server's last-seen key, unless a different key is
+	// pinned by then (`servers trust` raced the run): a server that
+	// briefly presented another key and then the pinned one again carries
+	// no stale warning.
+	AcceptedHostKey []byte
 	// At, when set, is the time of the probe; zero means the store's
 	// clock, which is what probe-ssh uses. It is for tests that need
 	// distinct or old timestamps without sleeping, and for backfills.

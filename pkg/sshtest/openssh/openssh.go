@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,11 +44,19 @@ type Server struct {
 	conf string
 	log  lockedBuffer
 	cmd  *exec.Cmd
+	// certs: HostCertificate lines for every host key (CertifyHostKeys).
+	certs bool
+	// extra: sshd_config lines that come first (StartConfig).
+	extra string
 }
 
+// HostKeyTypes are the host keys every Server has, in the order sshd lists
+// them (OpenSSH's default set), so tests can exercise algorithm negotiation.
+var HostKeyTypes = []string{"ed25519", "ecdsa", "rsa"}
+
 // Start runs sshd on a free loopback port, accepting authorizedKey (an
-// authorized_keys line) for any user including root, with a fresh Ed25519
-// host key. It stops when the test ends.
+// authorized_keys line) for any user including root, with fresh Ed25519,
+// ECDSA and RSA host keys. It stops when the test ends.
 func Start(t testing.TB, authorizedKey []byte) *Server {
 	t.Helper()
 	return StartConfig(t, authorizedKey, "")
@@ -75,11 +84,25 @@ func StartConfig(t testing.TB, authorizedKey []byte, extra string) *Server {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	s := &Server{Port: port, dir: dir, conf: filepath.Join(dir, "sshd_config")}
-	cfg := extra + "\n" + fmt.Sprintf(`Port %d
+	s := &Server{Port: port, dir: dir, conf: filepath.Join(dir, "sshd_config"), extra: extra}
+	s.genKeys(t)
+	s.start(t)
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *Server) writeConfig(t testing.TB) {
+	t.Helper()
+	var keys string
+	for _, typ := range HostKeyTypes {
+		keys += "HostKey " + s.HostKeyPath(typ) + "\n"
+		if s.certs {
+			keys += "HostCertificate " + s.HostKeyPath(typ) + "-cert.pub\n"
+		}
+	}
+	cfg := s.extra + "\n" + fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
-HostKey %s
-PidFile %s
+%sPidFile %s
 AuthorizedKeysFile %s
 UsePAM no
 StrictModes no
@@ -88,13 +111,38 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 LogLevel VERBOSE
-`, port, filepath.Join(dir, "host_ed25519"), filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"))
+`, s.Port, keys, filepath.Join(s.dir, "sshd.pid"), filepath.Join(s.dir, "authorized_keys"))
 	if err := os.WriteFile(s.conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// HostKeyPath is the private host key file of typ (one of HostKeyTypes);
+// the public key is beside it with ".pub" appended.
+func (s *Server) HostKeyPath(typ string) string {
+	return filepath.Join(s.dir, "host_"+typ)
+}
+
+// CertifyHostKeys signs every host key with the CA private key at caKey
+// (ssh-keygen -s -h) for the given principals (comma-separated) and
+// validity interval (ssh-keygen -V syntax, e.g. "-5m:+1h"), then restarts
+// sshd with HostCertificate lines, so it offers certificates as well as
+// the plain keys.
+func (s *Server) CertifyHostKeys(t testing.TB, caKey, principals, validity string) {
+	t.Helper()
+	for _, typ := range HostKeyTypes {
+		args := []string{"-q", "-s", caKey, "-h", "-I", "sshtest-" + typ, "-V", validity}
+		if principals != "" {
+			args = append(args, "-n", principals)
+		}
+		args = append(args, s.HostKeyPath(typ)+".pub")
+		if out, err := exec.Command("ssh-keygen", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen %v: %v: %s", args, err, out)
+		}
+	}
+	s.certs = true
+	s.stop()
 	s.start(t)
-	t.Cleanup(s.stop)
-	return s
 }
 
 // RegenerateHostKey restarts sshd with a new host key, as a reinstalled
@@ -102,20 +150,37 @@ LogLevel VERBOSE
 func (s *Server) RegenerateHostKey(t testing.TB) {
 	t.Helper()
 	s.stop()
+	s.genKeys(t)
 	s.start(t)
 }
 
 // Log returns what sshd has logged, for failure messages.
 func (s *Server) Log() string { return s.log.String() }
 
+// genKeys makes fresh host keys of every type (RSA at 2048 bits: key
+// generation time is test time, and the size does not matter here) and
+// drops any certificates.
+func (s *Server) genKeys(t testing.TB) {
+	t.Helper()
+	for _, typ := range HostKeyTypes {
+		key := s.HostKeyPath(typ)
+		_ = os.Remove(key)
+		_ = os.Remove(key + ".pub")
+		_ = os.Remove(key + "-cert.pub")
+		args := []string{"-q", "-t", typ, "-N", "", "-f", key}
+		if typ == "rsa" {
+			args = append(args, "-b", "2048")
+		}
+		if out, err := exec.Command("ssh-keygen", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v: %s", err, out)
+		}
+	}
+	s.certs = false
+}
+
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	key := filepath.Join(s.dir, "host_ed25519")
-	_ = os.Remove(key)
-	_ = os.Remove(key + ".pub")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v: %s", err, out)
-	}
+	s.writeConfig(t)
 	s.cmd = exec.Command(SSHDPath, "-D", "-e", "-f", s.conf)
 	s.cmd.Stderr = &s.log
 	if err := s.cmd.Start(); err != nil {
@@ -160,4 +225,46 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Keyscan returns `ssh-keyscan -p PORT 127.0.0.1` output: one line per host
+// key, named "[127.0.0.1]:PORT" as ssh-keyscan writes it.
+func (s *Server) Keyscan(t testing.TB) []string {
+	t.Helper()
+	out, err := exec.Command("ssh-keyscan", "-p", strconv.Itoa(s.Port), "127.0.0.1").Output()
+	if err != nil {
+		t.Fatalf("ssh-keyscan: %v", err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != len(HostKeyTypes) {
+		t.Fatalf("ssh-keyscan: want %d keys, got %q", len(HostKeyTypes), out)
+	}
+	return lines
+}
+
+// SSH runs the real OpenSSH client against the server the way the issue
+// compares heartbeat with it: `ssh -o BatchMode=yes -o
+// StrictHostKeyChecking=yes -o UserKnownHostsFile=knownHosts` (no global
+// known_hosts, no ssh_config), logging in as user with the private key
+// file identity and running `true`. host is what is dialled (usually
+// "127.0.0.1"). It returns nil when ssh exits 0, else an error carrying
+// ssh's stderr.
+func (s *Server) SSH(t testing.TB, host, user, identity, knownHosts string) error {
+	t.Helper()
+	cmd := exec.Command("ssh", "-F", "/dev/null", "-i", identity,
+		"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+		"-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile="+knownHosts,
+		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
+		"-p", strconv.Itoa(s.Port), user+"@"+host, "true")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("ssh: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
 }

@@ -38,6 +38,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		keyIDs   []int64
 		pins     [][]byte
 		seen     [][]byte
+		accepted [][]byte
 	)
 	for i, r := range results {
 		ids[i], oks[i], classes[i], messages[i], latency[i] = r.ServerID, r.OK, r.ErrorClass, r.Error, r.Latency.Microseconds()
@@ -45,10 +46,11 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 			ats[i] = &r.At
 		}
 		phases[i] = r.Phases.Micros()
-		if r.PinHostKey != nil || r.SeenHostKey != nil {
+		if r.PinHostKey != nil || r.SeenHostKey != nil || r.AcceptedHostKey != nil {
 			keyIDs = append(keyIDs, r.ServerID)
 			pins = append(pins, r.PinHostKey)
 			seen = append(seen, r.SeenHostKey)
+			accepted = append(accepted, r.AcceptedHostKey)
 		}
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -79,11 +81,17 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		if err != nil || len(keyIDs) == 0 {
 			return err
 		}
+		// Servers whose keys would not change are skipped, so an
+		// accepted key costs a row write only while a warning is cleared.
 		_, err = tx.Exec(ctx, `UPDATE servers s SET
 				host_key = COALESCE(s.host_key, k.pin),
-				seen_host_key = COALESCE(k.seen, s.seen_host_key)
-			FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS k(id, pin, seen)
-			WHERE s.id = k.id`, keyIDs, pins, seen)
+				seen_host_key = CASE
+					WHEN k.seen IS NOT NULL THEN k.seen
+					WHEN k.accepted IS NOT NULL AND COALESCE(s.host_key, k.pin, k.accepted) = k.accepted THEN NULL
+					ELSE s.seen_host_key END
+			FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[]) AS k(id, pin, seen, accepted)
+			WHERE s.id = k.id AND (k.seen IS NOT NULL OR (k.pin IS NOT NULL AND s.host_key IS NULL) OR s.seen_host_key IS NOT NULL)`,
+			keyIDs, pins, seen, accepted)
 		return err
 	})
 	if err != nil {

@@ -48,14 +48,37 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		return fmt.Errorf("record probe results: %w", s.interpret(err))
 	}
 	defer hb.Close()
+	// An accepted key clears the last-seen key unless another key is
+	// pinned; rows with nothing to change are not rewritten.
 	keys, err := tx.PrepareContext(ctx, `UPDATE servers SET
 			host_key = COALESCE(host_key, ?1),
-			seen_host_key = COALESCE(?2, seen_host_key)
-		WHERE id = ?3`)
+			seen_host_key = CASE
+				WHEN ?2 IS NOT NULL THEN ?2
+				WHEN ?4 IS NOT NULL AND COALESCE(host_key, ?1, ?4) = ?4 THEN NULL
+				ELSE seen_host_key END
+		WHERE id = ?3 AND (?2 IS NOT NULL OR (?1 IS NOT NULL AND host_key IS NULL) OR seen_host_key IS NOT NULL)`)
 	if err != nil {
 		return fmt.Errorf("record probe results: %w", s.interpret(err))
 	}
 	defer keys.Close()
+	// Servers showing a last-seen key are few; knowing them saves a key
+	// statement per accepted result on every run.
+	warned := map[int64]bool{}
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM servers WHERE seen_host_key IS NOT NULL`)
+	if err != nil {
+		return fmt.Errorf("record probe results: %w", s.interpret(err))
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("record probe results: %w", s.interpret(err))
+		}
+		warned[id] = true
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("record probe results: %w", s.interpret(err))
+	}
 	for _, r := range store.LastResultPerServer(results) {
 		at := now
 		if !r.At.IsZero() {
@@ -66,8 +89,8 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 			ph[0], ph[1], ph[2], ph[3], ph[4]); err != nil {
 			return fmt.Errorf("record probe result for server %d: %w", r.ServerID, s.interpret(err))
 		}
-		if r.PinHostKey != nil || r.SeenHostKey != nil {
-			if _, err := keys.ExecContext(ctx, r.PinHostKey, r.SeenHostKey, r.ServerID); err != nil {
+		if r.PinHostKey != nil || r.SeenHostKey != nil || (r.AcceptedHostKey != nil && warned[r.ServerID]) {
+			if _, err := keys.ExecContext(ctx, r.PinHostKey, r.SeenHostKey, r.ServerID, r.AcceptedHostKey); err != nil {
 				return fmt.Errorf("record host key for server %d: %w", r.ServerID, err)
 			}
 		}

@@ -117,6 +117,59 @@ func testHostKeyPinning(t *testing.T, ctx context.Context, s store.Store) {
 	}
 }
 
+// testAcceptedKeyClearsSeen: a probe whose key passed the check clears the
+// last-seen key (issue 9 item 9), but not while another key is pinned, and
+// a failure that never reached the host-key check leaves it alone.
+func testAcceptedKeyClearsSeen(t *testing.T, ctx context.Context, s store.Store) {
+	sv := mustAdd(t, ctx, s, "web1")
+	other := mustAdd(t, ctx, s, "web2")
+	pin, stray := []byte("key-one"), []byte("key-two")
+	record := func(rs ...store.ProbeResult) {
+		t.Helper()
+		if err := s.RecordProbeResults(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := func(id int64) string {
+		t.Helper()
+		return string(mustServer(t, ctx, s, id).SeenHostKey)
+	}
+	record(store.ProbeResult{ServerID: sv.ID, OK: true, PinHostKey: pin, AcceptedHostKey: pin},
+		store.ProbeResult{ServerID: other.ID, OK: true, PinHostKey: pin, AcceptedHostKey: pin})
+	record(store.ProbeResult{ServerID: sv.ID, ErrorClass: "hostkey-mismatch", SeenHostKey: stray},
+		store.ProbeResult{ServerID: other.ID, ErrorClass: "hostkey-mismatch", SeenHostKey: stray})
+	// A timeout before the key exchange says nothing about the key.
+	record(store.ProbeResult{ServerID: sv.ID, ErrorClass: "timeout"})
+	if got := seen(sv.ID); got != "key-two" {
+		t.Fatalf("after a timeout: seen %q, want key-two", got)
+	}
+	// A key that is not the pin (a run that started before `servers
+	// trust` changed it) clears nothing.
+	record(store.ProbeResult{ServerID: sv.ID, ErrorClass: "auth", AcceptedHostKey: []byte("key-three")})
+	if got := seen(sv.ID); got != "key-two" {
+		t.Fatalf("after another accepted key: seen %q, want key-two", got)
+	}
+	// The pinned key again (even with a login failure after the check)
+	// clears the warning; the other server keeps its own.
+	record(store.ProbeResult{ServerID: sv.ID, ErrorClass: "auth", AcceptedHostKey: pin})
+	got := mustServer(t, ctx, s, sv.ID)
+	if got.SeenHostKey != nil || string(got.HostKey) != "key-one" {
+		t.Fatalf("after the pinned key again: host key %q, seen %q", got.HostKey, got.SeenHostKey)
+	}
+	if got := seen(other.ID); got != "key-two" {
+		t.Fatalf("other server: seen %q, want key-two", got)
+	}
+	// Without a pin (the known-hosts policy), any accepted key clears it.
+	if err := s.TrustHostKey(ctx, other.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	record(store.ProbeResult{ServerID: other.ID, ErrorClass: "hostkey-unknown", SeenHostKey: stray})
+	record(store.ProbeResult{ServerID: other.ID, OK: true, AcceptedHostKey: stray})
+	if got := mustServer(t, ctx, s, other.ID); got.SeenHostKey != nil || got.HostKey != nil {
+		t.Fatalf("unpinned server accepted: host key %q, seen %q", got.HostKey, got.SeenHostKey)
+	}
+}
+
 func testProbeLock(t *testing.T, ctx context.Context, s store.Store) {
 	lock, ok, err := s.TryProbeLock(ctx)
 	if err != nil || !ok {

@@ -52,6 +52,7 @@ func Run(t *testing.T, open Opener) {
 		{"ExplicitTimes", testExplicitTimes},
 		{"ProbeResults", testProbeResults},
 		{"HostKeyPinning", testHostKeyPinning},
+		{"AcceptedHostKeyClearsSeen", testAcceptedKeyClearsSeen},
 		{"ProbeLock", testProbeLock},
 		{"Runs", testRuns},
 		{"StartRunClosesAbortedRuns", testAbortedRuns},
