@@ -198,33 +198,41 @@ func yesNo(b bool) string {
 	return "no"
 }
 
+// serversShowOptions is `servers show`'s input: the server, by id or name.
+type serversShowOptions struct{ Ref string }
+
 func newServersShowCommand(app *App, g *globalOptions) *cobra.Command {
+	o := &serversShowOptions{}
 	return &cobra.Command{
 		Use:   "show ID|NAME",
 		Short: "Show one server in full, with its pinned host key",
 		Args:  exactArgs("ID|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {
-				rows := [][]string{
-					{"id", strconv.FormatInt(sv.ID, 10)},
-					{"name", sv.Name},
-					{"host", sv.Host},
-					{"port", strconv.Itoa(sv.Port)},
-					{"user", sv.User},
-					{"key", sv.KeyPath},
-					{"mode", sv.Mode},
-					{"enabled", yesNo(sv.Enabled)},
-					{"created", sv.CreatedAt.Format(time.RFC3339)},
-					{"host key", fingerprint(sv.HostKey, "not pinned yet (pinned by the first successful probe)")},
-				}
-				if sv.SeenHostKey != nil {
-					rows = append(rows, []string{"last seen key", fingerprint(sv.SeenHostKey, "")})
-				}
-				return writeFields(app.Out, rows)
-			})
+			o.Ref = args[0]
+			return runServersShow(cmd.Context(), app, g, o)
 		},
 	}
+}
+
+func runServersShow(ctx context.Context, app *App, g *globalOptions, o *serversShowOptions) error {
+	return withServer(ctx, app, g, o.Ref, func(_ backend.Store, sv store.Server) error {
+		rows := [][]string{
+			{"id", strconv.FormatInt(sv.ID, 10)},
+			{"name", sv.Name},
+			{"host", sv.Host},
+			{"port", strconv.Itoa(sv.Port)},
+			{"user", sv.User},
+			{"key", sv.KeyPath},
+			{"mode", sv.Mode},
+			{"enabled", yesNo(sv.Enabled)},
+			{"created", sv.CreatedAt.Format(time.RFC3339)},
+			{"host key", fingerprint(sv.HostKey, "not pinned yet (pinned by the first successful probe)")},
+		}
+		if sv.SeenHostKey != nil {
+			rows = append(rows, []string{"last seen key", fingerprint(sv.SeenHostKey, "")})
+		}
+		return writeFields(app.Out, rows)
+	})
 }
 
 // fingerprint renders a stored host key the way OpenSSH prints it, or none
@@ -257,7 +265,12 @@ func writeFields(w io.Writer, rows [][]string) error {
 	return nil
 }
 
-type serversRemoveOptions struct{ Yes bool }
+// serversRemoveOptions is `servers remove`'s input: the server, and the
+// confirmation the removal needs.
+type serversRemoveOptions struct {
+	Ref string
+	Yes bool
+}
 
 func newServersRemoveCommand(app *App, g *globalOptions) *cobra.Command {
 	o := &serversRemoveOptions{}
@@ -266,24 +279,38 @@ func newServersRemoveCommand(app *App, g *globalOptions) *cobra.Command {
 		Short: "Remove a server with its heartbeats and alerts",
 		Args:  exactArgs("ID|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {
-				if !o.Yes {
-					return usageErrorf("removing server %s (id %d) also deletes its heartbeats and alerts; run again with --yes", sv.Name, sv.ID)
-				}
-				if err := s.RemoveServer(ctx, sv.ID); err != nil {
-					return err
-				}
-				_, err := fmt.Fprintf(app.Out, "removed server %s (id %d)\n", sv.Name, sv.ID)
-				return err
-			})
+			o.Ref = args[0]
+			return runServersRemove(cmd.Context(), app, g, o)
 		},
 	}
 	cmd.Flags().BoolVar(&o.Yes, "yes", false, "confirm the removal")
 	return cmd
 }
 
+func runServersRemove(ctx context.Context, app *App, g *globalOptions, o *serversRemoveOptions) error {
+	return withServer(ctx, app, g, o.Ref, func(s backend.Store, sv store.Server) error {
+		// Stored names are escaped: a row written before validation (or by
+		// hand) must not repaint the terminal.
+		if !o.Yes {
+			return usageErrorf("removing server %s (id %d) also deletes its heartbeats and alerts; run again with --yes", output.Escape(sv.Name), sv.ID)
+		}
+		if err := s.RemoveServer(ctx, sv.ID); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(app.Out, "removed server %s (id %d)\n", output.Escape(sv.Name), sv.ID)
+		return err
+	})
+}
+
+// serversEnableOptions is the input of `servers enable` and `servers
+// disable`: the server, and which of the two was asked for.
+type serversEnableOptions struct {
+	Ref    string
+	Enable bool
+}
+
 func newServersEnableCommand(app *App, g *globalOptions, enable bool) *cobra.Command {
+	o := &serversEnableOptions{Enable: enable}
 	verb, short := "enable", "Resume probing a server and counting it in status"
 	if !enable {
 		verb, short = "disable", "Stop probing a server; status shows it DISABLED, never down"
@@ -293,16 +320,24 @@ func newServersEnableCommand(app *App, g *globalOptions, enable bool) *cobra.Com
 		Short: short,
 		Args:  exactArgs("ID|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {
-				if err := s.SetServerEnabled(ctx, sv.ID, enable); err != nil {
-					return err
-				}
-				_, err := fmt.Fprintf(app.Out, "%sd server %s (id %d)\n", verb, sv.Name, sv.ID)
-				return err
-			})
+			o.Ref = args[0]
+			return runServersEnable(cmd.Context(), app, g, o)
 		},
 	}
+}
+
+func runServersEnable(ctx context.Context, app *App, g *globalOptions, o *serversEnableOptions) error {
+	verb := "enabled"
+	if !o.Enable {
+		verb = "disabled"
+	}
+	return withServer(ctx, app, g, o.Ref, func(s backend.Store, sv store.Server) error {
+		if err := s.SetServerEnabled(ctx, sv.ID, o.Enable); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(app.Out, "%s server %s (id %d)\n", verb, output.Escape(sv.Name), sv.ID)
+		return err
+	})
 }
 
 // serversImportOptions is `servers import`'s input: the file ("-" for
@@ -362,7 +397,12 @@ func runServersImport(ctx context.Context, app *App, g *globalOptions, o *server
 	return err
 }
 
-type serversTrustOptions struct{ Fingerprint string }
+// serversTrustOptions is `servers trust`'s input: the server, and the
+// fingerprint to pin (empty: clear the pin).
+type serversTrustOptions struct {
+	Ref         string
+	Fingerprint string
+}
 
 func newServersTrustCommand(app *App, g *globalOptions) *cobra.Command {
 	o := &serversTrustOptions{}
@@ -378,38 +418,42 @@ Compare the fingerprint with the server's own (ssh-keygen -lf
 /etc/ssh/ssh_host_ed25519_key.pub on the server) before trusting it.`,
 		Args: exactArgs("ID|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {
-				if err := writeFields(app.Out, [][]string{
-					{"pinned", fingerprint(sv.HostKey, "none")},
-					{"last seen", fingerprint(sv.SeenHostKey, "none")},
-				}); err != nil {
-					return err
-				}
-				var (
-					key []byte
-					err error
-				)
-				if o.Fingerprint != "" {
-					key, err = keyWithFingerprint(sv, o.Fingerprint)
-					if err != nil {
-						return err
-					}
-				}
-				if err := s.TrustHostKey(ctx, sv.ID, key); err != nil {
-					return err
-				}
-				if key != nil {
-					_, err = fmt.Fprintf(app.Out, "pinned %s for server %s\n", o.Fingerprint, sv.Name)
-				} else {
-					_, err = fmt.Fprintf(app.Out, "cleared the pin of server %s; the next probe pins the key it sees\n", sv.Name)
-				}
-				return err
-			})
+			o.Ref = args[0]
+			return runServersTrust(cmd.Context(), app, g, o)
 		},
 	}
 	cmd.Flags().StringVar(&o.Fingerprint, "fingerprint", "", "pin the last-seen key only if it has this SHA256 fingerprint")
 	return cmd
+}
+
+func runServersTrust(ctx context.Context, app *App, g *globalOptions, o *serversTrustOptions) error {
+	return withServer(ctx, app, g, o.Ref, func(s backend.Store, sv store.Server) error {
+		if err := writeFields(app.Out, [][]string{
+			{"pinned", fingerprint(sv.HostKey, "none")},
+			{"last seen", fingerprint(sv.SeenHostKey, "none")},
+		}); err != nil {
+			return err
+		}
+		var (
+			key []byte
+			err error
+		)
+		if o.Fingerprint != "" {
+			key, err = keyWithFingerprint(sv, o.Fingerprint)
+			if err != nil {
+				return err
+			}
+		}
+		if err := s.TrustHostKey(ctx, sv.ID, key); err != nil {
+			return err
+		}
+		if key != nil {
+			_, err = fmt.Fprintf(app.Out, "pinned %s for server %s\n", o.Fingerprint, output.Escape(sv.Name))
+		} else {
+			_, err = fmt.Fprintf(app.Out, "cleared the pin of server %s; the next probe pins the key it sees\n", output.Escape(sv.Name))
+		}
+		return err
+	})
 }
 
 // keyWithFingerprint returns the server's last-seen (or pinned) key whose
@@ -418,12 +462,20 @@ Compare the fingerprint with the server's own (ssh-keygen -lf
 func keyWithFingerprint(sv store.Server, fp string) ([]byte, error) {
 	key, err := hostkey.MatchFingerprint(fp, sv.SeenHostKey, sv.HostKey)
 	if err != nil {
-		return nil, usageErrorf("fingerprint %s matches neither the pinned nor the last-seen key of server %s", fp, sv.Name)
+		return nil, usageErrorf("fingerprint %s matches neither the pinned nor the last-seen key of server %s", fp, output.Escape(sv.Name))
 	}
 	return key, nil
 }
 
+// serversModeOptions is `servers mode`'s input: the server and its new
+// mode.
+type serversModeOptions struct {
+	Ref  string
+	Mode string
+}
+
 func newServersModeCommand(app *App, g *globalOptions) *cobra.Command {
+	o := &serversModeOptions{}
 	return &cobra.Command{
 		Use:   "mode ID|NAME ssh|push",
 		Short: "Say how a server's heartbeat arrives: probed over SSH, or pushed by the server",
@@ -432,18 +484,22 @@ push sends its own heartbeats to serve-api (see servers token and push);
 probe-ssh leaves it alone, so it collects no SSH failures.`,
 		Args: exactArgs("ID|NAME", "ssh|push"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mode := args[1]
-			if err := store.ValidateMode(mode); err != nil {
-				return usageErrorf("%v", err)
-			}
-			ctx := cmd.Context()
-			return withServer(ctx, app, g, args[0], func(s backend.Store, sv store.Server) error {
-				if err := s.SetServerMode(ctx, sv.ID, mode); err != nil {
-					return err
-				}
-				_, err := fmt.Fprintf(app.Out, "server %s (id %d) is now in mode %s\n", sv.Name, sv.ID, mode)
-				return err
-			})
+			o.Ref, o.Mode = args[0], args[1]
+			return runServersMode(cmd.Context(), app, g, o)
 		},
 	}
+}
+
+func runServersMode(ctx context.Context, app *App, g *globalOptions, o *serversModeOptions) error {
+	// A bad mode is refused before the store is opened.
+	if err := store.ValidateMode(o.Mode); err != nil {
+		return usageErrorf("%v", err)
+	}
+	return withServer(ctx, app, g, o.Ref, func(s backend.Store, sv store.Server) error {
+		if err := s.SetServerMode(ctx, sv.ID, o.Mode); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(app.Out, "server %s (id %d) is now in mode %s\n", output.Escape(sv.Name), sv.ID, o.Mode)
+		return err
+	})
 }
