@@ -148,6 +148,15 @@ func eachStore(t *testing.T, fn func(t *testing.T, e *env)) {
 	})
 }
 
+// An IPv6 address is bracketed before its port, as ssh writes it.
+func TestServersAddIPv6(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		if out := e.mustRun("servers", "add", "v6", "--host", "fd00::5", "--port", "2222"); !strings.Contains(out, "at [fd00::5]:2222") {
+			t.Errorf("add of an IPv6 server printed %q", out)
+		}
+	})
+}
+
 func TestServersLifecycle(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		out := e.mustRun("servers", "add", "web1", "--host", "10.0.0.5")

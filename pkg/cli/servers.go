@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/user"
 	"strconv"
@@ -93,7 +94,7 @@ func runServersAdd(ctx context.Context, app *App, g *globalOptions, name string,
 	if err != nil {
 		return err
 	}
-	if _, err = fmt.Fprintf(app.Out, "added server %s (id %d) at %s:%d\n", sv.Name, sv.ID, sv.Host, sv.Port); err != nil {
+	if _, err = fmt.Fprintf(app.Out, "added server %s (id %d) at %s\n", output.Escape(sv.Name), sv.ID, net.JoinHostPort(sv.Host, strconv.Itoa(sv.Port))); err != nil {
 		return err
 	}
 	warnUnreadableKey(app, sv.Name, o.KeyPath)
