@@ -723,3 +723,23 @@ func testExplicitTimes(t *testing.T, ctx context.Context, s store.Store) {
 		t.Errorf("push without At recorded %v, want near the store clock %v", at, now)
 	}
 }
+
+// EmptySchemaWorks checks that s, an empty store whose schema was just
+// built (by a first open, or by migrating down to 0 and up again), takes a
+// server and a probe result and reports them: the engines' migration tests
+// call it after their up/down/up round trip.
+func EmptySchemaWorks(t *testing.T, s store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	sv, err := s.AddServer(ctx, store.ServerSpec{Name: "after", Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: sv.ID, OK: true}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Status(ctx)
+	if err != nil || len(snap.Servers) != 1 || snap.Servers[0].Name != "after" || snap.Servers[0].LastHeartbeat == nil {
+		t.Fatalf("status of a freshly built schema = %+v, %v; want only the new server, probed", snap.Servers, err)
+	}
+}
