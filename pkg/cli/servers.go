@@ -36,6 +36,7 @@ func newServersCommand(app *App, g *globalOptions) *cobra.Command {
 		newServersEnableCommand(app, g, true),
 		newServersEnableCommand(app, g, false),
 		newServersImportCommand(app, g),
+		newServersSetCommand(app, g),
 		newServersTrustCommand(app, g),
 		newServersModeCommand(app, g),
 		newServersTokenCommand(app, g),

@@ -192,6 +192,11 @@ type Store interface {
 	RemoveServer(ctx context.Context, id int64) error
 	// SetServerEnabled enables or disables a server.
 	SetServerEnabled(ctx context.Context, id int64, enabled bool) error
+	// UpdateServer replaces a server's host, port, user and key with
+	// spec's, keeping its name, mode, pinned host key and history. spec
+	// must be valid (its Name is the server's own); its Mode is ignored.
+	// Unknown id is ErrNotFound, an invalid spec ErrInvalid.
+	UpdateServer(ctx context.Context, id int64, spec ServerSpec) (Server, error)
 	// SetServerMode sets how a server's heartbeat arrives (ModeSSH or
 	// ModePush; anything else is ErrInvalid, see ValidateMode).
 	SetServerMode(ctx context.Context, id int64, mode string) error

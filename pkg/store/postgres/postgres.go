@@ -356,6 +356,20 @@ func (s *Store) SetServerEnabled(ctx context.Context, id int64, enabled bool) er
 	return s.execOne(ctx, fmt.Sprintf("update server %d", id), `UPDATE servers SET enabled = $1 WHERE id = $2`, enabled, id)
 }
 
+// UpdateServer replaces a server's address and credentials.
+func (s *Store) UpdateServer(ctx context.Context, id int64, spec store.ServerSpec) (store.Server, error) {
+	if err := spec.Validate(); err != nil {
+		return store.Server{}, fmt.Errorf("update server %d: %w", id, err)
+	}
+	spec = spec.Normalized()
+	sv, err := scanServer(s.pool.QueryRow(ctx, `UPDATE servers SET host = $1, port = $2, ssh_user = $3, key_path = $4 WHERE id = $5 RETURNING `+serverColumns,
+		spec.Host, spec.Port, spec.User, spec.KeyPath, id))
+	if err != nil {
+		return store.Server{}, fmt.Errorf("update server %d: %w", id, s.interpret(err))
+	}
+	return sv, nil
+}
+
 // SetServerMode sets how a server's heartbeat arrives.
 func (s *Store) SetServerMode(ctx context.Context, id int64, mode string) error {
 	if err := store.ValidateMode(mode); err != nil {

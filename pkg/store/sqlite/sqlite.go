@@ -340,6 +340,20 @@ func (s *Store) SetServerEnabled(ctx context.Context, id int64, enabled bool) er
 	return s.execOne(ctx, fmt.Sprintf("update server %d", id), `UPDATE servers SET enabled = ? WHERE id = ?`, enabled, id)
 }
 
+// UpdateServer replaces a server's address and credentials.
+func (s *Store) UpdateServer(ctx context.Context, id int64, spec store.ServerSpec) (store.Server, error) {
+	if err := spec.Validate(); err != nil {
+		return store.Server{}, fmt.Errorf("update server %d: %w", id, err)
+	}
+	spec = spec.Normalized()
+	sv, err := scanServer(s.db.QueryRowContext(ctx, `UPDATE servers SET host = ?, port = ?, ssh_user = ?, key_path = ? WHERE id = ? RETURNING `+serverColumns,
+		spec.Host, spec.Port, spec.User, spec.KeyPath, id))
+	if err != nil {
+		return store.Server{}, fmt.Errorf("update server %d: %w", id, s.interpret(err))
+	}
+	return sv, nil
+}
+
 // SetServerMode sets how a server's heartbeat arrives.
 func (s *Store) SetServerMode(ctx context.Context, id int64, mode string) error {
 	if err := store.ValidateMode(mode); err != nil {

@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"ServersOrderedByName", testServersOrdered},
 		{"EnableDisable", testEnableDisable},
 		{"ServerMode", testServerMode},
+		{"UpdateServer", testUpdateServer},
 		{"RemoveServerCascades", testRemoveCascades},
 		{"ImportCountsAddedUpdatedUnchanged", testImportCounts},
 		{"ImportIsAllOrNothing", testImportAtomic},
