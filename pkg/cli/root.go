@@ -19,6 +19,7 @@ import (
 
 	"github.com/stacksense/heartbeat/pkg/config"
 	"github.com/stacksense/heartbeat/pkg/output"
+	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 	"github.com/stacksense/heartbeat/pkg/store/backend"
 )
@@ -56,21 +57,36 @@ type globalOptions struct {
 func Main(ctx context.Context, app *App, args []string) int {
 	root := NewRootCommand(app)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
+	// status is a monitoring plugin: every error is UNKNOWN (3), and with
+	// --check it is also the one line a Nagios/Icinga reads on stdout.
+	plugin := isStatusCommand(cmd)
+	check := plugin && !IsSilent(err) && statusCheckMode(cmd, args)
 	if code, ie, ok := interruptCode(ctx); ok {
 		// One code for a signal, whatever the command and its flags.
 		msg := oneLine(err)
 		if !strings.Contains(msg, ie.Error()) {
 			msg = ie.Error() + ": " + msg
 		}
+		if check {
+			fmt.Fprintln(app.Out, pluginLine(status.ExitUnknown, msg, nil))
+		}
 		fmt.Fprintf(app.Err, "heartbeat: %s\n", msg)
 		return code
 	}
-	if !IsSilent(err) {
+	if IsSilent(err) {
+		return ExitCode(err)
+	}
+	if check {
+		fmt.Fprintln(app.Out, pluginLine(status.ExitUnknown, strings.ReplaceAll(oneLine(err), "\n", "; "), nil))
+	} else {
 		fmt.Fprintf(app.Err, "heartbeat: %s\n", oneLine(err))
+	}
+	if plugin {
+		return status.ExitUnknown
 	}
 	return ExitCode(err)
 }
