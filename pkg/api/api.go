@@ -69,6 +69,10 @@ type Options struct {
 	Writers int
 	// StoreTimeout bounds every store call the API makes.
 	StoreTimeout time.Duration
+	// NoPerServerMetrics drops every per-server series from /metrics
+	// (status, age, latency, failures, phases), keeping the fleet totals:
+	// for fleets too big for one series set per server.
+	NoPerServerMetrics bool
 	// SecureCookie marks the session cookie Secure (set when serving TLS).
 	SecureCookie bool
 	// HealthWindow is how long a failed push write keeps /healthz at 503

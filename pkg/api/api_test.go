@@ -520,6 +520,7 @@ func TestMetrics(t *testing.T) {
 		for _, want := range []string{
 			`heartbeat_store_up 1`,
 			`heartbeat_server_status{id="` + id + `",server="cpanel-test",status="ONLINE"} 1`,
+			`heartbeat_server_status{id="` + id + `",server="cpanel-test",status="OFFLINE"} 0`,
 			`heartbeat_server_status{id="` + strconv.FormatInt(ag.id+1, 10) + `",server="kimai",status="OFFLINE"} 1`,
 			`heartbeat_server_heartbeat_age_seconds{id="` + id + `",server="cpanel-test"}`,
 			`heartbeat_servers{status="ONLINE"} 1`,

@@ -97,7 +97,13 @@ var (
 	descStoreUp = prometheus.NewDesc("heartbeat_store_up",
 		"1 if the store answered this scrape, 0 if not (the fleet metrics are then absent).", nil, nil)
 	descServerStatus = prometheus.NewDesc("heartbeat_server_status",
-		"1 for each server's current status (ONLINE, WARNING, OFFLINE or DISABLED).", []string{"id", "server", "status"}, nil)
+		"1 for the server's current status, 0 for the other three (ONLINE, WARNING, OFFLINE, DISABLED): every series always present, so a state change creates none.", []string{"id", "server", "status"}, nil)
+	descServerLatency = prometheus.NewDesc("heartbeat_server_probe_latency_seconds",
+		"SSH handshake latency of the server's last successful probe; absent if it never answered a probe.", []string{"id", "server"}, nil)
+	descServerFailures = prometheus.NewDesc("heartbeat_server_consecutive_failures",
+		"Failed SSH probes of the server since its last success; absent if never probed.", []string{"id", "server"}, nil)
+	descServerLastFailure = prometheus.NewDesc("heartbeat_server_last_failure",
+		"1 with the failure class of the server's last SSH probe while that probe failed; absent after a success.", []string{"id", "server", "class"}, nil)
 	descServerAge = prometheus.NewDesc("heartbeat_server_heartbeat_age_seconds",
 		"Seconds since the server's last heartbeat, by the store's clock; absent if it never sent one.", []string{"id", "server"}, nil)
 	descServers = prometheus.NewDesc("heartbeat_servers",
@@ -125,6 +131,7 @@ var warningKinds = []report.WarningKind{report.ProbeOverdue, report.HostCutOff, 
 // Describe implements prometheus.Collector.
 func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStoreUp, descServerStatus, descServerAge, descServers,
+		descServerLatency, descServerFailures, descServerLastFailure,
 		descRunDuration, descRunFinished, descRunResults, descRunDeadline, descRunWarning, descProbePhase} {
 		ch <- d
 	}
@@ -149,9 +156,28 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descStoreUp, prometheus.GaugeValue, 1)
 	rep := report.Build(snap, c.a.opts.StaleAfter)
-	for _, s := range rep.Servers {
+	servers := rep.Servers
+	if c.a.opts.NoPerServerMetrics {
+		servers = nil
+	}
+	for _, s := range servers {
 		id := strconv.FormatInt(s.ID, 10)
-		ch <- prometheus.MustNewConstMetric(descServerStatus, prometheus.GaugeValue, 1, id, s.Name, string(s.Status))
+		for _, st := range []status.State{status.Online, status.Warning, status.Offline, status.Disabled} {
+			v := 0.0
+			if s.Status == st {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descServerStatus, prometheus.GaugeValue, v, id, s.Name, string(st))
+		}
+		if s.LastProbe != nil {
+			ch <- prometheus.MustNewConstMetric(descServerFailures, prometheus.GaugeValue, float64(s.ConsecutiveFailures), id, s.Name)
+			if s.LastErrorClass != "" {
+				ch <- prometheus.MustNewConstMetric(descServerLastFailure, prometheus.GaugeValue, 1, id, s.Name, s.LastErrorClass)
+			}
+		}
+		if s.LatencyMS > 0 {
+			ch <- prometheus.MustNewConstMetric(descServerLatency, prometheus.GaugeValue, s.LatencyMS/1000, id, s.Name)
+		}
 		if s.LastHeartbeat != nil {
 			ch <- prometheus.MustNewConstMetric(descServerAge, prometheus.GaugeValue,
 				status.Age(rep.Now, *s.LastHeartbeat).Seconds(), id, s.Name)

@@ -202,5 +202,58 @@ heartbeat_server_probe_duration_seconds{id="` + id + `",phase="kex",server="web1
 		if err := testutil.GatherAndCompare(a.Registry(), strings.NewReader(want), "heartbeat_server_probe_duration_seconds"); err != nil {
 			t.Error(err)
 		}
+
+		// Latency, failures and the last failure's class, per server; the
+		// status is one series per state, 0 or 1, so a change adds none.
+		db, err := s.AddServer(context.Background(), store.ServerSpec{Name: "db1", Host: "db1.example.net"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if err := s.RecordProbeResults(context.Background(), []store.ProbeResult{{ServerID: db.ID, ErrorClass: "refused", Error: "connection refused"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dbID := strconv.FormatInt(db.ID, 10)
+		want = `
+# HELP heartbeat_server_probe_latency_seconds SSH handshake latency of the server's last successful probe; absent if it never answered a probe.
+# TYPE heartbeat_server_probe_latency_seconds gauge
+heartbeat_server_probe_latency_seconds{id="` + id + `",server="web1"} 0.003
+# HELP heartbeat_server_consecutive_failures Failed SSH probes of the server since its last success; absent if never probed.
+# TYPE heartbeat_server_consecutive_failures gauge
+heartbeat_server_consecutive_failures{id="` + dbID + `",server="db1"} 2
+heartbeat_server_consecutive_failures{id="` + id + `",server="web1"} 0
+# HELP heartbeat_server_last_failure 1 with the failure class of the server's last SSH probe while that probe failed; absent after a success.
+# TYPE heartbeat_server_last_failure gauge
+heartbeat_server_last_failure{class="refused",id="` + dbID + `",server="db1"} 1
+# HELP heartbeat_server_status 1 for the server's current status, 0 for the other three (ONLINE, WARNING, OFFLINE, DISABLED): every series always present, so a state change creates none.
+# TYPE heartbeat_server_status gauge
+heartbeat_server_status{id="` + dbID + `",server="db1",status="DISABLED"} 0
+heartbeat_server_status{id="` + dbID + `",server="db1",status="OFFLINE"} 1
+heartbeat_server_status{id="` + dbID + `",server="db1",status="ONLINE"} 0
+heartbeat_server_status{id="` + dbID + `",server="db1",status="WARNING"} 0
+heartbeat_server_status{id="` + id + `",server="web1",status="DISABLED"} 0
+heartbeat_server_status{id="` + id + `",server="web1",status="OFFLINE"} 0
+heartbeat_server_status{id="` + id + `",server="web1",status="ONLINE"} 1
+heartbeat_server_status{id="` + id + `",server="web1",status="WARNING"} 0
+`
+		perServer := []string{"heartbeat_server_probe_latency_seconds", "heartbeat_server_consecutive_failures", "heartbeat_server_last_failure", "heartbeat_server_status"}
+		if err := testutil.GatherAndCompare(a.Registry(), strings.NewReader(want), perServer...); err != nil {
+			t.Error(err)
+		}
+		if problems, err := testutil.GatherAndLint(a.Registry()); err != nil || len(problems) > 0 {
+			t.Errorf("lint: %v %v", problems, err)
+		}
+
+		// --metrics-per-server=false: fleet totals only.
+		small := api.New(s, api.Options{NoPerServerMetrics: true})
+		t.Cleanup(small.Close)
+		n, err := testutil.GatherAndCount(small.Registry(), append(perServer, "heartbeat_server_heartbeat_age_seconds", "heartbeat_server_probe_duration_seconds")...)
+		if err != nil || n != 0 {
+			t.Errorf("NoPerServerMetrics: %d per-server series (%v)", n, err)
+		}
+		if n, err := testutil.GatherAndCount(small.Registry(), "heartbeat_servers"); err != nil || n != 4 {
+			t.Errorf("NoPerServerMetrics: heartbeat_servers has %d series (%v), want 4", n, err)
+		}
 	})
 }

@@ -48,6 +48,12 @@ func TestPostgresStatusGivesUpOnLockedTables(t *testing.T) {
 		strings.Count(strings.TrimSpace(r.err), "\n") != 0 {
 		t.Errorf("status with locked tables: stderr %q, want %q", r.err, want)
 	}
+	// As a plugin it says so on stdout, in one UNKNOWN line.
+	r = e.runWithin(30*time.Second, "status", "--check", "--server", "web1", "--timeout", "1s")
+	if r.code != 3 || !strings.HasPrefix(r.out, "HEARTBEAT UNKNOWN - status: no answer within 1s (--timeout)") && !strings.Contains(r.out, "lock timeout") ||
+		strings.Count(r.out, "\n") != 1 {
+		t.Errorf("status --check with locked tables: exit %d, stdout %q", r.code, r.out)
+	}
 	// Other commands honour their own --timeout with exit 1.
 	r = e.runWithin(30*time.Second, "servers", "list", "--timeout", "1s")
 	if r.code != 1 || !strings.HasPrefix(r.err, "heartbeat: servers list: no answer within 1s (--timeout), waiting for: ") {
@@ -58,7 +64,11 @@ func TestPostgresStatusGivesUpOnLockedTables(t *testing.T) {
 func TestTimeoutFlagRejectsNegative(t *testing.T) {
 	t.Parallel()
 	e := &env{t: t, home: t.TempDir(), vars: map[string]string{"HEARTBEAT_DB": filepath.Join(t.TempDir(), "hb.db")}}
-	if r := e.run("status", "--timeout", "-1s"); r.code != 64 {
-		t.Errorf("status --timeout -1s: exit %d, want a usage error", r.code)
+	// status is a monitoring plugin: its usage errors are UNKNOWN (3).
+	if r := e.run("status", "--timeout", "-1s"); r.code != 3 {
+		t.Errorf("status --timeout -1s: exit %d, want 3 (UNKNOWN)", r.code)
+	}
+	if r := e.run("servers", "list", "--timeout", "-1s"); r.code != 64 {
+		t.Errorf("servers list --timeout -1s: exit %d, want a usage error", r.code)
 	}
 }

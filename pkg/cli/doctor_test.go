@@ -136,6 +136,13 @@ func TestDoctorHealthy(t *testing.T) {
 		}
 		expectCheck(t, checks, "schedule", "ok", "2 probe-ssh cron lines installed by setup_heartbeat_cron.sh", "")
 		expectCheck(t, checks, "last-run", "ok", "2/2 answered", "")
+		expectCheck(t, checks, "probe-failures", "ok", "no failures: the last probe of all 2 enabled servers succeeded", "")
+		// A server added since the last run has not succeeded yet.
+		e.mustRun("servers", "add", "newcomer", "--host", "127.0.0.1")
+		checks, _ = e.doctor()
+		expectCheck(t, checks, "probe-failures", "ok", "no failures: the last probe of 2 enabled servers succeeded; 1 not probed yet", "")
+		e.mustRun("servers", "remove", "newcomer", "--yes")
+		checks, _ = e.doctor()
 		expectCheck(t, checks, "ssh-key", "ok", "key file "+e.vars["HEARTBEAT_SSH_KEY"], "")
 		// Every element carries all four documented keys, fix included.
 		var raw []map[string]any
@@ -305,6 +312,8 @@ func TestDoctorProbeOutcomes(t *testing.T) {
 			t.Errorf("before any probe run: exit %d, want 1", r.code)
 		}
 		expectCheck(t, checks, "last-run", "fail", "no probe-ssh run has finished", "setup_heartbeat_cron.sh")
+		// Never probed is neither a success nor a failure.
+		expectCheck(t, checks, "probe-failures", "ok", "no failures: none of the 7 enabled servers has been probed yet", "")
 
 		e.mustRun("probe-ssh", "--timeout", "2s")
 		checks, r = e.doctor()

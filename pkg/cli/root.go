@@ -19,6 +19,7 @@ import (
 
 	"github.com/stacksense/heartbeat/pkg/config"
 	"github.com/stacksense/heartbeat/pkg/output"
+	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 	"github.com/stacksense/heartbeat/pkg/store/backend"
 )
@@ -35,6 +36,9 @@ type App struct {
 	Home string
 	// OutIsTerminal says whether Out is a terminal (for colour).
 	OutIsTerminal bool
+	// OutIsFile and ErrIsFile say whether Out and Err are regular files
+	// (cron's `>> probe.log 2>&1`), for --log-timestamps=auto.
+	OutIsFile, ErrIsFile bool
 	// Version is the build's version string.
 	Version string
 }
@@ -44,6 +48,11 @@ type globalOptions struct {
 	DB             string
 	ConnectTimeout time.Duration
 	LogFormat      string
+	// LogTimestamps is --log-timestamps: auto, always or never.
+	LogTimestamps string
+	// stampOut and stampErr wrap the App's streams; PersistentPreRunE
+	// switches them on as LogTimestamps decides (nil: never).
+	stampOut, stampErr *stampWriter
 	// log is the one logger, built by the root command from --log-format
 	// before any command runs; logLevel is its level (Info unless a
 	// command's own flag lowers it).
@@ -54,23 +63,44 @@ type globalOptions struct {
 // Main runs the program with args (without the program name) and returns
 // the exit code. Errors are printed here, once, as one line.
 func Main(ctx context.Context, app *App, args []string) int {
-	root := NewRootCommand(app)
+	// Every line, the error line below included, goes through writers
+	// that can start it with its time (--log-timestamps).
+	stamped := *app
+	stampOut, stampErr := newStampWriter(app.Out), newStampWriter(app.Err)
+	stamped.Out, stamped.Err = stampOut, stampErr
+	app = &stamped
+	root := newRootCommand(app, stampOut, stampErr)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
+	// status is a monitoring plugin: every error is UNKNOWN (3), and with
+	// --check it is also the one line a Nagios/Icinga reads on stdout.
+	plugin := isStatusCommand(cmd)
+	check := plugin && !IsSilent(err) && statusCheckMode(cmd, args)
 	if code, ie, ok := interruptCode(ctx); ok {
 		// One code for a signal, whatever the command and its flags.
 		msg := oneLine(err)
 		if !strings.Contains(msg, ie.Error()) {
 			msg = ie.Error() + ": " + msg
 		}
+		if check {
+			fmt.Fprintln(app.Out, pluginLine(status.ExitUnknown, msg, nil))
+		}
 		fmt.Fprintf(app.Err, "heartbeat: %s\n", msg)
 		return code
 	}
-	if !IsSilent(err) {
+	if IsSilent(err) {
+		return ExitCode(err)
+	}
+	if check {
+		fmt.Fprintln(app.Out, pluginLine(status.ExitUnknown, strings.ReplaceAll(oneLine(err), "\n", "; "), nil))
+	} else {
 		fmt.Fprintf(app.Err, "heartbeat: %s\n", oneLine(err))
+	}
+	if plugin {
+		return status.ExitUnknown
 	}
 	return ExitCode(err)
 }
@@ -147,8 +177,10 @@ func oneLine(err error) string {
 }
 
 // NewRootCommand builds the command tree.
-func NewRootCommand(app *App) *cobra.Command {
-	g := &globalOptions{}
+func NewRootCommand(app *App) *cobra.Command { return newRootCommand(app, nil, nil) }
+
+func newRootCommand(app *App, stampOut, stampErr *stampWriter) *cobra.Command {
+	g := &globalOptions{stampOut: stampOut, stampErr: stampErr}
 	root := &cobra.Command{
 		Use:   "heartbeat",
 		Short: "Tell which servers are alive, every 30 seconds",
@@ -170,12 +202,35 @@ ONLINE, WARNING or OFFLINE.`,
 	pf.StringVar(&g.DB, "db", "", "store: postgres://… URL, host=… keyword/value string, sqlite:PATH or a PATH ending in .db (env HEARTBEAT_DB, DATABASE_URL, POSTGRES_*)")
 	pf.DurationVar(&g.ConnectTimeout, "connect-timeout", 5*time.Second, "give up reaching the store after this long")
 	pf.StringVar(&g.LogFormat, "log-format", "text", "log format on stderr: text or json")
+	stampDefault := app.Getenv("HEARTBEAT_LOG_TIMESTAMPS")
+	if stampDefault == "" {
+		stampDefault = stampAuto
+	}
+	pf.StringVar(&g.LogTimestamps, "log-timestamps", stampDefault, "start every output line with its RFC 3339 UTC time: auto (probe-ssh writing into a log file), always or never (env HEARTBEAT_LOG_TIMESTAMPS)")
 
-	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if g.LogFormat != "text" && g.LogFormat != "json" {
 			return usageErrorf("--log-format must be text or json, got %q", g.LogFormat)
 		}
-		g.log = newLogger(app.Err, g.LogFormat, &g.logLevel)
+		switch g.LogTimestamps {
+		case stampAuto, stampAlways, stampNever:
+		default:
+			return usageErrorf("--log-timestamps must be auto, always or never, got %q", g.LogTimestamps)
+		}
+		errStamped := false
+		if g.stampErr != nil {
+			// JSON log lines carry their own time and must stay JSON.
+			errStamped = stampsFor(g.LogTimestamps, app.ErrIsFile, cmd.CommandPath(), g.LogFormat == "json")
+			g.stampErr.enable(errStamped)
+		}
+		if g.stampOut != nil {
+			jsonOut := false
+			if f := cmd.Flags().Lookup("json"); f != nil {
+				jsonOut = f.Value.String() == "true"
+			}
+			g.stampOut.enable(stampsFor(g.LogTimestamps, app.OutIsFile, cmd.CommandPath(), jsonOut))
+		}
+		g.log = newLogger(app.Err, g.LogFormat, &g.logLevel, errStamped)
 		return nil
 	}
 	root.AddCommand(
@@ -279,5 +334,6 @@ func DefaultApp(version string, outIsTerminal bool) *App {
 	return &App{
 		In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
 		Getenv: os.Getenv, Home: home, OutIsTerminal: outIsTerminal, Version: version,
+		OutIsFile: isRegularFile(os.Stdout), ErrIsFile: isRegularFile(os.Stderr),
 	}
 }

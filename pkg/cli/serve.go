@@ -16,16 +16,18 @@ import (
 )
 
 type serveOptions struct {
-	Listen        string
-	TLSCert       string
-	TLSKey        string
-	ReadToken     string
-	StaleAfter    time.Duration
-	ShutdownGrace time.Duration
-	BatchMax      int
-	BatchWait     time.Duration
-	BatchWriters  int
-	Verbose       bool
+	Listen     string
+	TLSCert    string
+	TLSKey     string
+	ReadToken  string
+	StaleAfter time.Duration
+	// MetricsPerServer keeps the per-server series on /metrics.
+	MetricsPerServer bool
+	ShutdownGrace    time.Duration
+	BatchMax         int
+	BatchWait        time.Duration
+	BatchWriters     int
+	Verbose          bool
 }
 
 func newServeCommand(app *App, g *globalOptions) *cobra.Command {
@@ -63,6 +65,7 @@ finish and exits 0.`,
 	f.StringVar(&o.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	f.StringVar(&o.ReadToken, "read-token", "", "require this token to read status, the page and metrics (env HEARTBEAT_READ_TOKEN; prefer the env: flags show in ps)")
 	f.DurationVar(&o.StaleAfter, "stale-after", status.DefaultStaleAfter, "a heartbeat older than this is OFFLINE")
+	f.BoolVar(&o.MetricsPerServer, "metrics-per-server", true, "export per-server series on /metrics (status, age, latency, failures, phases); false keeps only fleet totals, for big fleets")
 	f.DurationVar(&o.ShutdownGrace, "shutdown-grace", api.DefaultShutdownGrace, "on SIGINT/SIGTERM, how long requests in flight get to finish")
 	f.IntVar(&o.BatchMax, "batch-max", api.DefaultBatchMax, "most pushes written in one store transaction")
 	f.DurationVar(&o.BatchWait, "batch-wait", api.DefaultBatchWait, "how long a batch waits for more pushes after its first (0: write what is queued at once)")
@@ -104,7 +107,7 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 	}
 	readToken := config.ResolveReadToken(o.ReadToken, app.Getenv)
 	a := api.New(s, api.Options{
-		ReadToken: readToken, StaleAfter: o.StaleAfter, Logger: log, SecureCookie: o.TLSCert != "",
+		ReadToken: readToken, StaleAfter: o.StaleAfter, NoPerServerMetrics: !o.MetricsPerServer, Logger: log, SecureCookie: o.TLSCert != "",
 		BatchMax: o.BatchMax, BatchWait: batchWait(o.BatchWait), Writers: o.BatchWriters,
 	})
 	defer a.Close()

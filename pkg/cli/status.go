@@ -20,12 +20,15 @@ type statusOptions struct {
 	JSON       bool
 	Server     string
 	StaleAfter time.Duration
+	// Check prints one monitoring-plugin line instead of the table.
+	Check                    bool
+	WarnOffline, CritOffline int
 }
 
 func newStatusCommand(app *App, g *globalOptions) *cobra.Command {
 	o := &statusOptions{}
 	cmd := &cobra.Command{
-		Use:   "status [--verbose] [--json] [--server ID|NAME] [--stale-after 60s]",
+		Use:   "status [--verbose] [--json] [--check [--warn-offline N] [--crit-offline M]] [--server ID|NAME] [--stale-after 60s]",
 		Short: "Show which servers are ONLINE, WARNING or OFFLINE (exit 0/1/2/3 like a monitoring plugin)",
 		Long: `Shows every server's verdict:
   OFFLINE   no heartbeat, or the last one is older than --stale-after
@@ -33,10 +36,17 @@ func newStatusCommand(app *App, g *globalOptions) *cobra.Command {
   WARNING   a fresh heartbeat with active alerts or anomalies
   DISABLED  taken out of monitoring; never counts as down
 
-Exit status follows the monitoring-plugin convention, so
-"heartbeat status --server web1" works as a Nagios/Icinga check:
+Exit status follows the monitoring-plugin convention:
 0 all ONLINE (or DISABLED), 1 some WARNING and none OFFLINE, 2 some OFFLINE,
-3 status could not be determined (store unreachable, unknown server).`,
+3 status could not be determined (store unreachable, unknown server, bad flag).
+
+--check prints one Nagios/Icinga plugin line instead of the table:
+  heartbeat status --check --server web1
+  HEARTBEAT OK - web1 ONLINE, last heartbeat 4s ago | age=4s;;60;0 ...
+Without --server it checks the fleet: CRITICAL when more than --crit-offline
+servers are OFFLINE, WARNING when more than --warn-offline are or any server
+is WARNING; the counts are its performance data. Any error is one
+"HEARTBEAT UNKNOWN - ..." line on stdout and exit 3.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runStatus(cmd.Context(), app, g, o)
@@ -47,12 +57,21 @@ Exit status follows the monitoring-plugin convention, so
 	f.BoolVar(&o.JSON, "json", false, "print a JSON array (schema in the README)")
 	f.StringVar(&o.Server, "server", "", "only this server (ID or NAME)")
 	f.DurationVar(&o.StaleAfter, "stale-after", status.DefaultStaleAfter, "a heartbeat older than this is OFFLINE")
+	f.BoolVar(&o.Check, "check", false, "print one monitoring-plugin line (HEARTBEAT OK - ... | perfdata) for Nagios/Icinga")
+	f.IntVar(&o.WarnOffline, "warn-offline", 0, "with --check and no --server: WARNING when more than N servers are OFFLINE")
+	f.IntVar(&o.CritOffline, "crit-offline", 0, "with --check and no --server: CRITICAL when more than M servers are OFFLINE")
 	return cmd
 }
 
 func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions) error {
 	if o.StaleAfter <= 0 {
 		return withCode(status.ExitUnknown, usageErrorf("--stale-after must be positive, got %s", o.StaleAfter))
+	}
+	if o.Check && (o.JSON || o.Verbose) {
+		return withCode(status.ExitUnknown, usageErrorf("--check prints one plugin line: it does not combine with --json or --verbose"))
+	}
+	if o.WarnOffline < 0 || o.CritOffline < 0 {
+		return withCode(status.ExitUnknown, usageErrorf("--warn-offline and --crit-offline must not be negative"))
 	}
 	s, err := openStore(ctx, app, g)
 	if err != nil {
@@ -76,6 +95,19 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 		return withCode(status.ExitUnknown, err)
 	}
 	rep := report.Build(snap, o.StaleAfter)
+	if o.Check {
+		line, code := fleetCheck(rep, o.WarnOffline, o.CritOffline)
+		if o.Server != "" {
+			line, code = serverCheck(rep, o.StaleAfter)
+		}
+		if _, err := fmt.Fprintln(app.Out, line); err != nil {
+			return withCode(status.ExitUnknown, fmt.Errorf("write status: %w", err))
+		}
+		if code != 0 {
+			return silentExit(code)
+		}
+		return nil
+	}
 	if o.JSON {
 		err = output.JSON(app.Out, rep.Servers)
 	} else {

@@ -24,12 +24,17 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 		return readFailed(CheckFailures, "read server status", err)
 	}
 	byClass := map[string][]store.ServerStatus{}
-	enabled, failed, connectFailed := 0, 0, 0
+	enabled, failed, connectFailed, unprobed := 0, 0, 0, 0
 	for _, st := range snap.Servers {
 		if !st.Enabled || st.Mode == store.ModePush {
 			continue
 		}
 		enabled++
+		if st.LastProbe == nil {
+			// Never probed: neither a success nor a failure yet.
+			unprobed++
+			continue
+		}
 		if st.LastErrorClass == "" {
 			continue
 		}
@@ -44,8 +49,19 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 		r.Fix = "register servers: heartbeat servers add NAME --host HOST, or heartbeat servers import fleet.csv"
 		return r
 	}
-	if failed == 0 {
-		r.Status, r.Message = OK, fmt.Sprintf("no failures: the last probe of all %d enabled servers succeeded (or they were not probed yet)", enabled)
+	notYet := ""
+	if unprobed > 0 {
+		notYet = fmt.Sprintf("; %d not probed yet", unprobed)
+	}
+	switch {
+	case failed == 0 && unprobed == enabled:
+		r.Status, r.Message = OK, fmt.Sprintf("no failures: none of the %d enabled servers has been probed yet", enabled)
+		return r
+	case failed == 0 && unprobed == 0:
+		r.Status, r.Message = OK, fmt.Sprintf("no failures: the last probe of all %d enabled servers succeeded", enabled)
+		return r
+	case failed == 0:
+		r.Status, r.Message = OK, fmt.Sprintf("no failures: the last probe of %d enabled servers succeeded%s", enabled-unprobed, notYet)
 		return r
 	}
 	classes := make([]string, 0, len(byClass))
@@ -74,7 +90,7 @@ func (d *doctor) checkFailures(ctx context.Context, s store.Store) Result {
 		fixes = append(fixes, c+": "+failure.Class(c).Advice())
 	}
 	r.Status = Warn
-	r.Message = fmt.Sprintf("%d of %d enabled servers failed their last probe: %s", failed, enabled, strings.Join(parts, ", "))
+	r.Message = fmt.Sprintf("%d of %d enabled servers failed their last probe: %s%s", failed, enabled, strings.Join(parts, ", "), notYet)
 	r.Fix = strings.Join(fixes, "; ")
 	// The same rule as `status --verbose`: nearly all failing to connect
 	// at once points at this host, not the servers.
