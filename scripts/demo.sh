@@ -43,3 +43,8 @@ run probe-ssh --key "${work}/demo_key" --timeout 2s --summary
 run status --verbose || echo "(exit $?: 0 all online, 1 some warning, 2 some offline, 3 unknown)"
 say "heartbeat status --server ok-00001 ; echo \$?"
 "${hb}" status --server ok-00001 >/dev/null && echo 0
+# The same as a Nagios/Icinga check: one line, perfdata, exit 0/1/2/3.
+say "heartbeat status --check --server tarpit-00001 ; echo \$?"
+code=0
+"${hb}" status --check --server tarpit-00001 || code=$?
+echo "${code}"
