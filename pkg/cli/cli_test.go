@@ -347,25 +347,33 @@ type statusJSON struct {
 	ConsecutiveFailures int        `json:"consecutive_failures"`
 }
 
+// plantFourStates registers alive (fresh heartbeat: ONLINE), alerting
+// (fresh heartbeat and an active alert: WARNING), silent (never heard
+// from: OFFLINE) and parked (DISABLED), and returns the open store.
+func (e *env) plantFourStates() store.Store {
+	e.t.Helper()
+	for _, n := range []string{"alive", "alerting", "silent", "parked"} {
+		e.mustRun("servers", "add", n, "--host", n+".example.net")
+	}
+	s := e.open()
+	for _, n := range []string{"alive", "alerting"} {
+		sv, err := s.ServerByName(context.Background(), n)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		pushHeartbeat(e.t, s, sv.ID, time.Time{})
+	}
+	e.mustRun("alert", "raise", "alerting", "load high")
+	e.mustRun("servers", "disable", "parked")
+	return s
+}
+
 func TestStatusRulesAndExitCodes(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		if out := e.mustRun("status"); !strings.Contains(out, "no servers registered") {
 			t.Errorf("empty status printed %q", out)
 		}
-		for _, n := range []string{"alive", "alerting", "silent", "parked"} {
-			e.mustRun("servers", "add", n, "--host", n+".example.net")
-		}
-		s := e.open()
-		ctx := context.Background()
-		for _, n := range []string{"alive", "alerting"} {
-			sv, err := s.ServerByName(ctx, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pushHeartbeat(t, s, sv.ID, time.Time{})
-		}
-		e.mustRun("alert", "raise", "alerting", "load high")
-		e.mustRun("servers", "disable", "parked")
+		s := e.plantFourStates()
 
 		r := e.run("status", "--json")
 		if r.code != 2 {
@@ -409,11 +417,11 @@ func TestStatusRulesAndExitCodes(t *testing.T) {
 		e.expectFail(3, `no server named "ghost"`, "status", "--server", "ghost")
 
 		// A heartbeat older than the window is OFFLINE.
-		alive, err := s.ServerByName(ctx, "alive")
+		alive, err := s.ServerByName(context.Background(), "alive")
 		if err != nil {
 			t.Fatal(err)
 		}
-		now, err := s.Now(ctx)
+		now, err := s.Now(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

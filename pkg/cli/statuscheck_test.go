@@ -1,31 +1,16 @@
 package cli_test
 
 import (
-	"context"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // status --check is a monitoring plugin: one line on stdout, first word
 // HEARTBEAT, exit 0/1/2/3, and every error UNKNOWN (3) on stdout too.
 func TestStatusCheckPlugin(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
-		for _, n := range []string{"alive", "alerting", "silent", "parked"} {
-			e.mustRun("servers", "add", n, "--host", n+".example.net")
-		}
-		s := e.open()
-		ctx := context.Background()
-		for _, n := range []string{"alive", "alerting"} {
-			sv, err := s.ServerByName(ctx, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pushHeartbeat(t, s, sv.ID, time.Time{})
-		}
-		e.mustRun("alert", "raise", "alerting", "load high")
-		e.mustRun("servers", "disable", "parked")
+		e.plantFourStates()
 
 		for _, tt := range []struct {
 			args []string
