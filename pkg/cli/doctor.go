@@ -84,7 +84,7 @@ func runDoctor(ctx context.Context, app *App, g *globalOptions, o *doctorOptions
 		LogHint:     "setup_heartbeat_cron.sh --log; default ~/.local/state/heartbeat/probe.log",
 	}
 	if sc, err := config.ResolveStore(g.DB, app.Getenv, app.Home); err == nil {
-		cfg.StoreName, cfg.StoreOrigin = sc.Display(), sc.Origin
+		cfg.StoreName, cfg.StoreOrigin = storeDisplay(sc), sc.Origin
 	}
 	results := doctor.Run(ctx, cfg)
 	var err error

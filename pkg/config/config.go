@@ -12,8 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-
-	"github.com/stacksense/heartbeat/pkg/redact"
 )
 
 // Engine names a store implementation.
@@ -30,22 +28,14 @@ type Store struct {
 	Engine Engine
 	// URL is the Postgres connection string (Postgres only): a
 	// postgres:// URL or a libpq keyword/value string ("host=db user=hb
-	// dbname=hb"), both as pgx reads them. It may hold a password: log
-	// Display(), never URL.
+	// dbname=hb"), both as pgx reads them. It may hold a password: show it
+	// only through pkg/redact, never as it is.
 	URL string
 	// Path is the database file (SQLite only).
 	Path string
 	// Origin names where the setting came from ("--db", "HEARTBEAT_DB",
 	// "default", ...), so errors can tell an admin what to change.
 	Origin string
-}
-
-// Display is the store's name with any password redacted.
-func (s Store) Display() string {
-	if s.Engine == SQLite {
-		return "sqlite:" + s.Path
-	}
-	return redact.ConnString(s.URL)
 }
 
 // Getenv looks up an environment variable; os.Getenv satisfies it.
@@ -100,7 +90,9 @@ func ParseStore(v string) (Store, error) {
 	switch {
 	case strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"):
 		if err := checkPostgresURL(v); err != nil {
-			return Store{}, fmt.Errorf("malformed postgres URL %s: %w", redact.ConnString(v), err)
+			// Not echoed: the URL may hold a password, and the caller
+			// names the setting it came from.
+			return Store{}, fmt.Errorf("malformed postgres URL: %w", err)
 		}
 		return Store{Engine: Postgres, URL: v}, nil
 	case strings.HasPrefix(v, "sqlite:"):
