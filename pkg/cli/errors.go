@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,6 +33,29 @@ func (e *exitError) Unwrap() error { return e.err }
 // usageErrorf reports a mistake in how the command was called: exit 64.
 func usageErrorf(format string, a ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, a...)}
+}
+
+// failureCodeAnnotation, set on a command, is the exit code every failure
+// of that command ends with, usage errors included: `status` is a
+// monitoring plugin, for which any failure is UNKNOWN (3), never 1 or 64.
+const failureCodeAnnotation = "heartbeat/failure-exit-code"
+
+// withFailureCode marks cmd so that every failure exits with code.
+func withFailureCode(cmd *cobra.Command, code int) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[failureCodeAnnotation] = strconv.Itoa(code)
+	return cmd
+}
+
+// failureCode is the exit code cmd declared for all its failures, if any.
+func failureCode(cmd *cobra.Command) (int, bool) {
+	if cmd == nil {
+		return 0, false
+	}
+	code, err := strconv.Atoi(cmd.Annotations[failureCodeAnnotation])
+	return code, err == nil
 }
 
 // withCode attaches an exit code to err (nil stays nil).

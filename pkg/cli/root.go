@@ -75,10 +75,9 @@ func Main(ctx context.Context, app *App, args []string) int {
 	if err == nil {
 		return ExitOK
 	}
-	// status is a monitoring plugin: every error is UNKNOWN (3), and with
-	// --check it is also the one line a Nagios/Icinga reads on stdout.
-	plugin := isStatusCommand(cmd)
-	check := plugin && !IsSilent(err) && statusCheckMode(cmd, args)
+	// status is a monitoring plugin: with --check an error is also the
+	// one line a Nagios/Icinga reads on stdout.
+	check := isStatusCommand(cmd) && !IsSilent(err) && statusCheckMode(cmd, args)
 	if code, ie, ok := interruptCode(ctx); ok {
 		// One code for a signal, whatever the command and its flags.
 		msg := oneLine(err)
@@ -99,8 +98,8 @@ func Main(ctx context.Context, app *App, args []string) int {
 	} else {
 		fmt.Fprintf(app.Err, "heartbeat: %s\n", oneLine(err))
 	}
-	if plugin {
-		return status.ExitUnknown
+	if code, ok := failureCode(cmd); ok {
+		return code
 	}
 	return ExitCode(err)
 }

@@ -60,22 +60,22 @@ is WARNING; the counts are its performance data. Any error is one
 	f.BoolVar(&o.Check, "check", false, "print one monitoring-plugin line (HEARTBEAT OK - ... | perfdata) for Nagios/Icinga")
 	f.IntVar(&o.WarnOffline, "warn-offline", 0, "with --check and no --server: WARNING when more than N servers are OFFLINE")
 	f.IntVar(&o.CritOffline, "crit-offline", 0, "with --check and no --server: CRITICAL when more than M servers are OFFLINE")
-	return cmd
+	return withFailureCode(cmd, status.ExitUnknown)
 }
 
 func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions) error {
 	if o.StaleAfter <= 0 {
-		return withCode(status.ExitUnknown, usageErrorf("--stale-after must be positive, got %s", o.StaleAfter))
+		return usageErrorf("--stale-after must be positive, got %s", o.StaleAfter)
 	}
 	if o.Check && (o.JSON || o.Verbose) {
-		return withCode(status.ExitUnknown, usageErrorf("--check prints one plugin line: it does not combine with --json or --verbose"))
+		return usageErrorf("--check prints one plugin line: it does not combine with --json or --verbose")
 	}
 	if o.WarnOffline < 0 || o.CritOffline < 0 {
-		return withCode(status.ExitUnknown, usageErrorf("--warn-offline and --crit-offline must not be negative"))
+		return usageErrorf("--warn-offline and --crit-offline must not be negative")
 	}
 	s, err := openStore(ctx, app, g)
 	if err != nil {
-		return withCode(status.ExitUnknown, err)
+		return err
 	}
 	defer s.Close()
 	var snap store.Snapshot
@@ -84,15 +84,15 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 		// once per server per minute.
 		sv, err := resolveServer(ctx, s, o.Server)
 		if err != nil {
-			return withCode(status.ExitUnknown, err)
+			return err
 		}
 		st, now, err := s.ServerStatus(ctx, sv.ID)
 		if err != nil {
-			return withCode(status.ExitUnknown, err)
+			return err
 		}
 		snap = store.Snapshot{Now: now, Servers: []store.ServerStatus{st}}
 	} else if snap, err = s.Status(ctx); err != nil {
-		return withCode(status.ExitUnknown, err)
+		return err
 	}
 	rep := report.Build(snap, o.StaleAfter)
 	if o.Check {
@@ -101,7 +101,7 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 			line, code = serverCheck(rep, o.StaleAfter)
 		}
 		if _, err := fmt.Fprintln(app.Out, line); err != nil {
-			return withCode(status.ExitUnknown, fmt.Errorf("write status: %w", err))
+			return fmt.Errorf("write status: %w", err)
 		}
 		if code != 0 {
 			return silentExit(code)
@@ -114,11 +114,11 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 		if o.Verbose {
 			last, err := s.LastFinishedRun(ctx)
 			if err != nil {
-				return withCode(status.ExitUnknown, err)
+				return err
 			}
 			aborted, err := s.LastAbortedRun(ctx)
 			if err != nil {
-				return withCode(status.ExitUnknown, err)
+				return err
 			}
 			for _, line := range report.NewRunHeader(snap.Now, last, aborted).Lines() {
 				fmt.Fprintln(app.Out, line)
@@ -127,7 +127,7 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 		err = statusTable(app, rep, o.Verbose)
 	}
 	if err != nil {
-		return withCode(status.ExitUnknown, fmt.Errorf("write status: %w", err))
+		return fmt.Errorf("write status: %w", err)
 	}
 	if code := status.ExitCode(rep.States()); code != 0 {
 		return silentExit(code)
