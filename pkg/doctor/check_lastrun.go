@@ -41,9 +41,9 @@ func (d *doctor) checkLastRun(ctx context.Context, s store.Store) Result {
 	took := last.FinishedAt.Sub(last.StartedAt).Seconds()
 	r.Message = fmt.Sprintf("last run finished %s ago on %s: %d/%d answered in %.1fs", status.FormatAge(age), hostOr(last.Host), last.Succeeded, last.Probed, took)
 	switch {
-	case age > d.cfg.RunOverdue:
+	case header.Has(report.ProbeOverdue):
 		r.Status = Fail
-		r.Message += fmt.Sprintf("; nothing for more than %s, so probe-ssh is not running and every server will show OFFLINE", status.FormatAge(d.cfg.RunOverdue))
+		r.Message += fmt.Sprintf("; nothing for more than %s, so probe-ssh is not running and every server will show OFFLINE", status.FormatAge(status.ProbeOverdue))
 		r.Fix = logs
 	case last.DeadlineHit:
 		r.Status = Warn

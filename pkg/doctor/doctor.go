@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/stacksense/heartbeat/pkg/probe"
-	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
@@ -46,8 +45,6 @@ const (
 
 // Defaults for the thresholds in Config.
 const (
-	// DefaultRunOverdue matches `status --verbose`: three 30-second ticks.
-	DefaultRunOverdue = status.ProbeOverdue
 	// DefaultMaxSkew is the clock difference between this host and the
 	// store worth a warning: ages come from the store's clock, but logs,
 	// cron ticks and a human comparing them come from the host's.
@@ -107,8 +104,10 @@ type Config struct {
 
 	// Clock is this host's clock; nil means time.Now.
 	Clock func() time.Time
-	// RunOverdue, MaxSkew and CallTimeout default to the Default* values.
-	RunOverdue, MaxSkew, CallTimeout time.Duration
+	// MaxSkew and CallTimeout default to the Default* values. When the
+	// probe counts as overdue is not a setting: it is the report's rule
+	// (status.ProbeOverdue), so doctor, status --verbose and the page agree.
+	MaxSkew, CallTimeout time.Duration
 }
 
 // Failed reports whether any check failed.
@@ -125,9 +124,6 @@ func Failed(results []Result) bool {
 func Run(ctx context.Context, cfg Config) []Result {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
-	}
-	if cfg.RunOverdue <= 0 {
-		cfg.RunOverdue = DefaultRunOverdue
 	}
 	if cfg.MaxSkew <= 0 {
 		cfg.MaxSkew = DefaultMaxSkew
