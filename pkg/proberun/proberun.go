@@ -191,6 +191,16 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 	for _, t := range targets {
 		pinned[t.ServerID] = t.PinnedHostKey != nil
 	}
+	// Only servers that showed a last-seen key when the run started have
+	// a warning to clear; telling the store about every accepted key would
+	// make each batch's write look at every server. A key seen by another
+	// host during this run is cleared by the next run.
+	warned := make(map[int64]bool)
+	for _, sv := range servers {
+		if sv.SeenHostKey != nil {
+			warned[sv.ID] = true
+		}
+	}
 	sum := probe.Run(probeCtx, targets, probe.Options{
 		Auth: auth, HostKeys: checker, Exec: cfg.Exec,
 		Concurrency: cfg.Concurrency, Timeout: cfg.Timeout, Deadline: cfg.Deadline,
@@ -200,7 +210,11 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 			if r.Interrupted {
 				continue
 			}
-			rows = append(rows, StoreResult(r, cfg.Policy, pinned[r.ServerID]))
+			row := StoreResult(r, cfg.Policy, pinned[r.ServerID])
+			if !warned[r.ServerID] {
+				row.AcceptedHostKey = nil
+			}
+			rows = append(rows, row)
 			if cfg.OnResult != nil {
 				cfg.OnResult(names[r.ServerID], r)
 			}

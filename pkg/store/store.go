@@ -342,7 +342,9 @@ type ProbeResult struct {
 	// It clears the server's last-seen key, unless a different key is
 	// pinned by then (`servers trust` raced the run): a server that
 	// briefly presented another key and then the pinned one again carries
-	// no stale warning.
+	// no stale warning. Engines write a key row for every result that
+	// sets it, so callers set it only for servers that show a last-seen
+	// key (proberun does).
 	AcceptedHostKey []byte
 	// At, when set, is the time of the probe; zero means the store's
 	// clock, which is what probe-ssh uses. It is for tests that need

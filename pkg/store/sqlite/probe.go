@@ -61,24 +61,6 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		return fmt.Errorf("record probe results: %w", s.interpret(err))
 	}
 	defer keys.Close()
-	// Servers showing a last-seen key are few; knowing them saves a key
-	// statement per accepted result on every run.
-	warned := map[int64]bool{}
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM servers WHERE seen_host_key IS NOT NULL`)
-	if err != nil {
-		return fmt.Errorf("record probe results: %w", s.interpret(err))
-	}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return fmt.Errorf("record probe results: %w", s.interpret(err))
-		}
-		warned[id] = true
-	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("record probe results: %w", s.interpret(err))
-	}
 	for _, r := range store.LastResultPerServer(results) {
 		at := now
 		if !r.At.IsZero() {
@@ -89,7 +71,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 			ph[0], ph[1], ph[2], ph[3], ph[4]); err != nil {
 			return fmt.Errorf("record probe result for server %d: %w", r.ServerID, s.interpret(err))
 		}
-		if r.PinHostKey != nil || r.SeenHostKey != nil || (r.AcceptedHostKey != nil && warned[r.ServerID]) {
+		if r.PinHostKey != nil || r.SeenHostKey != nil || r.AcceptedHostKey != nil {
 			if _, err := keys.ExecContext(ctx, r.PinHostKey, r.SeenHostKey, r.ServerID, r.AcceptedHostKey); err != nil {
 				return fmt.Errorf("record host key for server %d: %w", r.ServerID, err)
 			}
