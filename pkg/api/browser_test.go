@@ -78,7 +78,7 @@ func TestBrowserStatusPage(t *testing.T) {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(chromiumProfile(t)),
 		chromedp.WindowSize(1280, 860),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
@@ -184,4 +184,29 @@ func TestBrowserStatusPage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// chromiumProfile is a fresh --user-data-dir. It is not t.TempDir: after
+// the browser exits, Chromium's helper processes (crashpad) may still write
+// into it for a moment, and TempDir's cleanup fails the test on a
+// directory that is not empty yet. Removal is retried for a few seconds.
+func chromiumProfile(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "heartbeat-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Logf("leaving Chromium profile %s: %v", dir, err)
+				return
+			}
+		}
+	})
+	return dir
 }
