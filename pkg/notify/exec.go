@@ -51,6 +51,7 @@ func (x *execSender) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("encode payload: %w", err)
 	}
+	parent := ctx
 	ctx, cancel := deadline(ctx, x.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, x.path)
@@ -71,7 +72,7 @@ func (x *execSender) Send(ctx context.Context, m Message) error {
 	}
 	script := output.Escape(x.path)
 	if ctx.Err() != nil {
-		return fmt.Errorf("exec %s: killed after %s: %w", script, x.timeout, context.Cause(ctx))
+		return fmt.Errorf("exec %s: killed (with its process group): %w", script, stopped(parent, ctx, x.timeout))
 	}
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {

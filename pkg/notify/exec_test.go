@@ -140,8 +140,8 @@ func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 	start := time.Now()
 	err = s.Send(context.Background(), downMessage())
 	elapsed := time.Since(start)
-	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "killed after 1s") {
-		t.Fatalf("Send = %v, want killed after 1s", err)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "within the 1s limit") {
+		t.Fatalf("Send = %v, want killed at the 1s limit", err)
 	}
 	if elapsed > 4*time.Second {
 		t.Errorf("Send returned after %v, limit 1s", elapsed)
@@ -180,5 +180,24 @@ func TestExecMissingScriptIsASendError(t *testing.T) {
 	}
 	if err := s.Send(context.Background(), downMessage()); err == nil || !strings.Contains(err.Error(), "/nonexistent/heartbeat-notify.sh") {
 		t.Errorf("Send = %v, want an error naming the script", err)
+	}
+}
+
+// TestExecStopsWithCallersContext: the drain's budget (ctx) ends a script
+// long before the 10 s limit, and the error says the caller stopped it.
+func TestExecStopsWithCallersContext(t *testing.T) {
+	s, err := New("exec:"+script(t, "sleep 60\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = s.Send(ctx, downMessage())
+	if err == nil || !strings.Contains(err.Error(), "stopped by the caller") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send = %v, want stopped by the caller", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Send returned after %v, ctx allowed 300ms", d)
 	}
 }

@@ -69,6 +69,9 @@ func (e Event) Key() string {
 	case KindCutOff:
 		return fmt.Sprintf("cutoff-%d", e.ID)
 	case KindTest:
+		if e.At.IsZero() {
+			return "test"
+		}
 		return fmt.Sprintf("test-%d", e.At.UnixNano())
 	default:
 		return fmt.Sprintf("flip-%d", e.ID)
@@ -102,6 +105,14 @@ func (m Message) Key() string {
 		keys[i] = e.Key()
 	}
 	return "group-" + shortDigest(strings.Join(keys, ","))
+}
+
+// TestMessage is the message `notify test` sends: marked as a test in the
+// text, the payload (test: true) and the environment of a script, with a
+// key of its own so a receiver never drops it as a duplicate of a real
+// event.
+func TestMessage(channel, source string, at time.Time) Message {
+	return Message{Test: true, Channel: channel, Source: source, Events: []Event{{Kind: KindTest, At: at.UTC()}}}
 }
 
 // Sender delivers messages to one channel.
@@ -148,7 +159,7 @@ func New(rawURL, secret string, opts ...Option) (Sender, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	kind, err := Kind(rawURL)
+	kind, err := ChannelKind(rawURL)
 	if err != nil {
 		return nil, err
 	}
@@ -162,10 +173,10 @@ func New(rawURL, secret string, opts ...Option) (Sender, error) {
 	}
 }
 
-// Kind returns the kind of channel a URL names, for display and metrics
+// ChannelKind returns the kind of channel a URL names, for display and metrics
 // labels: "webhook", "exec", or the shoutrrr service ("slack", "smtp",
 // "generic", …). It does not check the rest of the URL; New does.
-func Kind(rawURL string) (string, error) {
+func ChannelKind(rawURL string) (string, error) {
 	if strings.TrimSpace(rawURL) != rawURL || rawURL == "" {
 		return "", fmt.Errorf("%w: empty, or leading or trailing spaces", ErrBadURL)
 	}
@@ -201,7 +212,18 @@ func validScheme(s string) bool {
 	return s != ""
 }
 
-// deadline returns ctx limited to d.
+// deadline returns ctx limited to d, one attempt's time limit.
 func deadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)
+}
+
+// stopped says why an attempt was cut short: the caller's context (its
+// budget ran out, or it was cancelled) or the attempt's own limit. The
+// result wraps the context error, so errors.Is(err,
+// context.DeadlineExceeded) holds for both time-outs.
+func stopped(parent, attempt context.Context, limit time.Duration) error {
+	if err := parent.Err(); err != nil {
+		return fmt.Errorf("stopped by the caller: %w", context.Cause(parent))
+	}
+	return fmt.Errorf("no result within the %s limit: %w", limit, context.Cause(attempt))
 }

@@ -12,13 +12,15 @@ import (
 	"github.com/nicholas-fedor/shoutrrr/pkg/types"
 )
 
-// services is shoutrrr's service registry, asked only for new, unconfigured
-// service values (no URL, no I/O).
-var services = &router.ServiceRouter{}
+// newService returns a new, unconfigured service of shoutrrr's for a
+// scheme (no URL, no I/O); the router value holds nothing.
+func newService(scheme string) (types.Service, error) {
+	return (&router.ServiceRouter{}).NewService(scheme)
+}
 
 // shoutrrrKnows reports whether shoutrrr has a service of that scheme.
 func shoutrrrKnows(scheme string) bool {
-	_, err := services.NewService(scheme)
+	_, err := newService(scheme)
 	return err == nil
 }
 
@@ -69,7 +71,7 @@ func (s *shoutrrrSender) service() (types.Service, error) {
 		return nil, errors.New("the URL does not parse")
 	}
 	scheme := s.scheme
-	svc, err := services.NewService(scheme)
+	svc, err := newService(scheme)
 	if err != nil {
 		return nil, fmt.Errorf("unknown service %q", scheme)
 	}
@@ -96,6 +98,7 @@ func (s *shoutrrrSender) service() (types.Service, error) {
 // the attempt's time limit) is done; the abandoned send ends by the
 // service's own HTTP or SMTP timeout (10 s for most).
 func (s *shoutrrrSender) Send(ctx context.Context, m Message) error {
+	parent := ctx
 	ctx, cancel := deadline(ctx, s.opts.timeout)
 	defer cancel()
 	title, body := Text(m)
@@ -119,7 +122,7 @@ func (s *shoutrrrSender) Send(ctx context.Context, m Message) error {
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("%s: no answer within the time limit: %w", s.display, context.Cause(ctx))
+		return fmt.Errorf("%s: %w", s.display, stopped(parent, ctx, s.opts.timeout))
 	}
 }
 

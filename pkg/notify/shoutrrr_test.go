@@ -281,7 +281,7 @@ func TestNewAcceptsServiceURLs(t *testing.T) {
 			t.Errorf("New(%s): %v", Redact(raw), err)
 		}
 	}
-	if k, _ := Kind("generic+https://example.com/x"); k != "generic" {
-		t.Errorf("Kind(generic+https) = %q", k)
+	if k, _ := ChannelKind("generic+https://example.com/x"); k != "generic" {
+		t.Errorf("ChannelKind(generic+https) = %q", k)
 	}
 }

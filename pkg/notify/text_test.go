@@ -101,7 +101,11 @@ func TestTextSingleEvents(t *testing.T) {
 }
 
 func TestTextTest(t *testing.T) {
-	title, body := Text(Message{Test: true, Channel: "ops", Source: "monitor1", Events: []Event{{Kind: KindTest, At: at}}})
+	m := TestMessage("ops", "monitor1", at)
+	if !strings.HasPrefix(m.Key(), "test-") || m.Key() == (Event{ID: 0, Kind: KindDown}).Key() {
+		t.Errorf("test message key %q", m.Key())
+	}
+	title, body := Text(m)
 	want := "TEST message from heartbeat on monitor1 — channel ops works"
 	if title != want || !strings.HasPrefix(body, want) {
 		t.Errorf("Text = %q, %q; want %q", title, body, want)

@@ -53,10 +53,16 @@ func newWebhook(rawURL, secret string, o options) (*webhook, error) {
 	user := u.User
 	u.User = nil
 	w := &webhook{target: u.String(), redacted: Redact(rawURL), user: user, secret: secret, timeout: o.timeout}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	w.client = &http.Client{Transport: transport, CheckRedirect: sameOriginRedirect}
+	w.client = &http.Client{Transport: webhookTransport, CheckRedirect: sameOriginRedirect}
 	return w, nil
 }
+
+// webhookTransport is shared by every webhook sender so that connections
+// to one receiver are reused across messages and senders (a drain of a
+// thousand messages opens a handful of connections, and senders made and
+// dropped per message leave no idle connections of their own behind). It
+// holds connections only, no settings of any channel.
+var webhookTransport = http.DefaultTransport.(*http.Transport).Clone()
 
 // sameOriginRedirect follows only 307 and 308 (which resend the POST body)
 // to the same scheme and host: a 301/302/303 would turn the POST into a
@@ -80,6 +86,7 @@ func (w *webhook) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("encode webhook payload: %w", err)
 	}
+	parent := ctx
 	ctx, cancel := deadline(ctx, w.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.target, bytes.NewReader(body))
@@ -103,8 +110,8 @@ func (w *webhook) Send(ctx context.Context, m Message) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("webhook %s: no answer within the time limit: %w", w.redacted, context.DeadlineExceeded)
+		if ctx.Err() != nil {
+			return fmt.Errorf("webhook %s: %w", w.redacted, stopped(parent, ctx, w.timeout))
 		}
 		return fmt.Errorf("webhook %s: %w", w.redacted, err)
 	}

@@ -259,3 +259,22 @@ func TestVerifySignatureRejectsMalformed(t *testing.T) {
 		t.Error("VerifySignature: good signature or empty secret handled wrong")
 	}
 }
+
+func TestWebhookTestMessage(t *testing.T) {
+	rc := newReceiver(t, nil)
+	s, err := New("webhook+"+rc.URL+"/in", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), TestMessage("ops", "monitor1", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	var p Payload
+	if err := json.Unmarshal(rc.requests()[0].body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Test || len(p.Events) != 1 || p.Events[0].Kind != KindTest || !strings.HasPrefix(p.IdempotencyKey, "test-") ||
+		p.Title != "TEST message from heartbeat on monitor1 — channel ops works" {
+		t.Errorf("test payload = %+v", p)
+	}
+}
