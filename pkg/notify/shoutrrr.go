@@ -10,6 +10,8 @@ import (
 
 	"github.com/nicholas-fedor/shoutrrr/pkg/router"
 	"github.com/nicholas-fedor/shoutrrr/pkg/types"
+
+	"github.com/stacksense/heartbeat/pkg/output"
 )
 
 // newService returns a new, unconfigured service of shoutrrr's for a
@@ -136,6 +138,15 @@ func (s *shoutrrrSender) scrub(msg string) string {
 	}
 	var secrets []string
 	add := func(v string, min int) {
+		// Services re-join token parts with other separators (Slack's
+		// "A-B-C" becomes ".../A/B/C"): each long part is a secret too.
+		if parts := strings.FieldsFunc(v, func(r rune) bool { return strings.ContainsRune("-/,:;@", r) }); len(parts) > 1 {
+			for _, p := range parts {
+				if len(p) >= 6 {
+					secrets = append(secrets, p)
+				}
+			}
+		}
 		if len(v) >= min {
 			secrets = append(secrets, v)
 			if esc := url.QueryEscape(v); esc != v {
@@ -148,7 +159,7 @@ func (s *shoutrrrSender) scrub(msg string) string {
 	}
 	add(s.raw, 1)
 	if u.User != nil {
-		add(u.User.Username(), 4)
+		add(u.User.Username(), 6)
 		p, _ := u.User.Password()
 		add(p, 1)
 	}
@@ -168,5 +179,10 @@ func (s *shoutrrrSender) scrub(msg string) string {
 	for _, sec := range secrets {
 		msg = strings.ReplaceAll(msg, sec, "xxxxx")
 	}
-	return msg
+	// Some services quote the receiver's answer verbatim: bound it and
+	// escape it like a webhook's.
+	if len(msg) > 2*maxErrorBody {
+		msg = msg[:2*maxErrorBody] + "…"
+	}
+	return output.Escape(msg)
 }

@@ -285,3 +285,65 @@ func TestNewAcceptsServiceURLs(t *testing.T) {
 		t.Errorf("ChannelKind(generic+https) = %q", k)
 	}
 }
+
+// TestShoutrrrConcurrentSends: one Sender used by several goroutines at
+// once (a drain may) delivers every message, with no data race (-race).
+func TestShoutrrrConcurrentSends(t *testing.T) {
+	rc := newReceiver(t, nil)
+	s, err := New("generic+"+rc.URL+"/notify?template=json", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := downMessage()
+			m.Events[0].ServerName = "web" + strconv.Itoa(i)
+			errs <- s.Send(context.Background(), m)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range rc.requests() {
+		var got map[string]string
+		json.Unmarshal(r.body, &got)
+		seen[got["title"]] = true
+	}
+	if len(seen) != 8 {
+		t.Errorf("receiver saw %d distinct titles, want 8: %v", len(seen), seen)
+	}
+}
+
+// TestScrub: an error text from shoutrrr loses every part of the channel
+// URL that may be a secret, in plain and percent-encoded form, and a
+// receiver's answer quoted in it cannot put control characters on the
+// operator's terminal or fill it.
+func TestScrub(t *testing.T) {
+	raw := "slack://hook:T0SECRET1-B0SECRET2-SECRETSECRETSECRETSECRET3@webhook?botname=alice%20bot"
+	s, err := New(raw, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := s.(*shoutrrrSender).scrub(`Post "https://hooks.slack.com/services/T0SECRET1/B0SECRET2/SECRETSECRETSECRETSECRET3": invalid_token` +
+		" alice%20bot alice bot \x1b[2J" + strings.Repeat("y", 3000))
+	for _, secret := range []string{"T0SECRET1", "B0SECRET2", "SECRETSECRETSECRETSECRET3", "alice%20bot", "alice bot"} {
+		if strings.Contains(msg, secret) {
+			t.Errorf("scrubbed error shows %q: %s", secret, msg)
+		}
+	}
+	if strings.Contains(msg, "\x1b") || !strings.Contains(msg, `\x1b[2J`) {
+		t.Errorf("control character not escaped: %q", msg)
+	}
+	if len(msg) > 3*maxErrorBody || !strings.Contains(msg, "invalid_token") {
+		t.Errorf("scrubbed error not bounded or lost its cause (%d bytes): %q", len(msg), msg)
+	}
+}
