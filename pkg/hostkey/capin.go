@@ -40,7 +40,7 @@ func CheckPinnedCA(hostname string, ca []byte, key ssh.PublicKey) error {
 	case cert.CertType != ssh.HostCert:
 		return refuse("a user certificate, not a host certificate")
 	case !bytes.Equal(cert.SignatureKey.Marshal(), ca):
-		return refuse("signed by CA %s, not the pinned CA", ssh.FingerprintSHA256(cert.SignatureKey))
+		return refuse("certificate not from the pinned CA: signed by %s", ssh.FingerprintSHA256(cert.SignatureKey))
 	case len(cert.ValidPrincipals) == 0:
 		return refuse("certificate not valid: it lists no principals")
 	}

@@ -72,7 +72,7 @@ func TestCheckPinnedCA(t *testing.T) {
 		{"no principals", "web1.example.com:22", certify(ca, principals()), "lists no principals"},
 		{"expired", "web1.example.com:22", certify(ca, expired), "certificate not valid: expired"},
 		{"not yet valid", "web1.example.com:22", certify(ca, notYet), "not valid before"},
-		{"other CA", "web1.example.com:22", certify(other), "signed by CA " + ssh.FingerprintSHA256(other.PublicKey()) + ", not the pinned CA"},
+		{"other CA", "web1.example.com:22", certify(other), "certificate not from the pinned CA: signed by " + ssh.FingerprintSHA256(other.PublicKey())},
 		{"user certificate", "web1.example.com:22", certify(ca, userCert), "a user certificate"},
 		{"unknown critical option", "web1.example.com:22", certify(ca, critical), "critical option"},
 		{"signature does not verify", "web1.example.com:22", tampered, "signature does not verify"},
@@ -133,5 +133,39 @@ func TestCheckerHostCA(t *testing.T) {
 	insecure, _ := NewChecker(PolicyInsecure)
 	if ih := insecure.HostCA("127.0.0.1", 2222, pin); ih.Check(cert.Key) != nil {
 		t.Errorf("insecure policy applied a CA pin")
+	}
+}
+
+// TestParseCAKey: a CA's .pub line (with comments around it, or as a
+// known_hosts @cert-authority line) is read; no key, two keys, a
+// certificate or garbage are refused with the line number.
+func TestParseCAKey(t *testing.T) {
+	t.Parallel()
+	ca := caSigner(t)
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ca.PublicKey())))
+	cert := &ssh.Certificate{Key: edKey(t), CertType: ssh.HostCert, ValidBefore: ssh.CertTimeInfinity}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{
+		line + "\n",
+		"# fleet host CA\n\n" + line + " ca@example\n",
+		"@cert-authority *.example.com " + line + "\n",
+	} {
+		got, err := ParseCAKey([]byte(in))
+		if err != nil || string(got) != string(ca.PublicKey().Marshal()) {
+			t.Errorf("ParseCAKey(%q) = %x, %v; want the CA's key", in, got, err)
+		}
+	}
+	for in, want := range map[string]string{
+		"":                                     "no public key",
+		"# only a comment\n":                   "no public key",
+		"not a key\n":                          "line 1: not an OpenSSH public key",
+		line + "\n" + line:                     "line 2: more than one key",
+		string(ssh.MarshalAuthorizedKey(cert)): "line 1: a certificate",
+	} {
+		if _, err := ParseCAKey([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseCAKey(%.30q) error %v, want %q", in, err, want)
+		}
 	}
 }

@@ -60,7 +60,7 @@ func TestPinnedCA(t *testing.T) {
 		{0, "valid certificate", ""},
 		{1, "expired certificate", "certificate not valid: expired"},
 		{2, "wrong principal", "issued for db.internal, not " + host},
-		{3, "another CA", "signed by CA " + ssh.FingerprintSHA256(other.PublicKey())[:20]},
+		{3, "another CA", "certificate not from the pinned CA: signed by " + ssh.FingerprintSHA256(other.PublicKey())[:12]},
 		{4, "plain key", "a plain key, not a certificate from the pinned CA"},
 		{5, "no principals", "lists no principals"},
 	}
