@@ -124,6 +124,13 @@ func TestServersTrustCA(t *testing.T) {
 		}
 		checks, _ = e.doctor()
 		expectCheck(t, checks, "host-keys", "ok", "no server presented a changed host key", "")
+
+		// Moving a CA-pinned server to another name says which principal
+		// its certificate needs.
+		r := e.run("servers", "set", certified.Name, "--host", "WEB1.example")
+		if r.code != 0 || !strings.Contains(r.err, "keeps its pinned CA; its host certificate must list web1.example") {
+			t.Errorf("servers set on a CA-pinned server: exit %d, stderr %q", r.code, r.err)
+		}
 	})
 }
 
