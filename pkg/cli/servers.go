@@ -228,7 +228,11 @@ func runServersShow(ctx context.Context, app *App, g *globalOptions, o *serversS
 			{"mode", sv.Mode},
 			{"enabled", yesNo(sv.Enabled)},
 			{"created", sv.CreatedAt.Format(time.RFC3339)},
-			{"host key", fingerprint(sv.HostKey, "not pinned yet (pinned by the first successful probe)")},
+		}
+		if sv.HostKeyIsCA {
+			rows = append(rows, []string{"pinned CA", fingerprint(sv.HostKey, "") + " (accepts host certificates it signed for " + sv.Host + ")"})
+		} else {
+			rows = append(rows, []string{"host key", fingerprint(sv.HostKey, "not pinned yet (pinned by the first successful probe)")})
 		}
 		if sv.SeenHostKey != nil {
 			rows = append(rows, []string{"last seen key", fingerprint(sv.SeenHostKey, "")})
@@ -400,21 +404,32 @@ func runServersImport(ctx context.Context, app *App, g *globalOptions, o *server
 }
 
 // serversTrustOptions is `servers trust`'s input: the server, and the
-// fingerprint to pin (empty: clear the pin).
+// fingerprint to pin or the file holding a CA to pin (both empty: clear
+// the pin).
 type serversTrustOptions struct {
 	Ref         string
 	Fingerprint string
+	// CA is a file holding a certificate authority's public key, "-" for
+	// stdin.
+	CA string
 }
 
 func newServersTrustCommand(app *App, g *globalOptions) *cobra.Command {
 	o := &serversTrustOptions{}
 	cmd := &cobra.Command{
-		Use:   "trust ID|NAME [--fingerprint SHA256:...]",
+		Use:   "trust ID|NAME [--fingerprint SHA256:... | --ca FILE]",
 		Short: "Accept a server's changed host key after checking it",
 		Long: `Prints the pinned and the last-seen host-key fingerprints of a server, then
 clears the pin so the next probe pins whatever key the server presents.
 With --fingerprint, pins exactly the last-seen key with that fingerprint
 instead, so nothing is trusted blindly in between.
+
+With --ca FILE (a CA's public key, e.g. its .pub file; - reads stdin), pins
+that certificate authority instead of a key: under the pin policy the server
+is then accepted only when it presents a host certificate the CA signed, valid
+now, whose principals include the server's host (one that lists no principals
+is refused). A probe never replaces a CA pin; clearing the pin (no flags) ends
+it.
 
 Compare the fingerprint with the server's own (ssh-keygen -lf
 /etc/ssh/ssh_host_ed25519_key.pub on the server) before trusting it.`,
@@ -425,15 +440,40 @@ Compare the fingerprint with the server's own (ssh-keygen -lf
 		},
 	}
 	cmd.Flags().StringVar(&o.Fingerprint, "fingerprint", "", "pin the last-seen key only if it has this SHA256 fingerprint")
+	cmd.Flags().StringVar(&o.CA, "ca", "", "pin the certificate authority whose public key is in `FILE` (- for stdin)")
 	return cmd
 }
 
 func runServersTrust(ctx context.Context, app *App, g *globalOptions, o *serversTrustOptions) error {
+	// The CA is read before the store is opened: a bad file is the
+	// caller's mistake and changes nothing.
+	var ca []byte
+	if o.CA != "" {
+		if o.Fingerprint != "" {
+			return usageErrorf("give --fingerprint or --ca, not both")
+		}
+		var err error
+		if ca, err = readCAKey(app.In, o.CA); err != nil {
+			return err
+		}
+	}
 	return withServer(ctx, app, g, o.Ref, func(s backend.Store, sv store.Server) error {
+		pinned := []string{"pinned key", fingerprint(sv.HostKey, "none")}
+		if sv.HostKeyIsCA {
+			pinned[0] = "pinned CA"
+		}
 		if err := writeFields(app.Out, [][]string{
-			{"pinned", fingerprint(sv.HostKey, "none")},
+			pinned,
 			{"last seen", fingerprint(sv.SeenHostKey, "none")},
 		}); err != nil {
+			return err
+		}
+		if ca != nil {
+			if err := s.TrustHostCA(ctx, sv.ID, ca); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(app.Out, "pinned CA %s for server %s: it must present a host certificate that CA signed for %s\n",
+				fingerprint(ca, ""), output.Escape(sv.Name), output.Escape(sv.Host))
 			return err
 		}
 		var (
@@ -458,11 +498,40 @@ func runServersTrust(ctx context.Context, app *App, g *globalOptions, o *servers
 	})
 }
 
+// readCAKey reads the CA public key file of `servers trust --ca` ("-":
+// in); any problem with it is a usage error naming the file.
+func readCAKey(in io.Reader, file string) ([]byte, error) {
+	name := file
+	var (
+		data []byte
+		err  error
+	)
+	if file == "-" {
+		name = "stdin"
+		data, err = io.ReadAll(io.LimitReader(in, 1<<20))
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, usageErrorf("--ca %s: %v", output.Escape(name), err)
+	}
+	ca, err := hostkey.ParseCAKey(data)
+	if err != nil {
+		return nil, usageErrorf("--ca %s: %v", output.Escape(name), err)
+	}
+	return ca, nil
+}
+
 // keyWithFingerprint returns the server's last-seen (or pinned) key whose
 // fingerprint is fp; a fingerprint matching neither is refused rather than
-// pinning a key nobody has seen.
+// pinning a key nobody has seen. A pinned CA is no host key, so it is not
+// offered: pinning it as one would match nothing.
 func keyWithFingerprint(sv store.Server, fp string) ([]byte, error) {
-	key, err := hostkey.MatchFingerprint(fp, sv.SeenHostKey, sv.HostKey)
+	pinned := sv.HostKey
+	if sv.HostKeyIsCA {
+		pinned = nil
+	}
+	key, err := hostkey.MatchFingerprint(fp, sv.SeenHostKey, pinned)
 	if err != nil {
 		return nil, usageErrorf("fingerprint %s matches neither the pinned nor the last-seen key of server %s", fp, output.Escape(sv.Name))
 	}

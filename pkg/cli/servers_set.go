@@ -84,7 +84,12 @@ func runServersSet(ctx context.Context, app *App, g *globalOptions, o *serversSe
 			return err
 		}
 		moved := sv.Host != updated.Host || sv.Port != updated.Port
-		if moved && updated.HostKey != nil {
+		switch {
+		case updated.HostKeyIsCA && sv.Host != updated.Host:
+			// A CA pin follows the name: the certificate must list it.
+			fmt.Fprintf(app.Err, "note: server %s keeps its pinned CA; its host certificate must list %s among its principals, else probes fail with hostkey-mismatch\n",
+				output.Escape(updated.Name), output.Escape(strings.ToLower(updated.Host)))
+		case moved && updated.HostKey != nil && !updated.HostKeyIsCA:
 			fmt.Fprintf(app.Err, "note: server %s keeps its pinned host key; if %s presents another, probes fail with hostkey-mismatch: compare fingerprints (heartbeat servers show %d) and run heartbeat servers trust %d\n",
 				output.Escape(updated.Name), output.Escape(net.JoinHostPort(updated.Host, strconv.Itoa(updated.Port))), updated.ID, updated.ID)
 		}

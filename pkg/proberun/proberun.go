@@ -327,7 +327,7 @@ func buildTargets(servers []store.Server, defaultUser string) ([]probe.Target, m
 		if !sv.Enabled || sv.Mode == store.ModePush {
 			continue
 		}
-		t := probe.Target{ServerID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, KeyPath: sv.KeyPath, PinnedHostKey: sv.HostKey}
+		t := probe.Target{ServerID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, KeyPath: sv.KeyPath, PinnedHostKey: sv.HostKey, PinnedIsCA: sv.HostKeyIsCA}
 		if t.User == "" {
 			t.User = defaultUser
 		}

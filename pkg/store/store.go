@@ -79,6 +79,10 @@ type Server struct {
 	// HostKey is the pinned SSH host key in wire format, nil until the
 	// first successful probe pins one.
 	HostKey []byte
+	// HostKeyIsCA says HostKey is a certificate authority's public key
+	// (servers trust --ca): the server must present a host certificate
+	// that CA signed. A probe never replaces such a pin on first use.
+	HostKeyIsCA bool
 	// SeenHostKey is the last key presented that did not match the pin,
 	// kept so an admin can compare fingerprints before trusting it.
 	SeenHostKey []byte
@@ -245,10 +249,15 @@ type Store interface {
 	// Results for servers removed meanwhile are dropped. If a server
 	// appears twice, the later result wins.
 	RecordProbeResults(ctx context.Context, results []ProbeResult) error
-	// TrustHostKey replaces a server's pinned host key with key (nil: clear
+	// TrustHostKey replaces a server's pinned host key (or CA) with key (nil: clear
 	// the pin, so the next probe pins what it sees) and forgets the last
 	// mismatching key.
 	TrustHostKey(ctx context.Context, serverID int64, key []byte) error
+	// TrustHostCA pins the certificate authority ca (wire format, not
+	// nil) for a server instead of a plain key, so the server is accepted
+	// when it presents a host certificate ca signed, and forgets the last
+	// mismatching key. TrustHostKey (with a key or nil) ends a CA pin.
+	TrustHostCA(ctx context.Context, serverID int64, ca []byte) error
 
 	// TryProbeLock takes the store-wide probe lock without waiting. It
 	// reports false if another run holds it. The lock dies with the

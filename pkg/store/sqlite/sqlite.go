@@ -244,7 +244,7 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return parseTime(now)
 }
 
-const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, mode, enabled, created_at`
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, host_key_is_ca, seen_host_key, mode, enabled, created_at`
 
 func scanServer(row interface{ Scan(...any) error }) (store.Server, error) {
 	var (
@@ -252,7 +252,7 @@ func scanServer(row interface{ Scan(...any) error }) (store.Server, error) {
 		created string
 	)
 	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
-		&sv.HostKey, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &created); err != nil {
+		&sv.HostKey, &sv.HostKeyIsCA, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &created); err != nil {
 		return store.Server{}, err
 	}
 	t, err := parseTime(created)

@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"ProbeResults", testProbeResults},
 		{"HostKeyPinning", testHostKeyPinning},
 		{"AcceptedHostKeyClearsSeen", testAcceptedKeyClearsSeen},
+		{"HostCAPin", testHostCAPin},
 		{"ProbeLock", testProbeLock},
 		{"Runs", testRuns},
 		{"StartRunClosesAbortedRuns", testAbortedRuns},
