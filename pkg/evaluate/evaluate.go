@@ -100,3 +100,33 @@ func cutOff(ctx context.Context, st store.Store, opts Options, call func() (cont
 	}
 	return store.EvalParams{HostCutOff: true, CutOffReason: fmt.Sprintf("monitoring host cut off (probe run %d on %s): %s", run.ID, run.Host, h.Text(report.HostCutOff))}, nil
 }
+
+// DefaultInterval is how often serve-api runs a round: a third of the
+// default 60-second stale-after, so a push server that stops is recorded
+// OFFLINE within about 10 seconds of going stale.
+const DefaultInterval = 10 * time.Second
+
+// Every runs a round every interval until ctx ends, each bounded by
+// interval (a round that cannot finish in time is abandoned and the next
+// one catches up), and hands each outcome to done. It returns when ctx
+// ends.
+func Every(ctx context.Context, st store.Store, interval time.Duration, opts Options, done func(Result, error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, interval)
+		res, err := Round(rctx, st, opts)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if done != nil {
+			done(res, err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -136,7 +136,7 @@ func Server(now time.Time, s store.ServerStatus, staleAfter time.Duration) Serve
 	row := ServerStatus{
 		ID: s.ID, Name: s.Name, Status: status.Evaluate(now, s.LastHeartbeat, s.ActiveAlerts, staleAfter, s.Enabled),
 		StaleAfterSeconds: staleAfter.Seconds(),
-		LastHeartbeat: s.LastHeartbeat, ActiveAlerts: s.ActiveAlerts, Mode: s.Mode, Enabled: s.Enabled,
+		LastHeartbeat:     s.LastHeartbeat, ActiveAlerts: s.ActiveAlerts, Mode: s.Mode, Enabled: s.Enabled,
 		Host: s.Host, Port: s.Port, Source: s.Source, AgentVersion: s.AgentVersion,
 		LastProbe: s.LastProbe, LatencyMS: millis(s.Latency),
 		ConsecutiveFailures: s.ConsecutiveFailures, LastErrorClass: s.LastErrorClass, LastError: s.LastError,
