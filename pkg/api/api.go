@@ -24,7 +24,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
@@ -54,8 +53,8 @@ type Options struct {
 	// the login form sets) by GET /api/servers*, /metrics and the page.
 	// Never log it.
 	ReadToken string
-	// StaleAfter is the freshness window of the status rules; 0 means
-	// status.DefaultStaleAfter.
+	// StaleAfter, when positive, overrides every server's own freshness
+	// window; 0 uses each server's (store.Server.StaleAfter).
 	StaleAfter time.Duration
 	// Logger receives one debug line per request and warnings for
 	// failures; nil discards.
@@ -99,9 +98,6 @@ type API struct {
 
 // New builds the API over s and starts its push writers.
 func New(s store.Store, opts Options) *API {
-	if opts.StaleAfter <= 0 {
-		opts.StaleAfter = status.DefaultStaleAfter
-	}
 	if opts.BatchMax <= 0 {
 		opts.BatchMax = DefaultBatchMax
 	}

@@ -96,7 +96,7 @@ func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
 	rep := report.Build(snap, a.opts.StaleAfter)
 	data := pageData{
 		Now: rep.Now.Format("2006-01-02 15:04:05Z"), Refresh: RefreshSeconds, Counts: rep.Counts,
-		Total: len(rep.Servers), StaleAfter: status.FormatAge(a.opts.StaleAfter),
+		Total: len(rep.Servers), StaleAfter: staleAfterText(a.opts.StaleAfter),
 		CanLogout: a.opts.ReadToken != "",
 	}
 	for i, s := range rep.Servers {
@@ -200,4 +200,12 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: a.opts.SecureCookie, SameSite: http.SameSiteStrictMode,
 	})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// staleAfterText says which freshness window the page's verdicts use.
+func staleAfterText(override time.Duration) string {
+	if override > 0 {
+		return status.FormatAge(override)
+	}
+	return "its stale-after (60s unless set per server)"
 }

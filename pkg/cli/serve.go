@@ -12,7 +12,8 @@ import (
 
 	"github.com/stacksense/heartbeat/pkg/api"
 	"github.com/stacksense/heartbeat/pkg/config"
-	"github.com/stacksense/heartbeat/pkg/status"
+	"github.com/stacksense/heartbeat/pkg/evaluate"
+	"github.com/stacksense/heartbeat/pkg/ping"
 )
 
 type serveOptions struct {
@@ -28,6 +29,10 @@ type serveOptions struct {
 	BatchWait        time.Duration
 	BatchWriters     int
 	Verbose          bool
+	// EvaluateEvery is the interval of the evaluation rounds (0: none).
+	EvaluateEvery time.Duration
+	// PingURL is a dead-man's switch pinged after each healthy round.
+	PingURL string
 }
 
 func newServeCommand(app *App, g *globalOptions) *cobra.Command {
@@ -44,6 +49,10 @@ func newServeCommand(app *App, g *globalOptions) *cobra.Command {
   GET  /                    the status page for people (refreshes every 15 s)
   GET  /metrics             Prometheus metrics
   GET  /healthz             200 when the store answers, 503 otherwise
+
+Every --evaluate-every (10s) it judges every server and records state
+changes, as probe-ssh does at the end of each run, so installations whose
+servers only push have history, uptime and notifications too.
 
 With --read-token (or HEARTBEAT_READ_TOKEN), the status API, the page and
 /metrics require that token: as a Bearer header, or for the page through a
@@ -64,7 +73,9 @@ finish and exits 0.`,
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
 	f.StringVar(&o.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	f.StringVar(&o.ReadToken, "read-token", "", "require this token to read status, the page and metrics (env HEARTBEAT_READ_TOKEN; prefer the env: flags show in ps)")
-	f.DurationVar(&o.StaleAfter, "stale-after", status.DefaultStaleAfter, "a heartbeat older than this is OFFLINE")
+	f.DurationVar(&o.StaleAfter, "stale-after", 0, "judge every server with this window instead of its own (servers add/set --stale-after; default 60s)")
+	f.DurationVar(&o.EvaluateEvery, "evaluate-every", evaluate.DefaultInterval, "judge the fleet and record state changes this often (0: never; then run heartbeat evaluate or probe-ssh)")
+	f.StringVar(&o.PingURL, "ping-url", "", "dead-man's switch pinged after each healthy evaluation round (env HEARTBEAT_PING_URL)")
 	f.BoolVar(&o.MetricsPerServer, "metrics-per-server", true, "export per-server series on /metrics (status, age, latency, failures, phases); false keeps only fleet totals, for big fleets")
 	f.DurationVar(&o.ShutdownGrace, "shutdown-grace", api.DefaultShutdownGrace, "on SIGINT/SIGTERM, how long requests in flight get to finish")
 	f.IntVar(&o.BatchMax, "batch-max", api.DefaultBatchMax, "most pushes written in one store transaction")
@@ -78,8 +89,10 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 	switch {
 	case (o.TLSCert == "") != (o.TLSKey == ""):
 		return usageErrorf("--tls-cert and --tls-key go together")
-	case o.StaleAfter <= 0:
+	case o.StaleAfter < 0:
 		return usageErrorf("--stale-after must be positive, got %s", o.StaleAfter)
+	case o.EvaluateEvery < 0 || (o.EvaluateEvery > 0 && o.EvaluateEvery < time.Second):
+		return usageErrorf("--evaluate-every must be 0 (off) or at least 1s, got %s", o.EvaluateEvery)
 	case o.ShutdownGrace <= 0:
 		return usageErrorf("--shutdown-grace must be positive, got %s", o.ShutdownGrace)
 	case o.BatchMax <= 0 || o.BatchWriters <= 0 || o.BatchWait < 0:
@@ -89,6 +102,16 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 		// Fail now, with the file named, rather than on the first handshake.
 		if _, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey); err != nil {
 			return fmt.Errorf("load TLS certificate %s and key %s: %w", o.TLSCert, o.TLSKey, err)
+		}
+	}
+	if o.PingURL == "" {
+		o.PingURL = app.Getenv("HEARTBEAT_PING_URL")
+	}
+	var pinger *ping.Pinger
+	if o.PingURL != "" {
+		var err error
+		if pinger, err = ping.New(o.PingURL); err != nil {
+			return usageErrorf("--ping-url: %v", err)
 		}
 	}
 	if o.Verbose {
@@ -116,6 +139,26 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 		scheme = "https"
 	}
 	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "read_token_required", readToken != "")
+	if o.EvaluateEvery > 0 {
+		ectx, stop := context.WithCancel(ctx)
+		defer stop()
+		go evaluate.Every(ectx, s, o.EvaluateEvery, evaluate.Options{Log: log}, func(res evaluate.Result, err error) {
+			if err != nil {
+				log.Warn("evaluation round failed; the next one records what it missed", "err", err)
+				if pinger != nil {
+					if perr := pinger.Fail(ectx, oneLine(err)); perr != nil {
+						log.Warn("dead-man's switch", "err", perr)
+					}
+				}
+				return
+			}
+			if pinger != nil {
+				if perr := pinger.Success(ectx, fmt.Sprintf("evaluated: %d change(s)", len(res.Flips))); perr != nil {
+					log.Warn("dead-man's switch", "err", perr)
+				}
+			}
+		})
+	}
 	if err := api.Serve(ctx, api.NewHTTPServer(a, log), ln, o.TLSCert, o.TLSKey, o.ShutdownGrace); err != nil {
 		return err
 	}

@@ -45,20 +45,22 @@ func newServersCommand(app *App, g *globalOptions) *cobra.Command {
 }
 
 type serversAddOptions struct {
-	Host    string
-	Port    int
-	User    string
-	KeyPath string
-	Mode    string
+	Host       string
+	Port       int
+	User       string
+	KeyPath    string
+	Mode       string
+	StaleAfter time.Duration
 }
 
 func newServersAddCommand(app *App, g *globalOptions) *cobra.Command {
 	o := &serversAddOptions{}
 	cmd := &cobra.Command{
-		Use:   "add NAME --host HOST [--port 22] [--user USER] [--key PATH]",
+		Use:   "add NAME --host HOST [--port 22] [--user USER] [--key PATH] [--mode ssh|push] [--stale-after 60s]",
 		Short: "Register a server",
 		Example: `  heartbeat servers add web1 --host 10.0.0.5
-  heartbeat servers add db1 --host db1.internal --port 2222 --user monitor --key /etc/heartbeat/id_ed25519`,
+  heartbeat servers add db1 --host db1.internal --port 2222 --user monitor --key /etc/heartbeat/id_ed25519
+  heartbeat servers add batch7 --host 10.0.3.7 --mode push --stale-after 5m`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServersAdd(cmd.Context(), app, g, args[0], o)
@@ -70,11 +72,15 @@ func newServersAddCommand(app *App, g *globalOptions) *cobra.Command {
 	f.StringVar(&o.User, "user", "", "SSH login (default: the prober's --user)")
 	f.StringVar(&o.KeyPath, "key", "", "private key for this server (default: the prober's key)")
 	f.StringVar(&o.Mode, "mode", store.ModeSSH, "ssh (probe-ssh logs in to it) or push (it pushes its own heartbeats; probe-ssh skips it)")
+	f.DurationVar(&o.StaleAfter, "stale-after", store.DefaultStaleAfter, "OFFLINE when its last heartbeat is older than this (1s-720h)")
 	return cmd
 }
 
 func runServersAdd(ctx context.Context, app *App, g *globalOptions, name string, o *serversAddOptions) error {
-	spec := store.ServerSpec{Name: name, Host: o.Host, Port: o.Port, User: o.User, KeyPath: o.KeyPath, Mode: o.Mode}
+	spec := store.ServerSpec{Name: name, Host: o.Host, Port: o.Port, User: o.User, KeyPath: o.KeyPath, Mode: o.Mode, StaleAfter: o.StaleAfter}
+	if o.StaleAfter == 0 {
+		return usageErrorf("server %q: --stale-after 0 is outside 1s-720h", name)
+	}
 	if o.Port == 0 {
 		// 0 means "default" inside the store; on the command line it is a
 		// mistake.
@@ -99,7 +105,21 @@ func runServersAdd(ctx context.Context, app *App, g *globalOptions, name string,
 		return err
 	}
 	warnUnreadableKey(app, sv.Name, o.KeyPath)
+	warnShortStaleAfter(app, sv)
 	return nil
+}
+
+// probeInterval is how often the crontab lines of setup_heartbeat_cron.sh
+// run probe-ssh.
+const probeInterval = 30 * time.Second
+
+// warnShortStaleAfter warns when an ssh server's window is shorter than
+// the probe interval: it would go OFFLINE between two healthy probes.
+func warnShortStaleAfter(app *App, sv store.Server) {
+	if sv.Mode == store.ModeSSH && sv.StaleAfter < probeInterval {
+		fmt.Fprintf(app.Err, "warning: server %s: --stale-after %s is shorter than the %s probe interval, so it goes OFFLINE between healthy probes\n",
+			output.Escape(sv.Name), sv.StaleAfter, probeInterval)
+	}
 }
 
 // warnUnreadableKey warns on stderr when a server's key file cannot be
@@ -227,6 +247,7 @@ func runServersShow(ctx context.Context, app *App, g *globalOptions, o *serversS
 			{"key", sv.KeyPath},
 			{"mode", sv.Mode},
 			{"enabled", yesNo(sv.Enabled)},
+			{"stale after", sv.StaleAfter.String()},
 			{"created", sv.CreatedAt.Format(time.RFC3339)},
 		}
 		if sv.HostKeyIsCA {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,18 +18,19 @@ import (
 // serversSetOptions are the fields `servers set` changes; only flags the
 // admin gave are applied (cobra's Changed), so `--user ""` clears the user.
 type serversSetOptions struct {
-	Ref     string
-	Host    string
-	Port    int
-	User    string
-	KeyPath string
-	changed func(flag string) bool
+	Ref        string
+	Host       string
+	Port       int
+	User       string
+	KeyPath    string
+	StaleAfter time.Duration
+	changed    func(flag string) bool
 }
 
 func newServersSetCommand(app *App, g *globalOptions) *cobra.Command {
 	o := &serversSetOptions{}
 	cmd := &cobra.Command{
-		Use:   "set ID|NAME [--host HOST] [--port PORT] [--user USER] [--key PATH]",
+		Use:   "set ID|NAME [--host HOST] [--port PORT] [--user USER] [--key PATH] [--stale-after DURATION]",
 		Short: "Correct a server's address or credentials, keeping its history",
 		Long: `Changes what probe-ssh uses to reach a server without removing it, so its
 heartbeat, alerts, token and pinned host key stay. Only the flags given change;
@@ -37,7 +39,8 @@ kept when the address changes: if the new address presents another key, the
 server fails with hostkey-mismatch until you compare fingerprints
 (servers show) and run servers trust.`,
 		Example: `  heartbeat servers set web1 --host 10.0.0.9
-  heartbeat servers set db1 --port 2222 --key /etc/heartbeat/id_ed25519`,
+  heartbeat servers set db1 --port 2222 --key /etc/heartbeat/id_ed25519
+  heartbeat servers set batch7 --stale-after 5m`,
 		Args: exactArgs("ID|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Ref, o.changed = args[0], cmd.Flags().Changed
@@ -49,12 +52,18 @@ server fails with hostkey-mismatch until you compare fingerprints
 	f.IntVar(&o.Port, "port", store.DefaultPort, "SSH port")
 	f.StringVar(&o.User, "user", "", `SSH login ("" for the prober's --user)`)
 	f.StringVar(&o.KeyPath, "key", "", `private key for this server ("" for the prober's key)`)
+	f.DurationVar(&o.StaleAfter, "stale-after", 0, "OFFLINE when its last heartbeat is older than this (1s-720h; default 60s)")
 	return cmd
 }
 
 func runServersSet(ctx context.Context, app *App, g *globalOptions, o *serversSetOptions) error {
-	if !o.changed("host") && !o.changed("port") && !o.changed("user") && !o.changed("key") {
-		return usageErrorf("servers set %s: nothing to change: give --host, --port, --user or --key", o.Ref)
+	if !o.changed("host") && !o.changed("port") && !o.changed("user") && !o.changed("key") && !o.changed("stale-after") {
+		return usageErrorf("servers set %s: nothing to change: give --host, --port, --user, --key or --stale-after", o.Ref)
+	}
+	if o.changed("stale-after") {
+		if err := store.ValidateStaleAfter(o.StaleAfter); err != nil {
+			return usageErrorf("%v", err)
+		}
 	}
 	if o.changed("port") && (o.Port < 1 || o.Port > 65535) {
 		return usageErrorf("--port %d is out of range 1-65535", o.Port)
@@ -72,6 +81,9 @@ func runServersSet(ctx context.Context, app *App, g *globalOptions, o *serversSe
 		}
 		if o.changed("key") {
 			spec.KeyPath = o.KeyPath
+		}
+		if o.changed("stale-after") {
+			spec.StaleAfter = o.StaleAfter
 		}
 		if err := spec.Validate(); err != nil {
 			return usageErrorf("%v", err)
@@ -95,6 +107,9 @@ func runServersSet(ctx context.Context, app *App, g *globalOptions, o *serversSe
 		}
 		if o.changed("key") {
 			warnUnreadableKey(app, updated.Name, updated.KeyPath)
+		}
+		if o.changed("stale-after") {
+			warnShortStaleAfter(app, updated)
 		}
 		return nil
 	})
@@ -120,6 +135,7 @@ func describeChanges(before, after store.Server) string {
 	field("port", strconv.Itoa(before.Port), strconv.Itoa(after.Port))
 	field("user", before.User, after.User)
 	field("key", before.KeyPath, after.KeyPath)
+	field("stale-after", before.StaleAfter.String(), after.StaleAfter.String())
 	if len(parts) == 0 {
 		return "nothing changed"
 	}

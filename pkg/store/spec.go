@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -67,7 +68,30 @@ func (s ServerSpec) Validate() error {
 			return invalidf("server %q: %v", s.Name, err)
 		}
 	}
+	if s.StaleAfter != 0 {
+		if err := ValidateStaleAfter(s.StaleAfter); err != nil {
+			return invalidf("server %q: %v", s.Name, err)
+		}
+	}
 	return nil
+}
+
+// ValidateStaleAfter accepts a freshness window from MinStaleAfter to
+// MaxStaleAfter; the error matches ErrInvalid.
+func ValidateStaleAfter(d time.Duration) error {
+	if d < MinStaleAfter || d > MaxStaleAfter {
+		return invalidf("stale-after %s is outside %s-%s", d, MinStaleAfter, "720h")
+	}
+	return nil
+}
+
+// StaleAfterMillis is the stored form of a spec's stale-after: whole
+// milliseconds, DefaultStaleAfter for 0.
+func StaleAfterMillis(d time.Duration) int64 {
+	if d == 0 {
+		d = DefaultStaleAfter
+	}
+	return d.Milliseconds()
 }
 
 // ValidateMode accepts ModeSSH and ModePush; anything else is ErrInvalid.

@@ -87,9 +87,12 @@ type Server struct {
 	// kept so an admin can compare fingerprints before trusting it.
 	SeenHostKey []byte
 	// Mode is ModeSSH or ModePush.
-	Mode      string
-	Enabled   bool
-	CreatedAt time.Time
+	Mode    string
+	Enabled bool
+	// StaleAfter is how old its last heartbeat may be before the server is
+	// OFFLINE (DefaultStaleAfter unless set).
+	StaleAfter time.Duration
+	CreatedAt  time.Time
 }
 
 // ServerSpec is what an admin supplies to register or update a server.
@@ -102,6 +105,10 @@ type ServerSpec struct {
 	// Mode is ModeSSH or ModePush; "" means ModeSSH. Imports leave the
 	// mode of an existing server alone.
 	Mode string
+	// StaleAfter is the server's freshness window; 0 means
+	// DefaultStaleAfter (and, in an import, leaves an existing server's
+	// own alone).
+	StaleAfter time.Duration
 	// Line is where the spec came from in an imported file (1-based; 0
 	// when it did not come from a file), so that errors can name it.
 	Line int
@@ -143,6 +150,12 @@ type ServerStatus struct {
 	Heartbeat
 	// ActiveAlerts counts unresolved alerts and anomalies.
 	ActiveAlerts int
+	// State and StateSince are the state the last evaluation recorded and
+	// when the server entered it; "" and nil before the first evaluation.
+	// Status rules judge the live state from the heartbeat; these say
+	// since when.
+	State      string
+	StateSince *time.Time
 }
 
 // Snapshot is the state of the fleet read in one query, with the store's
@@ -281,6 +294,15 @@ type Store interface {
 	// large backlog is worked off over several calls without long locks.
 	PruneHistory(ctx context.Context, p PruneParams) (Pruned, error)
 
+	// Evaluate judges every server against the store's clock in a few
+	// set-based statements and records each change of its evaluated state
+	// as a flip. Two evaluators at once never record the same change twice:
+	// the state is updated on the condition that it is still the one read,
+	// and the loser records nothing.
+	Evaluate(ctx context.Context, p EvalParams) (EvalResult, error)
+	// Flips lists recorded flips, oldest first (see FlipQuery).
+	Flips(ctx context.Context, q FlipQuery) ([]Flip, error)
+
 	// Close releases the store's connections.
 	Close() error
 }
@@ -301,11 +323,13 @@ type ProbeLock interface {
 }
 
 // PruneParams says what PruneHistory deletes: runs started before
-// RunsBefore (finished or aborted ones only) and alerts resolved before
-// AlertsResolvedBefore. A zero time prunes nothing of that kind.
+// RunsBefore (finished or aborted ones only), alerts resolved before
+// AlertsResolvedBefore and flips before FlipsBefore. A zero time prunes
+// nothing of that kind.
 type PruneParams struct {
 	RunsBefore           time.Time
 	AlertsResolvedBefore time.Time
+	FlipsBefore          time.Time
 	// BatchSize rows per DELETE (default 1000) and at most MaxBatches
 	// DELETEs per table (default 3).
 	BatchSize  int
@@ -327,7 +351,7 @@ func PruneLimits(p PruneParams) (size, batches int) {
 
 // Pruned counts what PruneHistory deleted.
 type Pruned struct {
-	Runs, Alerts int
+	Runs, Alerts, Flips int
 }
 
 // ProbeResult is the outcome of probing one server, as the store records

@@ -275,15 +275,19 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return now.UTC(), nil
 }
 
-const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, host_key_is_ca, seen_host_key, mode, enabled, created_at`
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, host_key_is_ca, seen_host_key, mode, enabled, stale_after_ms, created_at`
 
 func scanServer(row pgx.Row) (store.Server, error) {
-	var sv store.Server
+	var (
+		sv          store.Server
+		staleMillis int64
+	)
 	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
-		&sv.HostKey, &sv.HostKeyIsCA, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &sv.CreatedAt); err != nil {
+		&sv.HostKey, &sv.HostKeyIsCA, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &staleMillis, &sv.CreatedAt); err != nil {
 		return store.Server{}, err
 	}
 	sv.CreatedAt = sv.CreatedAt.UTC()
+	sv.StaleAfter = time.Duration(staleMillis) * time.Millisecond
 	return sv, nil
 }
 
@@ -293,9 +297,9 @@ func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Ser
 		return store.Server{}, err
 	}
 	spec = spec.Normalized()
-	sv, err := scanServer(s.pool.QueryRow(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path, mode)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+serverColumns,
-		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode))
+	sv, err := scanServer(s.pool.QueryRow(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path, mode, stale_after_ms)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+serverColumns,
+		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode, store.StaleAfterMillis(spec.StaleAfter)))
 	if err = s.interpret(err); errors.Is(err, store.ErrConflict) {
 		return store.Server{}, fmt.Errorf("add server %q: name %w", spec.Name, err)
 	}
@@ -362,8 +366,11 @@ func (s *Store) UpdateServer(ctx context.Context, id int64, spec store.ServerSpe
 		return store.Server{}, fmt.Errorf("update server %d: %w", id, err)
 	}
 	spec = spec.Normalized()
-	sv, err := scanServer(s.pool.QueryRow(ctx, `UPDATE servers SET host = $1, port = $2, ssh_user = $3, key_path = $4 WHERE id = $5 RETURNING `+serverColumns,
-		spec.Host, spec.Port, spec.User, spec.KeyPath, id))
+	// A zero stale-after keeps the server's own.
+	sv, err := scanServer(s.pool.QueryRow(ctx, `UPDATE servers SET host = $1, port = $2, ssh_user = $3, key_path = $4,
+			stale_after_ms = COALESCE(NULLIF($6::bigint, 0), stale_after_ms)
+		WHERE id = $5 RETURNING `+serverColumns,
+		spec.Host, spec.Port, spec.User, spec.KeyPath, id, spec.StaleAfter.Milliseconds()))
 	if err != nil {
 		return store.Server{}, fmt.Errorf("update server %d: %w", id, s.interpret(err))
 	}
@@ -415,8 +422,8 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 			sv, ok := byName[spec.Name]
 			switch {
 			case !ok:
-				batch.Queue(`INSERT INTO servers (name, host, port, ssh_user, key_path, mode) VALUES ($1, $2, $3, $4, $5, $6)`,
-					spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode)
+				batch.Queue(`INSERT INTO servers (name, host, port, ssh_user, key_path, mode, stale_after_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+					spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode, store.StaleAfterMillis(spec.StaleAfter))
 				res.Added++
 			case sv.Same(spec):
 				res.Unchanged++
@@ -521,6 +528,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 	rows, err := s.pool.Query(ctx, `SELECT now(), `+statusColumns+`, COALESCE(a.active, 0)
 		FROM servers s
 		LEFT JOIN heartbeats h ON h.server_id = s.id
+		LEFT JOIN server_states st ON st.server_id = s.id
 		LEFT JOIN (SELECT server_id, count(*) AS active FROM alerts WHERE resolved_at IS NULL GROUP BY server_id) a
 			ON a.server_id = s.id
 		ORDER BY s.name`)

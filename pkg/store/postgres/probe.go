@@ -311,7 +311,7 @@ func (s *Store) LastAbortedRun(ctx context.Context) (*store.Run, error) {
 	return &run, nil
 }
 
-// PruneHistory deletes old runs and resolved alerts in small batches: a
+// PruneHistory deletes old runs, resolved alerts and flips in small batches: a
 // DELETE of a bounded id list holds its locks briefly and never rewrites a
 // large part of the table in one transaction.
 func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (store.Pruned, error) {
@@ -331,6 +331,14 @@ func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (store.Pr
 		out.Alerts = n
 		if err != nil {
 			return out, fmt.Errorf("prune resolved alerts: %w", err)
+		}
+	}
+	if !p.FlipsBefore.IsZero() {
+		n, err := s.pruneBatches(ctx, batches, `DELETE FROM flips WHERE id IN (SELECT id FROM flips
+			WHERE at < $1 ORDER BY at LIMIT $2)`, p.FlipsBefore, size)
+		out.Flips = n
+		if err != nil {
+			return out, fmt.Errorf("prune flips: %w", err)
 		}
 	}
 	return out, nil

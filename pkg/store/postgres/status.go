@@ -20,6 +20,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
 		FROM servers s
 		LEFT JOIN heartbeats h ON h.server_id = s.id
+		LEFT JOIN server_states st ON st.server_id = s.id
 		WHERE s.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, store.ErrNotFound)
@@ -30,11 +31,12 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 	return st, now, nil
 }
 
-// statusColumns are a status row's server and heartbeat columns (aliases
-// s and h). A query selects now() before them and the server's active
+// statusColumns are a status row's server, heartbeat and evaluated-state
+// columns (aliases s, h and st). A query selects now() before them and the server's active
 // alert count after them, as scanStatus reads.
 const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-	s.host_key, s.host_key_is_ca, s.seen_host_key, s.mode, s.enabled, s.created_at,
+	s.host_key, s.host_key_is_ca, s.seen_host_key, s.mode, s.enabled, s.stale_after_ms, s.created_at,
+	COALESCE(st.state, ''), st.since,
 	h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 	COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
 	COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
@@ -48,16 +50,20 @@ func scanStatus(row pgx.Row) (time.Time, store.ServerStatus, error) {
 		now           time.Time
 		st            store.ServerStatus
 		latencyMicros int64
+		staleMillis   int64
 		phases        [store.PhaseColumns]int64
 	)
 	if err := row.Scan(&now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-		&st.HostKey, &st.HostKeyIsCA, &st.SeenHostKey, &st.Mode, &st.Enabled, &st.CreatedAt,
+		&st.HostKey, &st.HostKeyIsCA, &st.SeenHostKey, &st.Mode, &st.Enabled, &staleMillis, &st.CreatedAt,
+		&st.State, &st.StateSince,
 		&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
 		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4], &st.ActiveAlerts); err != nil {
 		return time.Time{}, store.ServerStatus{}, err
 	}
 	st.CreatedAt = st.CreatedAt.UTC()
+	st.StaleAfter = time.Duration(staleMillis) * time.Millisecond
+	st.StateSince = utcPtr(st.StateSince)
 	st.LastHeartbeat = utcPtr(st.LastHeartbeat)
 	st.LastProbe = utcPtr(st.LastProbe)
 	st.Latency = time.Duration(latencyMicros) * time.Microsecond

@@ -240,7 +240,7 @@ func (s *Store) LastAbortedRun(ctx context.Context) (*store.Run, error) {
 	return &run, nil
 }
 
-// PruneHistory deletes old runs and resolved alerts in small batches, each
+// PruneHistory deletes old runs, resolved alerts and flips in small batches, each
 // its own short write transaction, so a probe or push waiting on the
 // database lock waits for one batch at most.
 func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (store.Pruned, error) {
@@ -260,6 +260,14 @@ func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (store.Pr
 		out.Alerts = n
 		if err != nil {
 			return out, fmt.Errorf("prune resolved alerts: %w", err)
+		}
+	}
+	if !p.FlipsBefore.IsZero() {
+		n, err := s.pruneBatches(ctx, batches, `DELETE FROM flips WHERE id IN (SELECT id FROM flips
+			WHERE at < ? ORDER BY at LIMIT ?)`, p.FlipsBefore, size)
+		out.Flips = n
+		if err != nil {
+			return out, fmt.Errorf("prune flips: %w", err)
 		}
 	}
 	return out, nil

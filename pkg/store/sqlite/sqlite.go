@@ -244,17 +244,19 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return parseTime(now)
 }
 
-const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, host_key_is_ca, seen_host_key, mode, enabled, created_at`
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, host_key_is_ca, seen_host_key, mode, enabled, stale_after_ms, created_at`
 
 func scanServer(row interface{ Scan(...any) error }) (store.Server, error) {
 	var (
-		sv      store.Server
-		created string
+		sv          store.Server
+		created     string
+		staleMillis int64
 	)
 	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
-		&sv.HostKey, &sv.HostKeyIsCA, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &created); err != nil {
+		&sv.HostKey, &sv.HostKeyIsCA, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &staleMillis, &created); err != nil {
 		return store.Server{}, err
 	}
+	sv.StaleAfter = time.Duration(staleMillis) * time.Millisecond
 	t, err := parseTime(created)
 	if err != nil {
 		return store.Server{}, err
@@ -269,9 +271,9 @@ func (s *Store) AddServer(ctx context.Context, spec store.ServerSpec) (store.Ser
 		return store.Server{}, err
 	}
 	spec = spec.Normalized()
-	row := s.db.QueryRowContext(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path, mode)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING `+serverColumns,
-		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode)
+	row := s.db.QueryRowContext(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path, mode, stale_after_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING `+serverColumns,
+		spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode, store.StaleAfterMillis(spec.StaleAfter))
 	sv, err := scanServer(row)
 	if err = s.interpret(err); errors.Is(err, store.ErrConflict) {
 		return store.Server{}, fmt.Errorf("add server %q: name %w", spec.Name, err)
@@ -346,8 +348,11 @@ func (s *Store) UpdateServer(ctx context.Context, id int64, spec store.ServerSpe
 		return store.Server{}, fmt.Errorf("update server %d: %w", id, err)
 	}
 	spec = spec.Normalized()
-	sv, err := scanServer(s.db.QueryRowContext(ctx, `UPDATE servers SET host = ?, port = ?, ssh_user = ?, key_path = ? WHERE id = ? RETURNING `+serverColumns,
-		spec.Host, spec.Port, spec.User, spec.KeyPath, id))
+	// A zero stale-after keeps the server's own.
+	sv, err := scanServer(s.db.QueryRowContext(ctx, `UPDATE servers SET host = ?, port = ?, ssh_user = ?, key_path = ?,
+			stale_after_ms = COALESCE(NULLIF(?, 0), stale_after_ms)
+		WHERE id = ? RETURNING `+serverColumns,
+		spec.Host, spec.Port, spec.User, spec.KeyPath, spec.StaleAfter.Milliseconds(), id))
 	if err != nil {
 		return store.Server{}, fmt.Errorf("update server %d: %w", id, s.interpret(err))
 	}
@@ -400,7 +405,7 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 	for _, sv := range existing {
 		byName[sv.Name] = sv
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path, mode) VALUES (?, ?, ?, ?, ?, ?)`)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO servers (name, host, port, ssh_user, key_path, mode, stale_after_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fail(err)
 	}
@@ -415,7 +420,7 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 		sv, ok := byName[spec.Name]
 		switch {
 		case !ok:
-			if _, err := ins.ExecContext(ctx, spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode); err != nil {
+			if _, err := ins.ExecContext(ctx, spec.Name, spec.Host, spec.Port, spec.User, spec.KeyPath, spec.Mode, store.StaleAfterMillis(spec.StaleAfter)); err != nil {
 				return fail(fmt.Errorf("server %q: %w", spec.Name, err))
 			}
 			res.Added++
@@ -542,6 +547,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT `+statusColumns+`,
 			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
 		FROM servers s LEFT JOIN heartbeats h ON h.server_id = s.id
+		LEFT JOIN server_states st ON st.server_id = s.id
 		ORDER BY s.name`)
 	if err != nil {
 		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))

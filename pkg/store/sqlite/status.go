@@ -32,6 +32,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 	st, err := scanStatus(tx.QueryRowContext(ctx, `SELECT `+statusColumns+`,
 			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
 		FROM servers s LEFT JOIN heartbeats h ON h.server_id = s.id
+		LEFT JOIN server_states st ON st.server_id = s.id
 		WHERE s.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, store.ErrNotFound)
@@ -42,11 +43,12 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 	return st, at, nil
 }
 
-// statusColumns are a status row's server and heartbeat columns (aliases
-// s and h); a query selects the server's active alert count after them, as
+// statusColumns are a status row's server, heartbeat and evaluated-state
+// columns (aliases s, h and st); a query selects the server's active alert count after them, as
 // scanStatus reads.
 const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-	s.host_key, s.host_key_is_ca, s.seen_host_key, s.mode, s.enabled, s.created_at,
+	s.host_key, s.host_key_is_ca, s.seen_host_key, s.mode, s.enabled, s.stale_after_ms, s.created_at,
+	COALESCE(st.state, ''), st.since,
 	h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 	COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
 	COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
@@ -61,10 +63,13 @@ func scanStatus(row interface{ Scan(...any) error }) (store.ServerStatus, error)
 		created           string
 		lastHB, lastProbe sql.NullString
 		latencyMicros     int64
+		staleMillis       int64
+		since             sql.NullString
 		phases            [store.PhaseColumns]int64
 	)
 	if err := row.Scan(&st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-		&st.HostKey, &st.HostKeyIsCA, &st.SeenHostKey, &st.Mode, &st.Enabled, &created,
+		&st.HostKey, &st.HostKeyIsCA, &st.SeenHostKey, &st.Mode, &st.Enabled, &staleMillis, &created,
+		&st.State, &since,
 		&lastHB, &st.Source, &st.AgentVersion, &lastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
 		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4], &st.ActiveAlerts); err != nil {
@@ -74,6 +79,10 @@ func scanStatus(row interface{ Scan(...any) error }) (store.ServerStatus, error)
 	if st.CreatedAt, err = parseTime(created); err != nil {
 		return store.ServerStatus{}, err
 	}
+	if st.StateSince, err = parseNullTime(since); err != nil {
+		return store.ServerStatus{}, err
+	}
+	st.StaleAfter = time.Duration(staleMillis) * time.Millisecond
 	if st.LastHeartbeat, err = parseNullTime(lastHB); err != nil {
 		return store.ServerStatus{}, err
 	}

@@ -65,6 +65,11 @@ func Run(t *testing.T, open Opener) {
 		{"RecordPushesRemovedServer", testRecordPushesRemovedServer},
 		{"ConcurrentPushBatches", testConcurrentPushBatches},
 		{"LargePushBatch", testLargePushBatch},
+		{"EvaluateFlips", testEvaluateFlips},
+		{"StaleAfterPerServer", testStaleAfterPerServer},
+		{"EvaluateConcurrent", testEvaluateConcurrent},
+		{"EvaluateHostCutOff", testEvaluateHostCutOff},
+		{"PruneFlips", testPruneFlips},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

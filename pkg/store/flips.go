@@ -1,0 +1,88 @@
+package store
+
+import "time"
+
+// Evaluated states, as server_states and flips hold them. They are the
+// words of pkg/status (which imports nothing of ours, so they are spelled
+// again here; a test keeps the two equal).
+const (
+	StateOnline      = "ONLINE"
+	StateWarning     = "WARNING"
+	StateOffline     = "OFFLINE"
+	StateDisabled    = "DISABLED"
+	StateMaintenance = "MAINTENANCE"
+)
+
+// Fleet events: flips that belong to no server (ServerID 0).
+const (
+	// StateCutOff: a run found the monitoring host cut off, so its
+	// silence recorded no down-flips for ssh servers.
+	StateCutOff = "CUT-OFF"
+	// StateReconnected: the first evaluation after a cut-off that no
+	// longer sees one.
+	StateReconnected = "RECONNECTED"
+)
+
+// DefaultStaleAfter is a server's freshness window unless it has its own:
+// the source system's 60 seconds, two missed 30-second ticks.
+const DefaultStaleAfter = 60 * time.Second
+
+// Bounds on a server's stale-after: a window under a second cannot be met
+// by any clock, and one over 30 days is a server nobody is watching.
+const (
+	MinStaleAfter = time.Second
+	MaxStaleAfter = 30 * 24 * time.Hour
+)
+
+// Flip is a recorded change of a server's evaluated state, or a fleet event
+// (ServerID 0, To StateCutOff or StateReconnected).
+type Flip struct {
+	ID         int64
+	ServerID   int64
+	ServerName string
+	// At is when the change happened: for a down-flip, the moment the last
+	// heartbeat went stale (last heartbeat + stale-after), not when an
+	// evaluator noticed; for a recovery, the heartbeat that ended it.
+	At time.Time
+	// From is "" for a server's first evaluation.
+	From, To string
+	Reason   string
+	// Notify is false for changes kept for history only: a server's first
+	// state, its first heartbeat ever, and entering or leaving DISABLED.
+	Notify bool
+}
+
+// EvalParams says how Evaluate treats this round.
+type EvalParams struct {
+	// HostCutOff: the last probe run found the monitoring host cut off, so
+	// ssh servers that would go OFFLINE keep their state and one fleet
+	// event (StateCutOff, with CutOffReason) is recorded instead, unless
+	// the last fleet event already is one.
+	HostCutOff   bool
+	CutOffReason string
+}
+
+// EvalResult is what one Evaluate recorded.
+type EvalResult struct {
+	// Now is the store's clock the round was judged at.
+	Now time.Time
+	// Flips are the changes this call recorded, fleet events included,
+	// ordered by At. A change another evaluator recorded first is not in
+	// it.
+	Flips []Flip
+	// Suppressed counts ssh servers kept from going OFFLINE because the
+	// host was cut off.
+	Suppressed int
+}
+
+// FlipQuery selects flips for history and uptime. The state a window
+// opened in is the From of its first flip, or, with no flip in it, the
+// server's current state (ServerStatus.State), so no query reaches back
+// before Since.
+type FlipQuery struct {
+	// ServerID limits the flips to one server; 0 means every server, fleet
+	// events included.
+	ServerID int64
+	// Since: flips at or after it.
+	Since time.Time
+}
