@@ -285,6 +285,13 @@ ours() {
 	[[ -f "$1" ]] && [[ "$(head -n1 -- "$1" 2>/dev/null)" == "$2" ]]
 }
 
+# stale_from_lines CRONTAB: add the env files that the push lines in
+# CRONTAB source to stale_env.
+stale_from_lines() {
+	mapfile -t -O "${#stale_env[@]}" stale_env < <(grep -F -- "${PUSH_MARKER}" "$1" |
+		sed -n "s/^.* set -a && \. '\([^']*\)' && set +a .*\$/\1/p")
+}
+
 # push_remove_lines: take this script's push lines out of the crontab (if
 # there is a crontab command at all); the probe lines stay.
 push_remove_lines() {
@@ -294,6 +301,7 @@ push_remove_lines() {
 	n="$(grep -cF -- "${PUSH_MARKER}" "${current}" || true)"
 	((n > 0)) || return 0
 	grep -vF -- "${PUSH_MARKER}" "${current}" >"${others}" || true
+	stale_from_lines "${current}"
 	if ((dry_run)); then
 		note "dry run: would remove ${n} push line(s) from the crontab of ${target_user}"
 		return 0
@@ -311,6 +319,9 @@ push_remove_units() {
 		fi
 	done
 	((${#found[@]} > 0)) || return 0
+	if ours "${push_service}" "${PUSH_MARKER}"; then
+		mapfile -t -O "${#stale_env[@]}" stale_env < <(sed -n 's/^EnvironmentFile=//p' "${push_service}")
+	fi
 	if ((dry_run)); then
 		note "dry run: would disable ${PUSH_UNIT}.timer and remove ${found[*]}"
 		return 0
@@ -320,6 +331,18 @@ push_remove_units() {
 	rm -f -- "${found[@]}" || die "cannot remove ${found[*]} (the units need root to remove)"
 	"${systemctl_cmd[@]}" daemon-reload || note "warning: systemctl daemon-reload failed"
 	note "removed ${found[*]}"
+}
+
+# The env files of the lines and units removed so far: deleted at the end
+# unless the new install uses the same file.
+stale_env=()
+
+# push_remove_stale_env: delete the env files in stale_env but env_file.
+push_remove_stale_env() {
+	local f
+	for f in "${stale_env[@]}"; do
+		[[ "${f}" == "${env_file}" ]] || push_remove_env "${f}"
+	done
 }
 
 # push_remove_env FILE...: delete each FILE this script wrote for --push.
@@ -353,6 +376,7 @@ if ((push)); then
 		else
 			push_remove_env "${target_home}/.config/heartbeat/push.env" /etc/heartbeat/push.env
 		fi
+		push_remove_stale_env
 		exit 0
 	fi
 
@@ -479,6 +503,7 @@ if ((push)); then
 		current="${tmp_dir}/current"
 		read_crontab "${current}"
 		ours_now="$(grep -cF -- "${PUSH_MARKER}" "${current}" || true)"
+		stale_from_lines "${current}"
 		new="${tmp_dir}/new"
 		{
 			grep -vF -- "${PUSH_MARKER}" "${current}" || true
@@ -526,6 +551,7 @@ if ((push)); then
 			"${systemctl_cmd[@]}" restart "${PUSH_UNIT}.timer" || note "warning: systemctl restart ${PUSH_UNIT}.timer failed"
 		fi
 		push_remove_lines
+		push_remove_stale_env
 		note "$( ((replaced)) && echo replaced || echo installed) ${push_service} and ${push_timer}: heartbeat push runs every 30 s"
 		note "verify with: systemctl list-timers ${PUSH_UNIT}.timer; journalctl -u ${PUSH_UNIT}.service"
 	else
@@ -542,6 +568,7 @@ if ((push)); then
 		fi
 		write_crontab "${new}"
 		push_remove_units
+		push_remove_stale_env
 		if ((ours_now > 0)); then
 			note "replaced ${ours_now} push line(s) in the crontab of ${target_user}: heartbeat push runs every 30 s, errors to ${log}"
 		else
