@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +68,10 @@ func TestBrowserStatusPage(t *testing.T) {
 	addAgent(t, s, "Kimai")
 	metrics := addAgent(t, s, "Metrics-Kb-Server")
 	s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: metrics.id, ErrorClass: "refused", Error: "dial tcp 10.0.0.5:22: connection refused"}})
+	// A long name with a failure: on a phone its name, state, age and the
+	// failure's reason must all be readable.
+	long := addAgent(t, s, longName)
+	s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: long.id, ErrorClass: "timeout", Error: longError}})
 	old := addAgent(t, s, "legacy-ftp")
 	s.SetServerEnabled(ctx, old.id, false)
 
@@ -120,7 +125,7 @@ func TestBrowserStatusPage(t *testing.T) {
 		"ONLINE": "rgb(26, 127, 55)", "DISABLED": "rgb(106, 115, 125)",
 	}
 	wantOrder := []struct{ server, status string }{
-		{"Kimai", "OFFLINE"}, {"Metrics-Kb-Server", "OFFLINE"}, {"cpanel-test", "WARNING"},
+		{"Kimai", "OFFLINE"}, {"Metrics-Kb-Server", "OFFLINE"}, {longName, "OFFLINE"}, {"cpanel-test", "WARNING"},
 		{"<script>alert(1)</script>", "ONLINE"}, {"web-01", "ONLINE"}, {"web-02", "ONLINE"}, {"legacy-ftp", "DISABLED"},
 	}
 	if len(rows) != len(wantOrder) {
@@ -147,28 +152,28 @@ func TestBrowserStatusPage(t *testing.T) {
 	if scripts != 0 || evilText != "<script>alert(1)</script>" {
 		t.Errorf("scripts on page = %d, evil name rendered as %q: user data must be text", scripts, evilText)
 	}
-	if offline != "2" || title != "2 offline · heartbeat" {
+	if offline != "3" || title != "3 offline · heartbeat" {
 		t.Errorf("offline count %q, title %q", offline, title)
 	}
 
-	// On a phone: no sideways scrolling of the page, the table still there.
+	// On a phone (390 CSS px): no sideways scrolling of the page or of the
+	// server panel, and every server's name, state, age and failure reason
+	// inside the viewport, names not broken mid-word.
 	var (
-		overflow bool
+		phone    phoneLayout
 		phonePNG []byte
 	)
 	err = chromedp.Run(tctx,
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
 		chromedp.Reload(),
 		chromedp.WaitVisible("#servers", chromedp.ByID),
-		chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow),
+		chromedp.Evaluate(phoneLayoutJS, &phone),
 		chromedp.FullScreenshot(&phonePNG, 100),
 	)
 	if err != nil {
 		t.Fatalf("chromium (phone): %v", err)
 	}
-	if overflow {
-		t.Error("on a 390px-wide phone the page scrolls sideways")
-	}
+	checkPhoneLayout(t, phone, map[string]string{longName: longError, "Metrics-Kb-Server": "dial tcp 10.0.0.5:22: connection refused"})
 	dir := t.TempDir()
 	for name, png := range map[string][]byte{"status-page.png": desktopPNG, "status-page-phone.png": phonePNG} {
 		if len(png) < 1000 {
@@ -182,6 +187,98 @@ func TestBrowserStatusPage(t *testing.T) {
 	if *updateScreenshot {
 		if err := os.WriteFile(filepath.Join("..", "..", "docs", "status-page.png"), desktopPNG, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+const (
+	// longName fits a phone's width on one line, but only unbroken: the old
+	// page broke it mid-word ("web-frontend-eu-w|est-1a-0042").
+	longName  = "web-frontend-eu-west-1a-0042"
+	longError = "dial tcp 203.0.113.42:22: i/o timeout after 10s (no SYN-ACK)"
+)
+
+// phoneLayout is what the browser measured on the phone viewport.
+type phoneLayout struct {
+	Viewport         float64 `json:"viewport"`
+	ScrollWidth      float64 `json:"scrollWidth"`
+	PanelScrollWidth float64 `json:"panelScrollWidth"`
+	PanelWidth       float64 `json:"panelWidth"`
+	Rows             []struct {
+		Server     string  `json:"server"`
+		NameLines  int     `json:"nameLines"`
+		NameHeight float64 `json:"nameHeight"`
+		LineHeight float64 `json:"lineHeight"`
+		Visible    struct {
+			Name, State, Age, Error bool
+		} `json:"visible"`
+		Text string `json:"text"`
+	} `json:"rows"`
+}
+
+// phoneLayoutJS measures the page: an element counts as visible when it has
+// a box of non-zero size that lies inside the viewport horizontally and is
+// not clipped by a scrolling panel. Text is innerText, which leaves out
+// what CSS hides (a tooltip's title attribute is not readable on a phone).
+const phoneLayoutJS = `(() => {
+	const vw = document.documentElement.clientWidth;
+	const panel = document.getElementById("servers").closest(".panel");
+	const pr = panel.getBoundingClientRect();
+	const visible = e => {
+		if (!e) return false;
+		const r = e.getBoundingClientRect();
+		return r.width > 0 && r.height > 0 && r.left >= 0 && r.right <= vw + 0.5 &&
+			r.left >= pr.left - 0.5 && r.right <= pr.right + 0.5 && getComputedStyle(e).visibility !== "hidden";
+	};
+	const rows = [...document.querySelectorAll("#servers tbody tr")].map(tr => {
+		const name = tr.querySelector(".name");
+		return {
+			server: tr.dataset.server,
+			nameLines: name.getClientRects().length,
+			nameHeight: name.getBoundingClientRect().height,
+			lineHeight: parseFloat(getComputedStyle(name).lineHeight),
+			visible: {Name: visible(name), State: visible(tr.querySelector(".badge")),
+				Age: visible(tr.cells[2]), Error: visible(tr.querySelector(".err"))},
+			text: tr.innerText,
+		};
+	});
+	return {viewport: vw, scrollWidth: document.documentElement.scrollWidth,
+		panelScrollWidth: panel.scrollWidth, panelWidth: panel.clientWidth, rows};
+})()`
+
+// checkPhoneLayout asserts the phone measurements; failures maps a server
+// to the reason of its failure, which must be readable as text.
+func checkPhoneLayout(t *testing.T, p phoneLayout, failures map[string]string) {
+	t.Helper()
+	if p.Viewport != 390 {
+		t.Fatalf("phone viewport is %v px wide, want 390", p.Viewport)
+	}
+	if p.ScrollWidth > p.Viewport {
+		t.Errorf("on a 390px-wide phone the page scrolls sideways (scrollWidth %v)", p.ScrollWidth)
+	}
+	if p.PanelScrollWidth > p.PanelWidth+1 {
+		t.Errorf("on a phone the server panel scrolls sideways (%v px of content in %v px)", p.PanelScrollWidth, p.PanelWidth)
+	}
+	seen := map[string]bool{}
+	for _, r := range p.Rows {
+		seen[r.Server] = true
+		if !r.Visible.Name || !r.Visible.State || !r.Visible.Age {
+			t.Errorf("%s on a phone: name, state, age visible = %v, %v, %v", r.Server, r.Visible.Name, r.Visible.State, r.Visible.Age)
+		}
+		if r.Server == longName && (r.NameLines != 1 || r.NameHeight > 1.5*r.LineHeight) {
+			t.Errorf("%s on a phone: name in %d boxes, %.0f px high for a %.0f px line: broken mid-word",
+				r.Server, r.NameLines, r.NameHeight, r.LineHeight)
+		}
+		if reason, failed := failures[r.Server]; failed {
+			if !r.Visible.Error || !strings.Contains(r.Text, reason) {
+				t.Errorf("%s on a phone: error class visible = %v, reason %q readable = %v; row text:\n%s",
+					r.Server, r.Visible.Error, reason, strings.Contains(r.Text, reason), r.Text)
+			}
+		}
+	}
+	for name := range failures {
+		if !seen[name] {
+			t.Errorf("%s is not on the phone page", name)
 		}
 	}
 }
