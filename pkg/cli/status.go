@@ -17,9 +17,9 @@ import (
 )
 
 type statusOptions struct {
-	Verbose    bool
-	JSON       bool
-	Server     string
+	Verbose bool
+	JSON    bool
+	Server  string
 	// StaleAfter, when given (staleAfterSet), overrides every server's own
 	// window.
 	StaleAfter    time.Duration
