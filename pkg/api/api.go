@@ -150,6 +150,7 @@ func (a *API) routes() {
 	a.handle("/api/heartbeat/{id}/{$}", "heartbeat", http.HandlerFunc(a.heartbeat))
 	a.handle("/api/servers", "servers", a.readOnly(a.requireRead(http.HandlerFunc(a.servers), false)))
 	a.handle("/api/servers/{id}", "server", a.readOnly(a.requireRead(http.HandlerFunc(a.server), false)))
+	a.handle("/api/servers/{id}/history", "history", a.readOnly(a.requireRead(http.HandlerFunc(a.serverHistory), false)))
 	a.handle("/healthz", "healthz", a.readOnly(http.HandlerFunc(a.healthz)))
 	a.handle("/metrics", "metrics", a.readOnly(a.requireRead(a.metrics.handler(), false)))
 	a.handle("/login", "login", http.HandlerFunc(a.login))

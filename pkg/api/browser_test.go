@@ -67,6 +67,9 @@ func TestBrowserStatusPage(t *testing.T) {
 	push(evil, "1.0.0")
 	addAgent(t, s, "Kimai")
 	metrics := addAgent(t, s, "Metrics-Kb-Server")
+	// Its last heartbeat was two hours ago: the evaluation below records
+	// it OFFLINE since then, so its uptime bar shows a day with downtime.
+	s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: metrics.id, OK: true, At: time.Now().Add(-2 * time.Hour)}})
 	s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: metrics.id, ErrorClass: "refused", Error: "dial tcp 10.0.0.5:22: connection refused"}})
 	// A long name with a failure: on a phone its name, state, age and the
 	// failure's reason must all be readable.
@@ -74,6 +77,9 @@ func TestBrowserStatusPage(t *testing.T) {
 	s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: long.id, ErrorClass: "timeout", Error: longError}})
 	old := addAgent(t, s, "legacy-ftp")
 	s.SetServerEnabled(ctx, old.id, false)
+	if _, err := s.Evaluate(ctx, store.EvalParams{}); err != nil {
+		t.Fatal(err)
+	}
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
 		chromedp.ExecPath(browser),
@@ -99,6 +105,8 @@ func TestBrowserStatusPage(t *testing.T) {
 		offline    string
 		title      string
 		evilText   string
+		bars       []renderedBar
+		changes    int
 		desktopPNG []byte
 	)
 	err := chromedp.Run(tctx,
@@ -114,11 +122,14 @@ func TestBrowserStatusPage(t *testing.T) {
 		chromedp.Evaluate(`document.scripts.length`, &scripts),
 		chromedp.Evaluate(`document.getElementById("count-offline").textContent`, &offline),
 		chromedp.Evaluate(`document.querySelector('tr[data-status="ONLINE"] .name') && [...document.querySelectorAll(".name")].map(e => e.textContent).find(n => n.includes("script")) || ""`, &evilText),
+		chromedp.Evaluate(barsJS, &bars),
+		chromedp.Evaluate(`document.querySelectorAll("#changes tbody tr").length`, &changes),
 		chromedp.FullScreenshot(&desktopPNG, 100),
 	)
 	if err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
+	checkBars(t, bars, changes)
 	// Status colours, as the browser computed them from the stylesheet.
 	colours := map[string]string{
 		"OFFLINE": "rgb(196, 36, 47)", "WARNING": "rgb(154, 103, 0)",
@@ -174,6 +185,11 @@ func TestBrowserStatusPage(t *testing.T) {
 		t.Fatalf("chromium (phone): %v", err)
 	}
 	checkPhoneLayout(t, phone, map[string]string{longName: longError, "Metrics-Kb-Server": "dial tcp 10.0.0.5:22: connection refused"})
+	var phoneBars []renderedBar
+	if err := chromedp.Run(tctx, chromedp.Evaluate(barsJS, &phoneBars)); err != nil {
+		t.Fatal(err)
+	}
+	checkBars(t, phoneBars, changes)
 	dir := t.TempDir()
 	for name, png := range map[string][]byte{"status-page.png": desktopPNG, "status-page-phone.png": phonePNG} {
 		if len(png) < 1000 {
@@ -188,6 +204,60 @@ func TestBrowserStatusPage(t *testing.T) {
 		if err := os.WriteFile(filepath.Join("..", "..", "docs", "status-page.png"), desktopPNG, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// renderedBar is a server's 90-day uptime bar as the browser drew it.
+type renderedBar struct {
+	Server  string   `json:"server"`
+	Bands   []string `json:"bands"`
+	Width   float64  `json:"width"`
+	Inside  bool     `json:"inside"`
+	Uptime  string   `json:"u24"`
+	Covered float64  `json:"covered"`
+}
+
+// barsJS measures every row's bar: its rects' bands, how many of the 90
+// day-units they cover, its drawn width, and whether it lies inside the
+// viewport.
+const barsJS = `[...document.querySelectorAll("#servers tbody tr")].map(tr => {
+	const bar = tr.querySelector("svg.bar");
+	const box = bar ? bar.getBoundingClientRect() : {width: 0, left: -1, right: 0};
+	const rects = bar ? [...bar.querySelectorAll("rect")] : [];
+	return {server: tr.dataset.server, bands: rects.map(r => r.getAttribute("class")),
+		covered: rects.reduce((n, r) => n + Number(r.getAttribute("width")), 0),
+		width: box.width, inside: box.left >= 0 && box.right <= document.documentElement.clientWidth + 0.5,
+		u24: (tr.querySelector(".u24") || {}).textContent || ""};
+})`
+
+// checkBars asserts the uptime bars: every row has one, drawn and on
+// screen, covering 90 days; the server down for two hours shows a day with
+// downtime and 0% for the last 24 hours (it was never up since it was first
+// judged); one that was up since shows only up days; the recent changes
+// are listed.
+func checkBars(t *testing.T, bars []renderedBar, changes int) {
+	t.Helper()
+	if len(bars) == 0 {
+		t.Fatal("no uptime bars measured")
+	}
+	for _, b := range bars {
+		if b.Width < 60 || !b.Inside || b.Covered != 90 {
+			t.Errorf("%s: uptime bar %.0fpx wide, inside viewport %v, covering %v days; want a visible 90-day bar", b.Server, b.Width, b.Inside, b.Covered)
+		}
+		last := b.Bands[len(b.Bands)-1]
+		switch b.Server {
+		case "Metrics-Kb-Server":
+			if last != "down" || b.Uptime != "0.00%" {
+				t.Errorf("%s: today's band %q, 24h uptime %q; want down and 0.00%%", b.Server, last, b.Uptime)
+			}
+		case "web-01":
+			if last != "up" || b.Uptime != "100%" {
+				t.Errorf("%s: today's band %q, 24h uptime %q; want up and 100%%", b.Server, last, b.Uptime)
+			}
+		}
+	}
+	if changes < len(bars) {
+		t.Errorf("recent changes lists %d rows, want at least one per server (%d)", changes, len(bars))
 	}
 }
 

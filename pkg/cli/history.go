@@ -319,28 +319,12 @@ func runUptime(ctx context.Context, app *App, g *globalOptions, o *uptimeOptions
 	return output.TableWith(app.Out, header, rows, tableOptions(app))
 }
 
-// parseSince reads a --since value: a Go duration, a number of days ("7d",
-// which Go's durations lack), or an RFC 3339 time; the result lies in the
-// past of now (the store's clock).
+// parseSince reads a --since value (history.ParseSince); a bad one is a
+// usage error.
 func parseSince(v string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		if !t.Before(now) {
-			return time.Time{}, usageErrorf("--since %s is not in the past", v)
-		}
-		return t.UTC(), nil
+	t, err := history.ParseSince(v, now)
+	if err != nil {
+		return time.Time{}, usageErrorf("--since %v", err)
 	}
-	var d time.Duration
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n <= 0 || n > 3650 {
-			return time.Time{}, usageErrorf("--since %q: give a duration (90m, 48h, 7d) or an RFC 3339 time", v)
-		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
-			return time.Time{}, usageErrorf("--since %q: give a duration (90m, 48h, 7d) or an RFC 3339 time", v)
-		}
-	}
-	return now.Add(-d), nil
+	return t, nil
 }

@@ -33,6 +33,8 @@ type serveOptions struct {
 	EvaluateEvery time.Duration
 	// PingURL is a dead-man's switch pinged after each healthy round.
 	PingURL string
+	// staleAfterSet: --stale-after was given (0 means each server's own).
+	staleAfterSet bool
 }
 
 func newServeCommand(app *App, g *globalOptions) *cobra.Command {
@@ -65,6 +67,7 @@ finish and exits 0.`,
   HEARTBEAT_READ_TOKEN=$(cat /etc/heartbeat/read-token) heartbeat serve-api --listen :8443 --tls-cert cert.pem --tls-key key.pem`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.staleAfterSet = cmd.Flags().Changed("stale-after")
 			return runServe(cmd.Context(), app, g, o)
 		},
 	}
@@ -89,7 +92,7 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 	switch {
 	case (o.TLSCert == "") != (o.TLSKey == ""):
 		return usageErrorf("--tls-cert and --tls-key go together")
-	case o.StaleAfter < 0:
+	case o.staleAfterSet && o.StaleAfter <= 0:
 		return usageErrorf("--stale-after must be positive, got %s", o.StaleAfter)
 	case o.EvaluateEvery < 0 || (o.EvaluateEvery > 0 && o.EvaluateEvery < time.Second):
 		return usageErrorf("--evaluate-every must be 0 (off) or at least 1s, got %s", o.EvaluateEvery)

@@ -5,6 +5,9 @@
 package history
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stacksense/heartbeat/pkg/store"
@@ -134,4 +137,31 @@ func ByServer(flips []store.Flip) map[int64][]store.Flip {
 		}
 	}
 	return out
+}
+
+// ParseSince reads a window's start: a Go duration ("90m", "48h"), a
+// number of days ("7d", which Go's durations lack) or an RFC 3339 time,
+// which must lie before now (the store's clock).
+func ParseSince(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		if !t.Before(now) {
+			return time.Time{}, fmt.Errorf("%s is not in the past", v)
+		}
+		return t.UTC(), nil
+	}
+	bad := fmt.Errorf("%q: give a duration (90m, 48h, 7d) or an RFC 3339 time", v)
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 3650 {
+			return time.Time{}, bad
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
+			return time.Time{}, bad
+		}
+	}
+	return now.Add(-d), nil
 }
