@@ -78,8 +78,8 @@ func TestServerHistoryAPI(t *testing.T) {
 
 		for path, code := range map[string]int{
 			"/api/servers/" + id + "/history?since=yesterday": 400,
-			"/api/servers/999999/history":                    404,
-			"/api/servers/x/history":                         400,
+			"/api/servers/999999/history":                     404,
+			"/api/servers/x/history":                          400,
 		} {
 			if a := call(t, "GET", srv.URL+path, ""); a.code != code {
 				t.Errorf("GET %s = %d %s, want %d", path, a.code, a.body, code)
