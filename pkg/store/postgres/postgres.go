@@ -275,14 +275,18 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return now.UTC(), nil
 }
 
-const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, mode, enabled, created_at`
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, mode, enabled, COALESCE(tokenless_from, ''), created_at`
 
 func scanServer(row pgx.Row) (store.Server, error) {
-	var sv store.Server
+	var (
+		sv        store.Server
+		tokenless string
+	)
 	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
-		&sv.HostKey, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &sv.CreatedAt); err != nil {
+		&sv.HostKey, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &tokenless, &sv.CreatedAt); err != nil {
 		return store.Server{}, err
 	}
+	sv.TokenlessFrom = store.ParseStoredTokenless(tokenless)
 	sv.CreatedAt = sv.CreatedAt.UTC()
 	return sv, nil
 }

@@ -34,7 +34,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 // s and h). A query selects now() before them and the server's active
 // alert count after them, as scanStatus reads.
 const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-	s.host_key, s.seen_host_key, s.mode, s.enabled, s.created_at,
+	s.host_key, s.seen_host_key, s.mode, s.enabled, COALESCE(s.tokenless_from, ''), s.created_at,
 	h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 	COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
 	COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
@@ -49,14 +49,16 @@ func scanStatus(row pgx.Row) (time.Time, store.ServerStatus, error) {
 		st            store.ServerStatus
 		latencyMicros int64
 		phases        [store.PhaseColumns]int64
+		tokenless     string
 	)
 	if err := row.Scan(&now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-		&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &st.CreatedAt,
+		&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &tokenless, &st.CreatedAt,
 		&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
 		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4], &st.ActiveAlerts); err != nil {
 		return time.Time{}, store.ServerStatus{}, err
 	}
+	st.TokenlessFrom = store.ParseStoredTokenless(tokenless)
 	st.CreatedAt = st.CreatedAt.UTC()
 	st.LastHeartbeat = utcPtr(st.LastHeartbeat)
 	st.LastProbe = utcPtr(st.LastProbe)

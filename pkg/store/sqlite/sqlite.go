@@ -244,17 +244,18 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return parseTime(now)
 }
 
-const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, mode, enabled, created_at`
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, mode, enabled, COALESCE(tokenless_from, ''), created_at`
 
 func scanServer(row interface{ Scan(...any) error }) (store.Server, error) {
 	var (
-		sv      store.Server
-		created string
+		sv                 store.Server
+		tokenless, created string
 	)
 	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
-		&sv.HostKey, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &created); err != nil {
+		&sv.HostKey, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &tokenless, &created); err != nil {
 		return store.Server{}, err
 	}
+	sv.TokenlessFrom = store.ParseStoredTokenless(tokenless)
 	t, err := parseTime(created)
 	if err != nil {
 		return store.Server{}, err

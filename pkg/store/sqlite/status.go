@@ -46,7 +46,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 // s and h); a query selects the server's active alert count after them, as
 // scanStatus reads.
 const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-	s.host_key, s.seen_host_key, s.mode, s.enabled, s.created_at,
+	s.host_key, s.seen_host_key, s.mode, s.enabled, COALESCE(s.tokenless_from, ''), s.created_at,
 	h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 	COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
 	COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
@@ -57,19 +57,20 @@ const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
 // count, parsing the stored text times.
 func scanStatus(row interface{ Scan(...any) error }) (store.ServerStatus, error) {
 	var (
-		st                store.ServerStatus
-		created           string
-		lastHB, lastProbe sql.NullString
-		latencyMicros     int64
-		phases            [store.PhaseColumns]int64
+		st                 store.ServerStatus
+		tokenless, created string
+		lastHB, lastProbe  sql.NullString
+		latencyMicros      int64
+		phases             [store.PhaseColumns]int64
 	)
 	if err := row.Scan(&st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-		&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &created,
+		&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &tokenless, &created,
 		&lastHB, &st.Source, &st.AgentVersion, &lastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
 		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4], &st.ActiveAlerts); err != nil {
 		return store.ServerStatus{}, err
 	}
+	st.TokenlessFrom = store.ParseStoredTokenless(tokenless)
 	var err error
 	if st.CreatedAt, err = parseTime(created); err != nil {
 		return store.ServerStatus{}, err
