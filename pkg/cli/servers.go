@@ -229,6 +229,7 @@ func runServersShow(ctx context.Context, app *App, g *globalOptions, o *serversS
 			{"enabled", yesNo(sv.Enabled)},
 			{"created", sv.CreatedAt.Format(time.RFC3339)},
 			{"host key", fingerprint(sv.HostKey, "not pinned yet (pinned by the first successful probe)")},
+			{"token-less pushes", tokenlessText(sv.TokenlessFrom)},
 		}
 		if sv.SeenHostKey != nil {
 			rows = append(rows, []string{"last seen key", fingerprint(sv.SeenHostKey, "")})
