@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -107,6 +108,14 @@ func TestServersSetTokenless(t *testing.T) {
 		}
 		checks, _ = e.doctor()
 		expectCheck(t, checks, "tokenless-pushes", "warn", "2 server(s) accept pushes without a token", "--no-tokenless")
+		var list []struct {
+			Name          string   `json:"name"`
+			TokenlessFrom []string `json:"tokenless_from"`
+		}
+		if err := json.Unmarshal([]byte(e.mustRun("servers", "list", "--json")), &list); err != nil || len(list) != 2 ||
+			strings.Join(list[0].TokenlessFrom, " ") != "10.1.0.0/16 192.0.2.7/32" || strings.Join(list[1].TokenlessFrom, " ") != "10.0.0.5/32" {
+			t.Errorf("servers list --json = %+v, %v", list, err)
+		}
 
 		// The list follows a --host given with it ("host" means the new one).
 		e.mustRun("servers", "set", "web1", "--host", "10.0.0.6", "--allow-tokenless-from", "host")
