@@ -1,5 +1,6 @@
 // Package api is heartbeat's HTTP side: servers push heartbeats with their
-// own token (POST /api/heartbeat/{id}/), people and machines read status
+// own token (POST /api/heartbeat/{id}/; without one only from an address
+// the server allows, for the source system's agent), people and machines read status
 // (GET /api/servers, the page at /, /metrics), and load balancers ask
 // /healthz.
 //
@@ -19,6 +20,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -77,6 +79,11 @@ type Options struct {
 	// HealthWindow is how long a failed push write keeps /healthz at 503
 	// while no write has succeeded since; 0 means DefaultHealthWindow.
 	HealthWindow time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (see ParseTrustedProxies); none by default, so the TCP
+	// peer is the client. The client's address matters only for pushes
+	// without a token, which a server may allow from its own address.
+	TrustedProxies []netip.Prefix
 }
 
 // API serves heartbeat's HTTP endpoints. Create it with New, serve it as an

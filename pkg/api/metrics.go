@@ -22,8 +22,12 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	pushes   *prometheus.CounterVec
-	batch    prometheus.Histogram
-	write    prometheus.Histogram
+	// tokenless counts pushes accepted without a token: when it stops
+	// growing, the source system's agents are gone and the allowance can
+	// be switched off.
+	tokenless prometheus.Counter
+	batch     prometheus.Histogram
+	write     prometheus.Histogram
 }
 
 func newMetrics(a *API) *metrics {
@@ -42,6 +46,10 @@ func newMetrics(a *API) *metrics {
 			Name: "heartbeat_pushes_total",
 			Help: "Pushed heartbeats by outcome: ok, unauthorized, or error (the store failed).",
 		}, []string{"outcome"}),
+		tokenless: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "heartbeat_tokenless_pushes_total",
+			Help: "Pushes accepted without a token, from an address the server allows (servers set --allow-tokenless-from); also counted in heartbeat_pushes_total.",
+		}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "heartbeat_push_batch_size",
 			Help:    "Pushes written per store transaction.",
@@ -53,7 +61,7 @@ func newMetrics(a *API) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.pushes, m.batch, m.write,
+	m.registry.MustRegister(m.requests, m.latency, m.pushes, m.tokenless, m.batch, m.write,
 		&fleetCollector{a: a},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -78,13 +86,17 @@ func (m *metrics) observeBatch(n int, took time.Duration, out []store.PushOutcom
 		m.pushes.WithLabelValues("error").Add(float64(n))
 		return
 	}
-	ok := 0
+	ok, tokenless := 0, 0
 	for _, o := range out {
 		if o.OK {
 			ok++
+			if o.Tokenless {
+				tokenless++
+			}
 		}
 	}
 	m.pushes.WithLabelValues("ok").Add(float64(ok))
+	m.tokenless.Add(float64(tokenless))
 	m.pushes.WithLabelValues("unauthorized").Add(float64(n - ok))
 }
 

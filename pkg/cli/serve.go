@@ -28,7 +28,9 @@ type serveOptions struct {
 	BatchMax         int
 	BatchWait        time.Duration
 	BatchWriters     int
-	Verbose          bool
+	// TrustedProxies is the raw --trusted-proxies list.
+	TrustedProxies string
+	Verbose        bool
 	// EvaluateEvery is the interval of the evaluation rounds (0: none).
 	EvaluateEvery time.Duration
 	// PingURL is a dead-man's switch pinged after each healthy round.
@@ -58,8 +60,11 @@ servers only push have history, uptime and notifications too.
 
 With --read-token (or HEARTBEAT_READ_TOKEN), the status API, the page and
 /metrics require that token: as a Bearer header, or for the page through a
-login form that sets a session cookie. Pushes always need the server's own
-token.
+login form that sets a session cookie. Pushes need the server's own token,
+except from an address the server allows token-less pushes from (servers set
+--allow-tokenless-from, for the source system's agent). Behind a reverse
+proxy, name it with --trusted-proxies (or HEARTBEAT_TRUSTED_PROXIES): only
+then is its X-Forwarded-For believed; otherwise the TCP peer is the client.
 
 Runs until SIGINT or SIGTERM, then stops accepting, lets requests in flight
 finish and exits 0.`,
@@ -84,6 +89,7 @@ finish and exits 0.`,
 	f.IntVar(&o.BatchMax, "batch-max", api.DefaultBatchMax, "most pushes written in one store transaction")
 	f.DurationVar(&o.BatchWait, "batch-wait", api.DefaultBatchWait, "how long a batch waits for more pushes after its first (0: write what is queued at once)")
 	f.IntVar(&o.BatchWriters, "batch-writers", api.DefaultWriters, "batches in flight to the store at once")
+	f.StringVar(&o.TrustedProxies, "trusted-proxies", "", "reverse proxies (CIDR[,CIDR]) whose X-Forwarded-For names the client, for token-less pushes (env HEARTBEAT_TRUSTED_PROXIES; default none)")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log every request (debug level)")
 	return cmd
 }
@@ -100,6 +106,10 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 		return usageErrorf("--shutdown-grace must be positive, got %s", o.ShutdownGrace)
 	case o.BatchMax <= 0 || o.BatchWriters <= 0 || o.BatchWait < 0:
 		return usageErrorf("--batch-max and --batch-writers must be positive and --batch-wait not negative")
+	}
+	proxies, err := api.ParseTrustedProxies(config.ResolveTrustedProxies(o.TrustedProxies, app.Getenv))
+	if err != nil {
+		return usageErrorf("--trusted-proxies: %v", err)
 	}
 	if o.TLSCert != "" {
 		// Fail now, with the file named, rather than on the first handshake.
@@ -134,14 +144,14 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 	readToken := config.ResolveReadToken(o.ReadToken, app.Getenv)
 	a := api.New(s, api.Options{
 		ReadToken: readToken, StaleAfter: o.StaleAfter, NoPerServerMetrics: !o.MetricsPerServer, Logger: log, SecureCookie: o.TLSCert != "",
-		BatchMax: o.BatchMax, BatchWait: batchWait(o.BatchWait), Writers: o.BatchWriters,
+		BatchMax: o.BatchMax, BatchWait: batchWait(o.BatchWait), Writers: o.BatchWriters, TrustedProxies: proxies,
 	})
 	defer a.Close()
 	scheme := "http"
 	if o.TLSCert != "" {
 		scheme = "https"
 	}
-	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "read_token_required", readToken != "")
+	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "read_token_required", readToken != "", "trusted_proxies", len(proxies))
 	if o.EvaluateEvery > 0 {
 		ectx, stop := context.WithCancel(ctx)
 		defer stop()

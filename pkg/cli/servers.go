@@ -160,15 +160,18 @@ type serversListOptions struct{ JSON bool }
 // serverJSON is one server in `servers list --json`; a documented, stable
 // schema.
 type serverJSON struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	Host      string    `json:"host"`
-	Port      int       `json:"port"`
-	User      string    `json:"user"`
-	Key       string    `json:"key"`
-	Mode      string    `json:"mode"`
-	Enabled   bool      `json:"enabled"`
-	CreatedAt time.Time `json:"created_at"`
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
+	User    string `json:"user"`
+	Key     string `json:"key"`
+	Mode    string `json:"mode"`
+	Enabled bool   `json:"enabled"`
+	// TokenlessFrom lists the networks the server may push from without
+	// a token (CIDR notation); [] when that is off, the default.
+	TokenlessFrom []string  `json:"tokenless_from"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 func newServersListCommand(app *App, g *globalOptions) *cobra.Command {
@@ -198,7 +201,12 @@ func runServersList(ctx context.Context, app *App, g *globalOptions, o *serversL
 	if o.JSON {
 		out := make([]serverJSON, 0, len(list))
 		for _, sv := range list {
-			out = append(out, serverJSON{ID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, Key: sv.KeyPath, Mode: sv.Mode, Enabled: sv.Enabled, CreatedAt: sv.CreatedAt})
+			tokenless := make([]string, len(sv.TokenlessFrom))
+			for i, p := range sv.TokenlessFrom {
+				tokenless[i] = p.String()
+			}
+			out = append(out, serverJSON{ID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, Key: sv.KeyPath, Mode: sv.Mode, Enabled: sv.Enabled,
+				TokenlessFrom: tokenless, CreatedAt: sv.CreatedAt})
 		}
 		return output.JSON(app.Out, out)
 	}
@@ -249,6 +257,7 @@ func runServersShow(ctx context.Context, app *App, g *globalOptions, o *serversS
 			{"enabled", yesNo(sv.Enabled)},
 			{"stale after", sv.StaleAfter.String()},
 			{"created", sv.CreatedAt.Format(time.RFC3339)},
+			{"token-less pushes", tokenlessText(sv.TokenlessFrom)},
 		}
 		if sv.HostKeyIsCA {
 			rows = append(rows, []string{"pinned CA", fingerprint(sv.HostKey, "") + " (accepts host certificates it signed for " + sv.Host + ")"})

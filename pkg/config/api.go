@@ -14,6 +14,13 @@ func ResolveReadToken(flagToken string, getenv Getenv) string {
 	return firstNonEmpty(flagToken, getenv("HEARTBEAT_READ_TOKEN"))
 }
 
+// ResolveTrustedProxies returns serve-api's list of reverse proxies whose
+// X-Forwarded-For is believed: --trusted-proxies, then
+// HEARTBEAT_TRUSTED_PROXIES; "" means none. The CLI parses it.
+func ResolveTrustedProxies(flagProxies string, getenv Getenv) string {
+	return firstNonEmpty(flagProxies, getenv("HEARTBEAT_TRUSTED_PROXIES"))
+}
+
 // Push is where `heartbeat push` sends its heartbeat and as whom.
 type Push struct {
 	// URL is the API's base URL (scheme, host, optional path prefix).

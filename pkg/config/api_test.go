@@ -62,3 +62,24 @@ func TestResolveReadToken(t *testing.T) {
 		t.Errorf("unset: %q", got)
 	}
 }
+
+func TestResolveTrustedProxies(t *testing.T) {
+	t.Parallel()
+	env := func(v string) Getenv {
+		return func(k string) string {
+			if k == "HEARTBEAT_TRUSTED_PROXIES" {
+				return v
+			}
+			return ""
+		}
+	}
+	for _, c := range []struct{ flag, env, want string }{
+		{"", "", ""},
+		{"", "10.0.0.1", "10.0.0.1"},
+		{"192.0.2.0/24", "10.0.0.1", "192.0.2.0/24"},
+	} {
+		if got := ResolveTrustedProxies(c.flag, env(c.env)); got != c.want {
+			t.Errorf("ResolveTrustedProxies(%q) with env %q = %q, want %q", c.flag, c.env, got, c.want)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -92,7 +93,12 @@ type Server struct {
 	// StaleAfter is how old its last heartbeat may be before the server is
 	// OFFLINE (DefaultStaleAfter unless set).
 	StaleAfter time.Duration
-	CreatedAt  time.Time
+	// TokenlessFrom lists the networks from which the API accepts this
+	// server's pushes without a token, for the source system's agent,
+	// which sends none (see SetServerTokenless); nil, the default, accepts
+	// none.
+	TokenlessFrom []netip.Prefix
+	CreatedAt     time.Time
 }
 
 // ServerSpec is what an admin supplies to register or update a server.
@@ -244,14 +250,25 @@ type Store interface {
 	// token, replacing any earlier one, which stops working at once. It
 	// reports whether a token was replaced. Unknown server is ErrNotFound.
 	SetServerToken(ctx context.Context, serverID int64, tokenHash []byte) (replaced bool, err error)
+	// SetServerTokenless sets the networks from which the server's pushes
+	// are accepted without a token (the source system's agent sends none),
+	// replacing any earlier list; nil or empty switches token-less pushes
+	// off, as they are by default. The list is normalised and checked as
+	// NormalizeTokenless and ValidateTokenless do: a bad one is ErrInvalid.
+	// A push that carries a token is judged by its token alone, whatever
+	// this says. Unknown server is ErrNotFound.
+	SetServerTokenless(ctx context.Context, serverID int64, from []netip.Prefix) error
 	// RecordPushes verifies and records a batch of API pushes in one
 	// transaction. Each push's token hash is compared in constant time with
-	// the server's stored hash, read in the same transaction; every
-	// verified push records a heartbeat (source api, its agent version) at
-	// the store's clock, all in one write. The outcomes are in the order of
-	// pushes. An unknown server, a server without a token and a wrong token
-	// are all just !OK, indistinguishable to the caller. An error means
-	// nothing was recorded.
+	// the server's stored hash, read in the same transaction; a push
+	// without a token (empty TokenHash) is verified instead by its
+	// RemoteAddr against the server's TokenlessFrom, read in the same
+	// query (see VerifiedPushes). Every verified push records a heartbeat
+	// (source api, its agent version) at the store's clock, all in one
+	// write. The outcomes are in the order of pushes. An unknown server, a
+	// server without a token, a wrong token and a token-less push from an
+	// address not allowed are all just !OK, indistinguishable to the
+	// caller. An error means nothing was recorded.
 	RecordPushes(ctx context.Context, pushes []Push) ([]PushOutcome, error)
 
 	// RecordProbeResults writes a batch of SSH probe outcomes in one
@@ -388,8 +405,14 @@ type ProbeResult struct {
 // Push is a heartbeat pushed over the API, as the client presented it.
 type Push struct {
 	ServerID int64
-	// TokenHash is HashToken of the bearer token the client presented.
-	TokenHash    []byte
+	// TokenHash is HashToken of the bearer token the client presented;
+	// empty when it presented none (a token-less push: see RemoteAddr).
+	TokenHash []byte
+	// RemoteAddr is the client's address as the API determined it: the
+	// TCP peer, or the forwarding client behind a trusted proxy. Only a
+	// token-less push is judged by it (against the server's
+	// TokenlessFrom); the zero Addr (unknown) allows nothing.
+	RemoteAddr   netip.Addr
 	AgentVersion string
 	// At, when set, is the time to record; zero means the store's clock,
 	// which is what the API uses (it never takes a time from a client).
@@ -399,8 +422,13 @@ type Push struct {
 
 // PushOutcome is what RecordPushes did with one Push.
 type PushOutcome struct {
-	// OK is set when the token matched and the heartbeat was recorded.
+	// OK is set when the push was verified (its token matched, or it
+	// came without a token from an address the server allows) and the
+	// heartbeat was recorded.
 	OK bool
+	// Tokenless is set with OK when the push was accepted without a
+	// token, so the API can count the old agents still in use.
+	Tokenless bool
 	// ServerName and At (the time recorded, UTC: the store's clock unless
 	// the push carried one) are set only when OK.
 	ServerName string

@@ -275,17 +275,19 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return now.UTC(), nil
 }
 
-const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, host_key_is_ca, seen_host_key, mode, enabled, stale_after_ms, created_at`
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, host_key_is_ca, seen_host_key, mode, enabled, stale_after_ms, COALESCE(tokenless_from, ''), created_at`
 
 func scanServer(row pgx.Row) (store.Server, error) {
 	var (
 		sv          store.Server
 		staleMillis int64
+		tokenless   string
 	)
 	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
-		&sv.HostKey, &sv.HostKeyIsCA, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &staleMillis, &sv.CreatedAt); err != nil {
+		&sv.HostKey, &sv.HostKeyIsCA, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &staleMillis, &tokenless, &sv.CreatedAt); err != nil {
 		return store.Server{}, err
 	}
+	sv.TokenlessFrom = store.ParseStoredTokenless(tokenless)
 	sv.CreatedAt = sv.CreatedAt.UTC()
 	sv.StaleAfter = time.Duration(staleMillis) * time.Millisecond
 	return sv, nil

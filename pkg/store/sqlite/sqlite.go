@@ -244,19 +244,20 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return parseTime(now)
 }
 
-const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, host_key_is_ca, seen_host_key, mode, enabled, stale_after_ms, created_at`
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, host_key_is_ca, seen_host_key, mode, enabled, stale_after_ms, COALESCE(tokenless_from, ''), created_at`
 
 func scanServer(row interface{ Scan(...any) error }) (store.Server, error) {
 	var (
-		sv          store.Server
-		created     string
-		staleMillis int64
+		sv                 store.Server
+		tokenless, created string
+		staleMillis        int64
 	)
 	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
-		&sv.HostKey, &sv.HostKeyIsCA, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &staleMillis, &created); err != nil {
+		&sv.HostKey, &sv.HostKeyIsCA, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &staleMillis, &tokenless, &created); err != nil {
 		return store.Server{}, err
 	}
 	sv.StaleAfter = time.Duration(staleMillis) * time.Millisecond
+	sv.TokenlessFrom = store.ParseStoredTokenless(tokenless)
 	t, err := parseTime(created)
 	if err != nil {
 		return store.Server{}, err

@@ -62,6 +62,7 @@ func Run(t *testing.T, open Opener) {
 		{"LargeBatch", testLargeBatch},
 		{"ServerTokenRotation", testServerTokenRotation},
 		{"RecordPushes", testRecordPushes},
+		{"TokenlessPushes", testTokenlessPushes},
 		{"RecordPushesRemovedServer", testRecordPushesRemovedServer},
 		{"ConcurrentPushBatches", testConcurrentPushBatches},
 		{"LargePushBatch", testLargePushBatch},
