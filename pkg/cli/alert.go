@@ -47,7 +47,7 @@ func newAlertRaiseCommand(app *App, g *globalOptions) *cobra.Command {
 }
 
 func runAlertRaise(ctx context.Context, app *App, g *globalOptions, ref, message string, o *alertRaiseOptions) error {
-	spec := store.AlertSpec{Kind: o.Kind, Severity: o.Severity, Message: message}
+	spec := store.AlertSpec{Kind: o.Kind, Severity: o.Severity, Message: message, Source: store.AlertSourceCLI}
 	if err := spec.Validate(); err != nil {
 		return usageErrorf("%v", err)
 	}
