@@ -1,7 +1,9 @@
 // Package api is heartbeat's HTTP side: servers push heartbeats with their
 // own token (POST /api/heartbeat/{id}/), people and machines read status
-// (GET /api/servers, the page at /, /metrics), and load balancers ask
-// /healthz.
+// (GET /api/servers, the page at /, /metrics), other systems raise and
+// resolve alerts with the alerts token (POST /api/alerts, and
+// Alertmanager's webhook at POST /api/alertmanager), and load balancers
+// ask /healthz.
 //
 // Pushes are coalesced: handlers hand their heartbeat to a few writer
 // goroutines, which each collect what arrives within about a millisecond
@@ -54,6 +56,11 @@ type Options struct {
 	// the login form sets) by GET /api/servers*, /metrics and the page.
 	// Never log it.
 	ReadToken string
+	// AlertsToken, if set, is required (Bearer header) by POST /api/alerts
+	// and POST /api/alertmanager, which other systems use to raise and
+	// resolve alerts. Unset, both answer 403. It is not a server's push
+	// token and should differ from ReadToken. Never log it.
+	AlertsToken string
 	// StaleAfter is the freshness window of the status rules; 0 means
 	// status.DefaultStaleAfter.
 	StaleAfter time.Duration
@@ -154,6 +161,8 @@ func (a *API) routes() {
 	a.handle("/api/heartbeat/{id}/{$}", "heartbeat", http.HandlerFunc(a.heartbeat))
 	a.handle("/api/servers", "servers", a.readOnly(a.requireRead(http.HandlerFunc(a.servers), false)))
 	a.handle("/api/servers/{id}", "server", a.readOnly(a.requireRead(http.HandlerFunc(a.server), false)))
+	a.handle("/api/alerts", "alerts", a.requireAlerts(http.HandlerFunc(a.alerts)))
+	a.handle("/api/alertmanager", "alertmanager", a.requireAlerts(http.HandlerFunc(a.alertmanager)))
 	a.handle("/healthz", "healthz", a.readOnly(http.HandlerFunc(a.healthz)))
 	a.handle("/metrics", "metrics", a.readOnly(a.requireRead(a.metrics.handler(), false)))
 	a.handle("/login", "login", http.HandlerFunc(a.login))

@@ -16,11 +16,15 @@ import (
 )
 
 type serveOptions struct {
-	Listen     string
-	TLSCert    string
-	TLSKey     string
-	ReadToken  string
-	StaleAfter time.Duration
+	Listen    string
+	TLSCert   string
+	TLSKey    string
+	ReadToken string
+	// AlertsToken and AlertsTokenFile guard POST /api/alerts and
+	// /api/alertmanager (see config.ResolveAlertsToken).
+	AlertsToken     string
+	AlertsTokenFile string
+	StaleAfter      time.Duration
 	// MetricsPerServer keeps the per-server series on /metrics.
 	MetricsPerServer bool
 	ShutdownGrace    time.Duration
@@ -44,11 +48,14 @@ func newServeCommand(app *App, g *globalOptions) *cobra.Command {
   GET  /                    the status page for people (refreshes every 15 s)
   GET  /metrics             Prometheus metrics
   GET  /healthz             200 when the store answers, 503 otherwise
+  POST /api/alerts          raise or resolve an alert (needs the alerts token)
+  POST /api/alertmanager    Prometheus Alertmanager's webhook (alerts token)
 
 With --read-token (or HEARTBEAT_READ_TOKEN), the status API, the page and
 /metrics require that token: as a Bearer header, or for the page through a
 login form that sets a session cookie. Pushes always need the server's own
-token.
+token. The alert endpoints need the alerts token (--alerts-token-file or
+HEARTBEAT_ALERTS_TOKEN) as a Bearer header; without one they answer 403.
 
 Runs until SIGINT or SIGTERM, then stops accepting, lets requests in flight
 finish and exits 0.`,
@@ -64,6 +71,8 @@ finish and exits 0.`,
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
 	f.StringVar(&o.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	f.StringVar(&o.ReadToken, "read-token", "", "require this token to read status, the page and metrics (env HEARTBEAT_READ_TOKEN; prefer the env: flags show in ps)")
+	f.StringVar(&o.AlertsToken, "alerts-token", "", "enable POST /api/alerts and /api/alertmanager with this Bearer token (env HEARTBEAT_ALERTS_TOKEN; prefer the env or --alerts-token-file: flags show in ps)")
+	f.StringVar(&o.AlertsTokenFile, "alerts-token-file", "", "read the alerts token from this file (trimmed)")
 	f.DurationVar(&o.StaleAfter, "stale-after", status.DefaultStaleAfter, "a heartbeat older than this is OFFLINE")
 	f.BoolVar(&o.MetricsPerServer, "metrics-per-server", true, "export per-server series on /metrics (status, age, latency, failures, phases); false keeps only fleet totals, for big fleets")
 	f.DurationVar(&o.ShutdownGrace, "shutdown-grace", api.DefaultShutdownGrace, "on SIGINT/SIGTERM, how long requests in flight get to finish")
@@ -91,6 +100,15 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 			return fmt.Errorf("load TLS certificate %s and key %s: %w", o.TLSCert, o.TLSKey, err)
 		}
 	}
+	alertsToken, err := config.ResolveAlertsToken(o.AlertsToken, o.AlertsTokenFile, app.Getenv)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	if alertsToken != "" && alertsToken == config.ResolveReadToken(o.ReadToken, app.Getenv) {
+		// The read token also opens the page and may sit in a browser;
+		// it must not also be able to write.
+		return usageErrorf("the alerts token must differ from the read token")
+	}
 	if o.Verbose {
 		g.logLevel.Set(slog.LevelDebug)
 	}
@@ -107,7 +125,7 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 	}
 	readToken := config.ResolveReadToken(o.ReadToken, app.Getenv)
 	a := api.New(s, api.Options{
-		ReadToken: readToken, StaleAfter: o.StaleAfter, NoPerServerMetrics: !o.MetricsPerServer, Logger: log, SecureCookie: o.TLSCert != "",
+		ReadToken: readToken, AlertsToken: alertsToken, StaleAfter: o.StaleAfter, NoPerServerMetrics: !o.MetricsPerServer, Logger: log, SecureCookie: o.TLSCert != "",
 		BatchMax: o.BatchMax, BatchWait: batchWait(o.BatchWait), Writers: o.BatchWriters,
 	})
 	defer a.Close()
@@ -115,7 +133,7 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 	if o.TLSCert != "" {
 		scheme = "https"
 	}
-	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "read_token_required", readToken != "")
+	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "read_token_required", readToken != "", "alerts_enabled", alertsToken != "")
 	if err := api.Serve(ctx, api.NewHTTPServer(a, log), ln, o.TLSCert, o.TLSKey, o.ShutdownGrace); err != nil {
 		return err
 	}
