@@ -555,7 +555,7 @@ func (s *Store) ApplyKeyedAlerts(ctx context.Context, raise []store.AlertSpec, r
 	ids, kinds, sevs, msgs, sources, keys := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for i, r := range raise {
 		if r.ExternalKey == "" {
-			return res, fmt.Errorf("raise alert on server %d: %w", r.ServerID, store.ErrInvalid)
+			return res, fmt.Errorf("raise alert on server %d: no external key: %w", r.ServerID, store.ErrInvalid)
 		}
 		if err := r.Validate(); err != nil {
 			return res, fmt.Errorf("raise alert on server %d: %w", r.ServerID, err)
