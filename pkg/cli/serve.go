@@ -104,7 +104,8 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	if alertsToken != "" && alertsToken == config.ResolveReadToken(o.ReadToken, app.Getenv) {
+	readToken := config.ResolveReadToken(o.ReadToken, app.Getenv)
+	if alertsToken != "" && alertsToken == readToken {
 		// The read token also opens the page and may sit in a browser;
 		// it must not also be able to write.
 		return usageErrorf("the alerts token must differ from the read token")
@@ -123,7 +124,6 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
-	readToken := config.ResolveReadToken(o.ReadToken, app.Getenv)
 	a := api.New(s, api.Options{
 		ReadToken: readToken, AlertsToken: alertsToken, StaleAfter: o.StaleAfter, NoPerServerMetrics: !o.MetricsPerServer, Logger: log, SecureCookie: o.TLSCert != "",
 		BatchMax: o.BatchMax, BatchWait: batchWait(o.BatchWait), Writers: o.BatchWriters,

@@ -577,6 +577,10 @@ func (s *Store) ApplyKeyedAlerts(ctx context.Context, raise []store.AlertSpec, r
 			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
 				AS r(server_id, kind, severity, message, source, key)
 			JOIN servers s ON s.id = r.server_id
+			-- A fixed insertion order: two receivers applying overlapping
+			-- payloads (an HA Alertmanager pair) wait on each other's keys in
+			-- the same order instead of deadlocking.
+			ORDER BY r.server_id, r.key
 			`+onActiveKey, ids, kinds, sevs, msgs, sources, keys).
 			Exec(func(ct pgconn.CommandTag) error { res.Raised = int(ct.RowsAffected()); return nil })
 		return tx.SendBatch(ctx, &b).Close()
