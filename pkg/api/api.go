@@ -1,8 +1,10 @@
 // Package api is heartbeat's HTTP side: servers push heartbeats with their
 // own token (POST /api/heartbeat/{id}/; without one only from an address
-// the server allows, for the source system's agent), people and machines read status
-// (GET /api/servers, the page at /, /metrics), and load balancers ask
-// /healthz.
+// the server allows, for the source system's agent), people and machines
+// read status (GET /api/servers, the page at /, /metrics), other systems
+// raise and resolve alerts with the alerts token (POST /api/alerts, and
+// Alertmanager's webhook at POST /api/alertmanager), and load balancers
+// ask /healthz.
 //
 // Pushes are coalesced: handlers hand their heartbeat to a few writer
 // goroutines, which each collect what arrives within about a millisecond
@@ -55,6 +57,11 @@ type Options struct {
 	// the login form sets) by GET /api/servers*, /metrics and the page.
 	// Never log it.
 	ReadToken string
+	// AlertsToken, if set, is required (Bearer header) by POST /api/alerts
+	// and POST /api/alertmanager, which other systems use to raise and
+	// resolve alerts. Unset, both answer 403. It is not a server's push
+	// token and should differ from ReadToken. Never log it.
+	AlertsToken string
 	// StaleAfter, when positive, overrides every server's own freshness
 	// window; 0 uses each server's (store.Server.StaleAfter).
 	StaleAfter time.Duration
@@ -158,6 +165,8 @@ func (a *API) routes() {
 	a.handle("/api/servers", "servers", a.readOnly(a.requireRead(http.HandlerFunc(a.servers), false)))
 	a.handle("/api/servers/{id}", "server", a.readOnly(a.requireRead(http.HandlerFunc(a.server), false)))
 	a.handle("/api/servers/{id}/history", "history", a.readOnly(a.requireRead(http.HandlerFunc(a.serverHistory), false)))
+	a.handle("/api/alerts", "alerts", a.requireAlerts(http.HandlerFunc(a.alerts)))
+	a.handle("/api/alertmanager", "alertmanager", a.requireAlerts(http.HandlerFunc(a.alertmanager)))
 	a.handle("/healthz", "healthz", a.readOnly(http.HandlerFunc(a.healthz)))
 	a.handle("/metrics", "metrics", a.readOnly(a.requireRead(a.metrics.handler(), false)))
 	a.handle("/login", "login", http.HandlerFunc(a.login))

@@ -28,6 +28,9 @@ type metrics struct {
 	tokenless prometheus.Counter
 	batch     prometheus.Histogram
 	write     prometheus.Histogram
+	// externalAlerts counts what POST /api/alerts and /api/alertmanager
+	// did, by source (api, alertmanager) and outcome.
+	externalAlerts *prometheus.CounterVec
 }
 
 func newMetrics(a *API) *metrics {
@@ -61,7 +64,16 @@ func newMetrics(a *API) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.pushes, m.tokenless, m.batch, m.write,
+	m.externalAlerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "heartbeat_external_alerts_total",
+		Help: "Alerts received from other systems, by source (api, alertmanager) and outcome: raised, already_active, resolved, not_active, unknown_server (Alertmanager alerts that matched no server), ignored (neither firing nor resolved).",
+	}, []string{"source", "outcome"})
+	// Every Alertmanager series exists from the start at 0, so a rule on
+	// unknown_server has something to match before the first one.
+	for _, outcome := range []string{"raised", "already_active", "resolved", "not_active", "unknown_server", "ignored"} {
+		m.externalAlerts.WithLabelValues(store.AlertSourceAlertmanager, outcome)
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.pushes, m.tokenless, m.batch, m.write, m.externalAlerts,
 		&fleetCollector{a: a},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -17,11 +17,15 @@ import (
 )
 
 type serveOptions struct {
-	Listen     string
-	TLSCert    string
-	TLSKey     string
-	ReadToken  string
-	StaleAfter time.Duration
+	Listen    string
+	TLSCert   string
+	TLSKey    string
+	ReadToken string
+	// AlertsToken and AlertsTokenFile guard POST /api/alerts and
+	// /api/alertmanager (see config.ResolveAlertsToken).
+	AlertsToken     string
+	AlertsTokenFile string
+	StaleAfter      time.Duration
 	// MetricsPerServer keeps the per-server series on /metrics.
 	MetricsPerServer bool
 	ShutdownGrace    time.Duration
@@ -53,6 +57,8 @@ func newServeCommand(app *App, g *globalOptions) *cobra.Command {
   GET  /                    the status page for people (refreshes every 15 s)
   GET  /metrics             Prometheus metrics
   GET  /healthz             200 when the store answers, 503 otherwise
+  POST /api/alerts          raise or resolve an alert (needs the alerts token)
+  POST /api/alertmanager    Prometheus Alertmanager's webhook (alerts token)
 
 Every --evaluate-every (10s) it judges every server and records state
 changes, as probe-ssh does at the end of each run, so installations whose
@@ -65,6 +71,8 @@ except from an address the server allows token-less pushes from (servers set
 --allow-tokenless-from, for the source system's agent). Behind a reverse
 proxy, name it with --trusted-proxies (or HEARTBEAT_TRUSTED_PROXIES): only
 then is its X-Forwarded-For believed; otherwise the TCP peer is the client.
+The alert endpoints need the alerts token (--alerts-token-file or
+HEARTBEAT_ALERTS_TOKEN) as a Bearer header; without one they answer 403.
 
 Runs until SIGINT or SIGTERM, then stops accepting, lets requests in flight
 finish and exits 0.`,
@@ -81,6 +89,8 @@ finish and exits 0.`,
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
 	f.StringVar(&o.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	f.StringVar(&o.ReadToken, "read-token", "", "require this token to read status, the page and metrics (env HEARTBEAT_READ_TOKEN; prefer the env: flags show in ps)")
+	f.StringVar(&o.AlertsToken, "alerts-token", "", "enable POST /api/alerts and /api/alertmanager with this Bearer token (env HEARTBEAT_ALERTS_TOKEN; prefer the env or --alerts-token-file: flags show in ps)")
+	f.StringVar(&o.AlertsTokenFile, "alerts-token-file", "", "read the alerts token from this file (trimmed)")
 	f.DurationVar(&o.StaleAfter, "stale-after", 0, "judge every server with this window instead of its own (servers add/set --stale-after; default 60s)")
 	f.DurationVar(&o.EvaluateEvery, "evaluate-every", evaluate.DefaultInterval, "judge the fleet and record state changes this often (0: never; then run heartbeat evaluate or probe-ssh)")
 	f.StringVar(&o.PingURL, "ping-url", "", "dead-man's switch pinged after each healthy evaluation round (env HEARTBEAT_PING_URL)")
@@ -127,6 +137,16 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 			return usageErrorf("--ping-url: %v", err)
 		}
 	}
+	alertsToken, err := config.ResolveAlertsToken(o.AlertsToken, o.AlertsTokenFile, app.Getenv)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	readToken := config.ResolveReadToken(o.ReadToken, app.Getenv)
+	if alertsToken != "" && alertsToken == readToken {
+		// The read token also opens the page and may sit in a browser;
+		// it must not also be able to write.
+		return usageErrorf("the alerts token must differ from the read token")
+	}
 	if o.Verbose {
 		g.logLevel.Set(slog.LevelDebug)
 	}
@@ -141,9 +161,8 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
-	readToken := config.ResolveReadToken(o.ReadToken, app.Getenv)
 	a := api.New(s, api.Options{
-		ReadToken: readToken, StaleAfter: o.StaleAfter, NoPerServerMetrics: !o.MetricsPerServer, Logger: log, SecureCookie: o.TLSCert != "",
+		ReadToken: readToken, AlertsToken: alertsToken, StaleAfter: o.StaleAfter, NoPerServerMetrics: !o.MetricsPerServer, Logger: log, SecureCookie: o.TLSCert != "",
 		BatchMax: o.BatchMax, BatchWait: batchWait(o.BatchWait), Writers: o.BatchWriters, TrustedProxies: proxies,
 	})
 	defer a.Close()

@@ -19,6 +19,10 @@ const (
 	MaxUserLen         = 32  // useradd's limit
 	MaxKeyPathLen      = 4096
 	MaxAlertMessageLen = 1024
+	// MaxAlertKeyLen bounds an alert's external key, in characters.
+	MaxAlertKeyLen = 256
+	// MaxAlertSourceLen bounds an alert's source, in characters.
+	MaxAlertSourceLen = 32
 )
 
 // invalidf returns an error that reads as the message and matches
@@ -236,6 +240,16 @@ func (a AlertSpec) Validate() error {
 		return invalidf("alert kind %q is not %s or %s", a.Kind, KindAlert, KindAnomaly)
 	case a.Severity != SeverityInfo && a.Severity != SeverityWarning && a.Severity != SeverityCritical:
 		return invalidf("alert severity %q is not %s, %s or %s", a.Severity, SeverityInfo, SeverityWarning, SeverityCritical)
+	}
+	if a.ExternalKey != "" {
+		if err := checkText("alert key", a.ExternalKey, MaxAlertKeyLen, false); err != nil {
+			return err
+		}
+	}
+	if a.Source != "" {
+		if err := checkText("alert source", a.Source, MaxAlertSourceLen, false); err != nil {
+			return err
+		}
 	}
 	return checkText("alert message", a.Message, MaxAlertMessageLen, true)
 }

@@ -64,6 +64,14 @@ const (
 	SeverityCritical = "critical"
 )
 
+// Alert sources: who raised an alert. Alerts raised before sources were
+// recorded have "".
+const (
+	AlertSourceCLI          = "cli"
+	AlertSourceAPI          = "api"
+	AlertSourceAlertmanager = "alertmanager"
+)
+
 // DefaultPort is the SSH port a server gets when none is given.
 const DefaultPort = 22
 
@@ -177,6 +185,30 @@ type AlertSpec struct {
 	Kind     string
 	Severity string
 	Message  string
+	// Source says who raised it (AlertSourceCLI, AlertSourceAPI,
+	// AlertSourceAlertmanager); "" is allowed.
+	Source string
+	// ExternalKey, when set, is the name the raising system knows the
+	// alert by (an Alertmanager fingerprint, a caller's own id). A server
+	// has at most one active alert per key: raising a key that is already
+	// active returns that alert instead of a new one, and the key resolves
+	// it (ResolveAlertByKey, ApplyKeyedAlerts).
+	ExternalKey string
+}
+
+// AlertKey names an alert by its server and external key.
+type AlertKey struct {
+	ServerID int64
+	Key      string
+}
+
+// KeyedAlertsResult counts what ApplyKeyedAlerts did.
+type KeyedAlertsResult struct {
+	// Raised counts new alerts; the other raises found their key already
+	// active (or their server removed meanwhile) and changed nothing.
+	Raised int
+	// Resolved counts alerts resolved; the other keys had no active alert.
+	Resolved int
 }
 
 // Alert is an alert or anomaly raised against a server. It is active until
@@ -188,8 +220,15 @@ type Alert struct {
 	Kind       string
 	Severity   string
 	Message    string
-	CreatedAt  time.Time
-	ResolvedAt *time.Time
+	// Source and ExternalKey are the spec's ("" when not given).
+	Source      string
+	ExternalKey string
+	CreatedAt   time.Time
+	ResolvedAt  *time.Time
+	// Existing is set by RaiseAlert when the spec's ExternalKey was
+	// already active on the server and that alert was returned instead of
+	// a new one. It is not stored.
+	Existing bool
 }
 
 // ImportResult counts what ImportServers did.
@@ -230,10 +269,26 @@ type Store interface {
 	ImportServers(ctx context.Context, specs []ServerSpec) (ImportResult, error)
 
 	// RaiseAlert records an active alert. Unknown server is ErrNotFound.
+	// When spec.ExternalKey is already active on the server it returns
+	// that alert, unchanged, with Existing set, and records nothing.
 	RaiseAlert(ctx context.Context, spec AlertSpec) (Alert, error)
 	// ResolveAlert marks an alert resolved at the store's clock. Unknown id
 	// is ErrNotFound; an already resolved alert is ErrConflict.
 	ResolveAlert(ctx context.Context, id int64) (Alert, error)
+	// ResolveAlertByKey resolves the server's active alert with that
+	// external key at the store's clock. When none is active it is
+	// ErrConflict if the server had one with that key (returned: the last
+	// resolved), else ErrNotFound (also for an unknown server).
+	ResolveAlertByKey(ctx context.Context, serverID int64, key string) (Alert, error)
+	// ApplyKeyedAlerts resolves and raises alerts by external key in one
+	// transaction, in a fixed number of statements whatever the batch
+	// size (an Alertmanager payload can carry hundreds). Resolves come
+	// first: each resolves the server's active alert with that key, if
+	// any. Then each raise whose key is not active on its server records a
+	// new alert; raises whose key is active, and raises for servers that
+	// no longer exist, change nothing. Every raise must carry an
+	// ExternalKey and pass Validate, else ErrInvalid and nothing is done.
+	ApplyKeyedAlerts(ctx context.Context, raise []AlertSpec, resolve []AlertKey) (KeyedAlertsResult, error)
 	// Alerts lists active alerts, or all of them when all is set, newest
 	// first.
 	Alerts(ctx context.Context, all bool) ([]Alert, error)
