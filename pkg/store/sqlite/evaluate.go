@@ -126,7 +126,7 @@ func (s *Store) Evaluate(ctx context.Context, p store.EvalParams) (store.EvalRes
 
 // Flips lists flips at or after q.Since, oldest first.
 func (s *Store) Flips(ctx context.Context, q store.FlipQuery) ([]store.Flip, error) {
-	out, err := s.flips(ctx, s.db, `f.at >= ? AND (? = 0 OR f.server_id = ?)`, formatTime(q.Since), q.ServerID, q.ServerID)
+	out, err := s.flips(ctx, s.db, `f.at >= ? AND (? = 0 OR f.server_id = ?) AND f.id > ?`, formatTime(q.Since), q.ServerID, q.ServerID, q.AfterID)
 	if err != nil {
 		return nil, fmt.Errorf("read flips: %w", s.interpret(err))
 	}
