@@ -170,7 +170,7 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 	if o.TLSCert != "" {
 		scheme = "https"
 	}
-	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "read_token_required", readToken != "", "trusted_proxies", len(proxies))
+	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "read_token_required", readToken != "", "alerts_enabled", alertsToken != "", "trusted_proxies", len(proxies))
 	if o.EvaluateEvery > 0 {
 		ectx, stop := context.WithCancel(ctx)
 		defer stop()
