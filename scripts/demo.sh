@@ -48,3 +48,9 @@ say "heartbeat status --check --server tarpit-00001 ; echo \$?"
 code=0
 "${hb}" status --check --server tarpit-00001 || code=$?
 echo "${code}"
+# Every probe run ends with an evaluation round: each change of state is a
+# flip with its time and reason, which history and uptime read.
+run alert resolve "$("${hb}" alert list --json | sed -n 's/.*"id": \([0-9]*\).*/\1/p' | head -1)"
+run evaluate
+run history ok-00002 --since 1h
+run uptime

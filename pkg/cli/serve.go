@@ -184,6 +184,9 @@ func runServe(ctx context.Context, app *App, g *globalOptions, o *serveOptions) 
 				}
 				return
 			}
+			for _, f := range res.Flips {
+				log.Info("state change", "server", f.ServerName, "from", f.From, "to", f.To, "at", f.At.Format(time.RFC3339), "reason", f.Reason)
+			}
 			if pinger != nil {
 				if perr := pinger.Success(ectx, fmt.Sprintf("evaluated: %d change(s)", len(res.Flips))); perr != nil {
 					log.Warn("dead-man's switch", "err", perr)

@@ -66,7 +66,9 @@ func Round(ctx context.Context, st store.Store, opts Options) (Result, error) {
 		if f.ServerID == 0 {
 			name = "(fleet)"
 		}
-		opts.Log.Info("state change", "server", name, "from", f.From, "to", f.To, "at", f.At.Format(time.RFC3339), "reason", f.Reason)
+		// Debug: probe-ssh is quiet on success (cron mails what it prints);
+		// serve-api logs the changes at info itself.
+		opts.Log.Debug("state change", "server", name, "from", f.From, "to", f.To, "at", f.At.Format(time.RFC3339), "reason", f.Reason)
 	}
 	return out, nil
 }
