@@ -241,6 +241,7 @@ ONLINE, WARNING or OFFLINE.`,
 		newServeCommand(app, g),
 		newPushCommand(app),
 		newDoctorCommand(app, g),
+		newNotifyCommand(app, g),
 		newVersionCommand(app),
 	)
 	addTimeouts(root)
