@@ -114,7 +114,7 @@ func healthyDoctor(t *testing.T, e *env) *sshtest.Fleet {
 	return fleet
 }
 
-var allChecks = []string{"binary", "store", "ssh-key", "schedule", "last-run", "probe-failures", "host-keys", "clock"}
+var allChecks = []string{"binary", "store", "ssh-key", "schedule", "last-run", "probe-failures", "host-keys", "clock", "notifications"}
 
 func TestDoctorHealthy(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
@@ -154,7 +154,7 @@ func TestDoctorHealthy(t *testing.T) {
 		}
 
 		text := e.run("doctor")
-		if text.code != 0 || !strings.Contains(text.out, "ok    store ") || !strings.HasPrefix(lastLine(text.out), "healthy: 8 ok, 0 warning(s), 0 failed") {
+		if text.code != 0 || !strings.Contains(text.out, "ok    store ") || !strings.HasPrefix(lastLine(text.out), "healthy: 9 ok, 0 warning(s), 0 failed") {
 			t.Errorf("doctor text (exit %d):\n%s", text.code, text.out)
 		}
 

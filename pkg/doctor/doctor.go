@@ -41,6 +41,7 @@ const (
 	CheckFailures = "probe-failures"
 	CheckHostKeys = "host-keys"
 	CheckClock    = "clock"
+	CheckNotify   = "notifications"
 )
 
 // Defaults for the thresholds in Config.
@@ -145,7 +146,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	}
 	d.add(d.checkSchedule(ctx))
 	if s == nil {
-		for _, name := range []string{CheckLastRun, CheckFailures, CheckHostKeys, CheckClock} {
+		for _, name := range []string{CheckLastRun, CheckFailures, CheckHostKeys, CheckClock, CheckNotify} {
 			d.add(Result{Check: name, Status: Skip, Message: "not checked: the store is not usable"})
 		}
 		return d.results
@@ -154,6 +155,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	d.add(d.checkFailures(ctx, s))
 	d.add(d.checkHostKeys())
 	d.add(d.checkClock(ctx, s))
+	d.add(d.checkNotify(ctx, s))
 	return d.results
 }
 
