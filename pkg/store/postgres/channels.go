@@ -197,13 +197,30 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, p store.EnqueueParams) (s
 	var out store.Enqueued
 	now := optTime(p.Now)
 	var marks int64
-	if err := s.pool.QueryRow(ctx, enqueueFlipsSQL, now, markLag.Milliseconds()).Scan(&out.Flips, &marks); err != nil {
-		return out, fmt.Errorf("enqueue deliveries: %w", s.interpret(err))
-	}
-	if err := s.pool.QueryRow(ctx, enqueueRemindersSQL, now).Scan(&out.Reminders); err != nil {
-		return out, fmt.Errorf("enqueue reminders: %w", s.interpret(err))
+	err := withoutJIT(ctx, s, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, enqueueFlipsSQL, now, markLag.Milliseconds()).Scan(&out.Flips, &marks); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, enqueueRemindersSQL, now).Scan(&out.Reminders)
+	})
+	if err != nil {
+		return store.Enqueued{}, fmt.Errorf("enqueue deliveries: %w", s.interpret(err))
 	}
 	return out, nil
+}
+
+// withoutJIT runs fn in a transaction with JIT compilation off. The
+// planner cannot know how many flips lie past a channel's mark, so it
+// estimates the enqueue and claim statements as costly enough to compile,
+// and compiling took 1.4 s of a 1.7 s enqueue of 1,000 flips (measured with
+// EXPLAIN ANALYZE) for statements that run in milliseconds.
+func withoutJIT(ctx context.Context, s *Store, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 // optTime is an explicit time for a COALESCE($n, now()) parameter: nil
@@ -250,27 +267,33 @@ ORDER BY cl.next_attempt_at, cl.id`
 // ClaimDeliveries claims due deliveries.
 func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]store.Delivery, error) {
 	limit, ttl := store.ClaimLimits(p)
-	rows, err := s.pool.Query(ctx, claimSQL, optTime(p.Now), p.Claimer, limit, ttl.Milliseconds(), p.ChannelID)
-	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", s.interpret(err))
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Delivery, error) {
-		var (
-			d         store.Delivery
-			downSince *time.Time
-		)
-		err := r.Scan(&d.ID, &d.ChannelID, &d.ChannelName, &d.ChannelURL, &d.ChannelSecret, &d.Kind, &d.Reminder,
-			&d.FlipID, &d.ServerID, &d.ServerName, &d.Host, &d.From, &d.To, &d.Reason, &d.At, &d.Attempts, &d.CreatedAt, &downSince)
-		d.At, d.CreatedAt = d.At.UTC(), d.CreatedAt.UTC()
-		if downSince != nil && d.At.After(*downSince) {
-			d.DownFor = d.At.Sub(*downSince)
+	var out []store.Delivery
+	err := withoutJIT(ctx, s, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, claimSQL, optTime(p.Now), p.Claimer, limit, ttl.Milliseconds(), p.ChannelID)
+		if err != nil {
+			return err
 		}
-		return d, err
+		out, err = pgx.CollectRows(rows, scanDelivery)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", s.interpret(err))
 	}
 	return out, nil
+}
+
+func scanDelivery(r pgx.CollectableRow) (store.Delivery, error) {
+	var (
+		d         store.Delivery
+		downSince *time.Time
+	)
+	err := r.Scan(&d.ID, &d.ChannelID, &d.ChannelName, &d.ChannelURL, &d.ChannelSecret, &d.Kind, &d.Reminder,
+		&d.FlipID, &d.ServerID, &d.ServerName, &d.Host, &d.From, &d.To, &d.Reason, &d.At, &d.Attempts, &d.CreatedAt, &downSince)
+	d.At, d.CreatedAt = d.At.UTC(), d.CreatedAt.UTC()
+	if downSince != nil && d.At.After(*downSince) {
+		d.DownFor = d.At.Sub(*downSince)
+	}
+	return d, err
 }
 
 // outcomesSQL records a batch of outcomes in one statement. A sent
