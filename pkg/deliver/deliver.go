@@ -42,6 +42,10 @@ const (
 	claimMargin = 30 * time.Second
 	// defaultBudget is a drain's budget when its context has no deadline.
 	defaultBudget = time.Minute
+	// MinBudget is the least time left for which a drain starts at all:
+	// with less, it could claim but not send, so it leaves everything to
+	// the next one.
+	MinBudget = 250 * time.Millisecond
 )
 
 // Options tune a drain. The zero value is usable.
@@ -89,7 +93,8 @@ func (r *Result) add(o store.OutcomeResult) {
 }
 
 // Drain runs one drain against st within ctx's deadline (defaultBudget if
-// it has none). An error means the store failed; failed sends are counted
+// it has none; with less than MinBudget left it does nothing and reports
+// DeadlineHit). An error means the store failed; failed sends are counted
 // in the Result and retried later, never returned.
 func Drain(ctx context.Context, st store.Store, opts Options) (Result, error) {
 	var res Result
@@ -100,6 +105,10 @@ func Drain(ctx context.Context, st store.Store, opts Options) (Result, error) {
 		defer cancel()
 	}
 	deadline, _ := ctx.Deadline()
+	if time.Until(deadline) < MinBudget {
+		res.DeadlineHit = true
+		return res, nil
+	}
 	// Sending stops a little before the deadline so outcomes can still be
 	// recorded in time: at most recordReserve, at least a fifth of what is
 	// left.

@@ -467,3 +467,53 @@ func BenchmarkDrain1000(b *testing.B) {
 		})
 	}
 }
+
+// TestDrainWithAlmostNoTimeLeft: a round that has used its budget calls
+// Drain anyway; it returns at once and leaves everything queued.
+func TestDrainWithAlmostNoTimeLeft(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rcv := newReceiver(t, "k")
+	ids := fleet(t, ctx, s, 3)
+	addChannel(t, ctx, s, "c", rcv.url("/c"), "k")
+	down(t, ctx, s, ids)
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := deliver.Drain(short, s, deliver.Options{})
+	if err != nil || !res.DeadlineHit || res.Claimed != 0 || time.Since(start) > 30*time.Millisecond {
+		t.Errorf("drain with 30ms left = %+v, %v after %v; want an immediate return", res, err, time.Since(start))
+	}
+	if res := drain(t, ctx, s, deliver.Options{StormThreshold: -1}); res.Delivered != 3 {
+		t.Errorf("the next drain = %+v, want 3 delivered", res)
+	}
+}
+
+// TestEventFromDelivery: what notify is told for the store's kinds.
+func TestEventFromDelivery(t *testing.T) {
+	at := time.Date(2026, 11, 23, 22, 0, 0, 0, time.UTC)
+	tests := []struct {
+		d              store.Delivery
+		kind, from, to string
+		name           string
+	}{
+		{store.Delivery{FlipID: 1, Kind: store.DeliverDown, ServerName: "web1", From: "ONLINE", To: "OFFLINE", At: at}, notify.KindDown, "ONLINE", "OFFLINE", "web1"},
+		{store.Delivery{FlipID: 2, Kind: store.DeliverReminder, ServerName: "web1", From: "ONLINE", To: "OFFLINE", At: at, DownFor: time.Hour}, notify.KindReminder, "OFFLINE", "OFFLINE", "web1"},
+		{store.Delivery{FlipID: 3, Kind: store.DeliverCutOff, From: "", To: store.StateCutOff, At: at}, notify.KindCutOff, "", store.StateCutOff, ""},
+		{store.Delivery{FlipID: 4, Kind: store.DeliverCutOff, From: store.StateCutOff, To: store.StateReconnected, At: at}, notify.KindUp, store.StateCutOff, store.StateReconnected, "monitoring host"},
+	}
+	for _, tt := range tests {
+		e := deliver.Event(tt.d)
+		if e.Kind != tt.kind || e.From != tt.from || e.To != tt.to || e.ServerName != tt.name || e.ID != tt.d.FlipID || !e.At.Equal(at) || e.DownFor != tt.d.DownFor {
+			t.Errorf("Event(%+v) = %+v", tt.d, e)
+		}
+	}
+	m := deliver.Message([]store.Delivery{tests[0].d, tests[1].d}, "ops", "mon1", true)
+	if !m.Grouped || m.Channel != "ops" || m.Source != "mon1" || len(m.Events) != 2 {
+		t.Errorf("Message = %+v", m)
+	}
+}
