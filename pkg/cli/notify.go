@@ -335,7 +335,7 @@ func runNotifyDrain(ctx context.Context, app *App, g *globalOptions, o *notifyDr
 // drainSummary is one line saying what a drain did.
 func drainSummary(r deliver.Result) string {
 	line := fmt.Sprintf("queued %d (%d reminders), sent %d messages: delivered %d, failed %d (retried later), gave up %d",
-		r.Queued+r.Reminders, r.Reminders, r.Messages, r.Delivered, r.Failed, r.GaveUp)
+		r.Queued+r.Settled+r.Reminders, r.Reminders, r.Messages, r.Delivered, r.Failed, r.GaveUp)
 	if r.DeadlineHit {
 		line += fmt.Sprintf("; out of time: %d left for the next drain", r.Released)
 	}

@@ -72,8 +72,9 @@ type Options struct {
 
 // Result counts what one drain did.
 type Result struct {
-	// Queued deliveries of new flips, and reminders.
-	Queued, Reminders int
+	// Queued deliveries of new flips, of flapping servers' settled
+	// states, and reminders.
+	Queued, Settled, Reminders int
 	// Claimed deliveries, and the Messages they were sent in (a storm is
 	// one message).
 	Claimed, Messages int
@@ -120,7 +121,7 @@ func Drain(ctx context.Context, st store.Store, opts Options) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("drain: %w", err)
 	}
-	res.Queued, res.Reminders = n.Flips, n.Reminders
+	res.Queued, res.Settled, res.Reminders = n.Flips, n.Settled, n.Reminders
 
 	failedChannels := map[int64]string{} // channel id → the error of its failed attempt in this drain
 	for {

@@ -129,16 +129,54 @@ func ParseKinds(text string) []string {
 	return strings.Split(text, ",")
 }
 
+// Flapping defaults: a server that changed state FlapChanges times within
+// FlapWindow is flapping; its changes are not notified until it has held
+// one state for FlapSettle, and then that settled state always is.
+const (
+	DefaultFlapChanges = 5
+	DefaultFlapWindow  = 15 * time.Minute
+	DefaultFlapSettle  = 10 * time.Minute
+	// settledWithin: a settled state older than this is not news any more
+	// (nothing drained for a day), so the settled query reads a bounded
+	// range of flips.
+	SettledWithin = 24 * time.Hour
+)
+
 // EnqueueParams tunes EnqueueDeliveries.
 type EnqueueParams struct {
 	// Now, when set, stands in for the store's clock (reminder due times,
-	// next attempts). Tests use it instead of sleeping.
+	// next attempts, settling). Tests use it instead of sleeping.
 	Now time.Time
+	// Flapping rule; zero values mean the Default* ones. A flip is held
+	// back when it is one of at least FlapChanges flips of its server
+	// within FlapWindow and the state before it lasted less than
+	// FlapSettle; once the server's latest such flip has held FlapSettle,
+	// it is queued (the settled state).
+	FlapChanges int
+	FlapWindow  time.Duration
+	FlapSettle  time.Duration
+}
+
+// FlapRule returns p's flapping rule with defaults filled in.
+func FlapRule(p EnqueueParams) (changes int, window, settle time.Duration) {
+	changes, window, settle = p.FlapChanges, p.FlapWindow, p.FlapSettle
+	if changes <= 0 {
+		changes = DefaultFlapChanges
+	}
+	if window <= 0 {
+		window = DefaultFlapWindow
+	}
+	if settle <= 0 {
+		settle = DefaultFlapSettle
+	}
+	return changes, window, settle
 }
 
 // Enqueued counts what EnqueueDeliveries queued.
 type Enqueued struct {
 	Flips, Reminders int
+	// Settled: deliveries of a flapping server's settled state.
+	Settled int
 }
 
 // ClaimParams says which deliveries ClaimDeliveries takes.

@@ -126,6 +126,18 @@ const deliveryKindSQL = `CASE WHEN f.server_id IS NULL THEN 'cutoff'
 	WHEN f.to_state = 'WARNING' OR f.from_state = 'WARNING' THEN 'warning'
 	ELSE '' END`
 
+// heldSQL is true when flip f is held back for flapping: it is one of at
+// least $N flips of its server within $W milliseconds, and the state before
+// it lasted less than $S milliseconds. The SQLite engine spells the same
+// rule.
+func heldSQL(n, w, settle string) string {
+	return `(f.server_id IS NOT NULL
+		AND (SELECT count(*) FROM flips g WHERE g.server_id = f.server_id AND g.id <= f.id
+			AND g.at > f.at - ` + w + `::bigint * interval '1 millisecond') >= ` + n + `
+		AND EXISTS (SELECT 1 FROM flips p WHERE p.server_id = f.server_id AND p.id < f.id
+			AND p.at > f.at - ` + settle + `::bigint * interval '1 millisecond'))`
+}
+
 // markLag is how far behind the store's clock a channel's high-water mark
 // stays. Flip ids come from a sequence when a row is inserted but become
 // visible at commit, so a flip with a lower id may appear after one with a
@@ -136,8 +148,9 @@ const deliveryKindSQL = `CASE WHEN f.server_id IS NULL THEN 'cutoff'
 const markLag = 2 * time.Minute
 
 // enqueueFlipsSQL queues every notifiable flip past each channel's mark
-// that the channel wants, and advances the marks. $1: the clock (NULL:
-// now()).
+// that the channel wants and flapping does not hold back, and advances the
+// marks. $1: the clock (NULL: now()); $2 the mark's lag; $3-$5 the
+// flapping rule.
 var enqueueFlipsSQL = `
 WITH clock AS (SELECT COALESCE($1::timestamptz, now()) AS t),
 cand AS (
@@ -149,6 +162,7 @@ cand AS (
 		AND (',' || c.kinds || ',') LIKE ('%,' || CASE WHEN k.kind = 'cutoff' THEN 'down' ELSE k.kind END || ',%')
 		AND (c.all_servers OR (f.server_id IS NOT NULL AND EXISTS
 			(SELECT 1 FROM channel_servers cs WHERE cs.channel_id = c.id AND cs.server_id = f.server_id)))
+		AND NOT ` + heldSQL("$3", "$4", "$5") + `
 ),
 ins AS (
 	INSERT INTO deliveries (flip_id, channel_id, reminder, kind, due_at, created_at, next_attempt_at)
@@ -192,13 +206,50 @@ ins AS (
 )
 SELECT count(*) FROM ins`
 
-// EnqueueDeliveries queues new flips and due reminders.
+// enqueueSettledSQL queues the settled state of a flapping server: its
+// latest flip, if flapping held it back and it has held for the settle
+// time ($4), for every channel added before it was recorded that wants it.
+// It reads only the flips of the last store.SettledWithin ($5).
+var enqueueSettledSQL = `
+WITH clock AS (SELECT COALESCE($1::timestamptz, now()) AS t),
+latest AS (
+	SELECT f.id, f.server_id, f.at, f.recorded_at, ` + deliveryKindSQL + ` AS kind
+	FROM flips f, clock
+	WHERE f.at > clock.t - $5::bigint * interval '1 millisecond'
+		AND f.at <= clock.t - $4::bigint * interval '1 millisecond'
+		AND f.notify
+		AND NOT EXISTS (SELECT 1 FROM flips n WHERE n.server_id = f.server_id AND n.id > f.id)
+		AND ` + heldSQL("$2", "$3", "$4") + `
+),
+ins AS (
+	INSERT INTO deliveries (flip_id, channel_id, reminder, kind, due_at, created_at, next_attempt_at)
+	SELECT l.id, c.id, 0, l.kind, l.at, clock.t, clock.t
+	FROM latest l
+	JOIN channels c ON l.recorded_at >= c.created_at
+	CROSS JOIN clock
+	WHERE l.kind <> ''
+		AND (',' || c.kinds || ',') LIKE ('%,' || l.kind || ',%')
+		AND (c.all_servers OR EXISTS
+			(SELECT 1 FROM channel_servers cs WHERE cs.channel_id = c.id AND cs.server_id = l.server_id))
+	ORDER BY l.id, c.id
+	ON CONFLICT (flip_id, channel_id, reminder) DO NOTHING
+	RETURNING 1
+)
+SELECT count(*) FROM ins`
+
+// EnqueueDeliveries queues new flips, settled states and due reminders.
 func (s *Store) EnqueueDeliveries(ctx context.Context, p store.EnqueueParams) (store.Enqueued, error) {
 	var out store.Enqueued
 	now := optTime(p.Now)
 	var marks int64
+	changes, window, settle := store.FlapRule(p)
 	err := withoutJIT(ctx, s, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, enqueueFlipsSQL, now, markLag.Milliseconds()).Scan(&out.Flips, &marks); err != nil {
+		if err := tx.QueryRow(ctx, enqueueFlipsSQL, now, markLag.Milliseconds(),
+			changes, window.Milliseconds(), settle.Milliseconds()).Scan(&out.Flips, &marks); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, enqueueSettledSQL, now, changes, window.Milliseconds(), settle.Milliseconds(),
+			store.SettledWithin.Milliseconds()).Scan(&out.Settled); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, enqueueRemindersSQL, now).Scan(&out.Reminders)

@@ -141,23 +141,60 @@ const deliveryKindSQL = `CASE WHEN f.server_id IS NULL THEN 'cutoff'
 	WHEN f.to_state = 'WARNING' OR f.from_state = 'WARNING' THEN 'warning'
 	ELSE '' END`
 
+// minusMillis is SQL for time text expr minus ms milliseconds.
+func minusMillis(expr, ms string) string {
+	return `strftime('%Y-%m-%dT%H:%M:%fZ', ` + expr + `, '-' || ((` + ms + `) / 1000.0) || ' seconds')`
+}
+
+// heldSQL: flip f is held back for flapping (the Postgres engine's rule).
+func heldSQL(n, w, settle string) string {
+	return `(f.server_id IS NOT NULL
+		AND (SELECT count(*) FROM flips g WHERE g.server_id = f.server_id AND g.id <= f.id
+			AND g.at > ` + minusMillis("f.at", w) + `) >= ` + n + `
+		AND EXISTS (SELECT 1 FROM flips p WHERE p.server_id = f.server_id AND p.id < f.id
+			AND p.at > ` + minusMillis("f.at", settle) + `))`
+}
+
 // enqueueFlipsSQL queues every notifiable flip past each channel's mark
-// that the channel wants (?1: the clock). SQLite commits writers one at a
+// that the channel wants and flapping does not hold back (?1: the clock;
+// ?2-?4: the flapping rule). SQLite commits writers one at a
 // time, so every flip with an id up to the newest is visible here and the
 // mark can move to it at once (see the Postgres engine for why it cannot
 // there).
-const enqueueFlipsSQL = `
+var enqueueFlipsSQL = `
 INSERT INTO deliveries (flip_id, channel_id, reminder, kind, due_at, created_at, next_attempt_at)
 SELECT flip_id, channel_id, 0, kind, at, ?1, ?1 FROM (
 	SELECT c.id AS channel_id, f.id AS flip_id, f.at, ` + deliveryKindSQL + ` AS kind, c.kinds, c.all_servers, f.server_id
 	FROM channels c
 	JOIN flips f ON f.id > c.last_enqueued_flip_id AND f.notify
+	WHERE NOT ` + heldSQL("?2", "?3", "?4") + `
 ) cand
 WHERE kind <> ''
 	AND (',' || kinds || ',') LIKE ('%,' || CASE WHEN kind = 'cutoff' THEN 'down' ELSE kind END || ',%')
 	AND (all_servers OR (server_id IS NOT NULL AND EXISTS
 		(SELECT 1 FROM channel_servers cs WHERE cs.channel_id = cand.channel_id AND cs.server_id = cand.server_id)))
 ORDER BY flip_id, channel_id
+ON CONFLICT (flip_id, channel_id, reminder) DO NOTHING`
+
+// enqueueSettledSQL: see the Postgres engine's (?1 clock, ?2-?4 the
+// flapping rule, ?5 store.SettledWithin).
+var enqueueSettledSQL = `
+INSERT INTO deliveries (flip_id, channel_id, reminder, kind, due_at, created_at, next_attempt_at)
+SELECT l.id, c.id, 0, l.kind, l.at, ?1, ?1
+FROM (
+	SELECT f.id, f.server_id, f.at, f.recorded_at, ` + deliveryKindSQL + ` AS kind
+	FROM flips f
+	WHERE f.at > ` + minusMillis("?1", "?5") + ` AND f.at <= ` + minusMillis("?1", "?4") + `
+		AND f.notify
+		AND NOT EXISTS (SELECT 1 FROM flips n WHERE n.server_id = f.server_id AND n.id > f.id)
+		AND ` + heldSQL("?2", "?3", "?4") + `
+) l
+JOIN channels c ON l.recorded_at >= c.created_at
+WHERE l.kind <> ''
+	AND (',' || c.kinds || ',') LIKE ('%,' || l.kind || ',%')
+	AND (c.all_servers OR EXISTS
+		(SELECT 1 FROM channel_servers cs WHERE cs.channel_id = c.id AND cs.server_id = l.server_id))
+ORDER BY l.id, c.id
 ON CONFLICT (flip_id, channel_id, reminder) DO NOTHING`
 
 // enqueueRemindersSQL: see the Postgres engine's.
@@ -207,7 +244,8 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, p store.EnqueueParams) (s
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(max(id), 0) FROM flips`).Scan(&newest); err != nil {
 		return fail(err)
 	}
-	res, err := tx.ExecContext(ctx, enqueueFlipsSQL, now)
+	changes, window, settle := store.FlapRule(p)
+	res, err := tx.ExecContext(ctx, enqueueFlipsSQL, now, changes, window.Milliseconds(), settle.Milliseconds())
 	if err != nil {
 		return fail(err)
 	}
@@ -216,6 +254,14 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, p store.EnqueueParams) (s
 		return fail(err)
 	}
 	out.Flips = int(n)
+	if res, err = tx.ExecContext(ctx, enqueueSettledSQL, now, changes, window.Milliseconds(), settle.Milliseconds(),
+		store.SettledWithin.Milliseconds()); err != nil {
+		return fail(err)
+	}
+	if n, err = res.RowsAffected(); err != nil {
+		return fail(err)
+	}
+	out.Settled = int(n)
 	if _, err := tx.ExecContext(ctx, `UPDATE channels SET last_enqueued_flip_id = ? WHERE last_enqueued_flip_id < ?`, newest, newest); err != nil {
 		return fail(err)
 	}

@@ -152,6 +152,10 @@ func byChannel(t *testing.T, ctx context.Context, s store.Store) (map[string][]s
 	return out, ds
 }
 
+// noFlapping keeps the flapping rule out of a test whose servers change
+// often within seconds.
+var noFlapping = store.EnqueueParams{FlapChanges: 1000}
+
 func testEnqueueFilters(t *testing.T, ctx context.Context, s store.Store) {
 	a := seen(t, ctx, s, "a")
 	b := seen(t, ctx, s, "b")
@@ -160,7 +164,7 @@ func testEnqueueFilters(t *testing.T, ctx context.Context, s store.Store) {
 	downOnly := mustAddChannel(t, ctx, s, store.ChannelSpec{Name: "down-only", Kinds: []string{store.DeliverDown}, AllServers: true})
 	mustAddChannel(t, ctx, s, store.ChannelSpec{Name: "everything", Kinds: store.ChannelKinds, AllServers: true})
 	mustAddChannel(t, ctx, s, store.ChannelSpec{Name: "only-b", ServerIDs: []int64{b.ID}})
-	if n := mustEnqueue(t, ctx, s, store.EnqueueParams{}); n.Flips != 0 {
+	if n := mustEnqueue(t, ctx, s, noFlapping); n.Flips != 0 {
 		t.Fatalf("new channels were queued %d flips from before they existed", n.Flips)
 	}
 
@@ -187,10 +191,10 @@ func testEnqueueFilters(t *testing.T, ctx context.Context, s store.Store) {
 		t.Fatalf("cut-off round = %+v", cut.Flips)
 	}
 
-	if n := mustEnqueue(t, ctx, s, store.EnqueueParams{}); n.Flips != 2+5+1 {
+	if n := mustEnqueue(t, ctx, s, noFlapping); n.Flips != 2+5+1 {
 		t.Errorf("enqueued %d, want 8 (down-only 2, everything 5, only-b 1)", n.Flips)
 	}
-	if n := mustEnqueue(t, ctx, s, store.EnqueueParams{}); n.Flips != 0 || n.Reminders != 0 {
+	if n := mustEnqueue(t, ctx, s, noFlapping); n.Flips != 0 || n.Reminders != 0 {
 		t.Errorf("a second enqueue queued %+v again", n)
 	}
 	got, ds := byChannel(t, ctx, s)
@@ -440,5 +444,67 @@ func testPruneDeliveries(t *testing.T, ctx context.Context, s store.Store) {
 	}
 	if st, err := s.DeliveryStats(ctx); err != nil || st.Backlog != 0 {
 		t.Errorf("backlog after prune = %+v, %v", st, err)
+	}
+}
+
+// testFlapping: a server that changes state often is held back until it
+// has held one state for the settle time; then its settled state is
+// queued, once.
+func testFlapping(t *testing.T, ctx context.Context, s store.Store) {
+	a := seen(t, ctx, s, "a") // its first state is a flip too
+	steady := seen(t, ctx, s, "steady")
+	mustAddChannel(t, ctx, s, store.ChannelSpec{Name: "c", AllServers: true})
+	var flips []store.Flip
+	for i := range 4 {
+		if i%2 == 0 {
+			flips = append(flips, goDown(t, ctx, s, a))
+		} else {
+			flips = append(flips, goUp(t, ctx, s, a))
+		}
+	}
+	last := goDown(t, ctx, s, a) // the 6th flip of a in seconds
+	goDown(t, ctx, s, steady)
+	if n := mustEnqueue(t, ctx, s, store.EnqueueParams{}); n.Flips != 3+1 || n.Settled != 0 {
+		t.Fatalf("enqueue = %+v; want a's first 3 changes and steady's, the 4th and 5th held back", n)
+	}
+	if n := mustEnqueue(t, ctx, s, store.EnqueueParams{Now: last.At.Add(store.DefaultFlapSettle - time.Second)}); n.Settled != 0 {
+		t.Errorf("settled before it held for %v: %+v", store.DefaultFlapSettle, n)
+	}
+	settledAt := last.At.Add(store.DefaultFlapSettle)
+	if n := mustEnqueue(t, ctx, s, store.EnqueueParams{Now: settledAt}); n.Settled != 1 {
+		t.Fatalf("after holding OFFLINE for %v: %+v, want its settled state queued", store.DefaultFlapSettle, n)
+	}
+	if n := mustEnqueue(t, ctx, s, store.EnqueueParams{Now: settledAt.Add(time.Minute)}); n.Settled != 0 {
+		t.Errorf("the settled state was queued again: %+v", n)
+	}
+	var got []int64
+	for _, d := range mustClaim(t, ctx, s, store.ClaimParams{Now: settledAt}) {
+		if d.ServerID == a.ID {
+			got = append(got, d.FlipID)
+		}
+	}
+	want := []int64{flips[0].ID, flips[1].ID, flips[2].ID, last.ID}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("a's deliveries are flips %v, want %v (the first three, then the settled one)", got, want)
+	}
+	// A looser rule holds nothing back.
+	b := seen(t, ctx, s, "b")
+	for i := range 6 {
+		if i%2 == 0 {
+			goDown(t, ctx, s, b)
+		} else {
+			goUp(t, ctx, s, b)
+		}
+	}
+	mustEnqueue(t, ctx, s, store.EnqueueParams{FlapChanges: 20})
+	bs := 0
+	for _, d := range mustClaim(t, ctx, s, store.ClaimParams{Now: settledAt}) {
+		if d.ServerID == b.ID {
+			bs++
+		}
+	}
+	if bs != 6 {
+		t.Errorf("with 20 changes allowed, %d of b's 6 changes were queued", bs)
 	}
 }

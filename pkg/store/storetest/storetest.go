@@ -76,6 +76,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeliveryRetries", testDeliveryRetries},
 		{"Reminders", testReminders},
 		{"PruneDeliveries", testPruneDeliveries},
+		{"Flapping", testFlapping},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
