@@ -65,6 +65,9 @@ type Options struct {
 	Parallel int
 	// SendTimeout limits one attempt (default notify.DefaultTimeout).
 	SendTimeout time.Duration
+	// Enqueue tunes the queueing step: the flapping rule (zero: the
+	// store's defaults).
+	Enqueue store.EnqueueParams
 	// Log receives one line per failed attempt (never a channel URL's
 	// secret); nil discards.
 	Log *slog.Logger
@@ -117,7 +120,7 @@ func Drain(ctx context.Context, st store.Store, opts Options) (Result, error) {
 	sendCtx, cancel := context.WithDeadline(ctx, deadline.Add(-reserve))
 	defer cancel()
 
-	n, err := st.EnqueueDeliveries(ctx, store.EnqueueParams{})
+	n, err := st.EnqueueDeliveries(ctx, opts.Enqueue)
 	if err != nil {
 		return res, fmt.Errorf("drain: %w", err)
 	}
