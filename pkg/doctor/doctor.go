@@ -41,7 +41,10 @@ const (
 	CheckFailures = "probe-failures"
 	CheckHostKeys = "host-keys"
 	CheckClock    = "clock"
-	CheckNotify   = "notifications"
+	// CheckTokenless warns while servers accept pushes without a token.
+	CheckTokenless = "tokenless-pushes"
+	// CheckNotify warns about failing channels and an old backlog.
+	CheckNotify = "notifications"
 )
 
 // Defaults for the thresholds in Config.
@@ -146,7 +149,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	}
 	d.add(d.checkSchedule(ctx))
 	if s == nil {
-		for _, name := range []string{CheckLastRun, CheckFailures, CheckHostKeys, CheckClock, CheckNotify} {
+		for _, name := range []string{CheckLastRun, CheckFailures, CheckHostKeys, CheckTokenless, CheckClock, CheckNotify} {
 			d.add(Result{Check: name, Status: Skip, Message: "not checked: the store is not usable"})
 		}
 		return d.results
@@ -154,6 +157,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	d.add(d.checkLastRun(ctx, s))
 	d.add(d.checkFailures(ctx, s))
 	d.add(d.checkHostKeys())
+	d.add(d.checkTokenless())
 	d.add(d.checkClock(ctx, s))
 	d.add(d.checkNotify(ctx, s))
 	return d.results

@@ -20,48 +20,52 @@ import (
 const evaluateSQL = `
 WITH clock AS (SELECT now() AS t),
 judged AS (
-	SELECT s.id, s.mode, s.stale_after_ms, s.stale_after_ms * interval '1 millisecond' AS stale,
-		st.state AS old, st.since AS old_since, COALESCE(st.seen, false) AS seen,
-		h.last_heartbeat AS lhb, COALESCE(h.last_error_class, '') AS ec, COALESCE(h.last_error, '') AS err,
-		COALESCE(a.active, 0) AS alerts, clock.t,
-		CASE WHEN NOT s.enabled THEN 'DISABLED'
-			WHEN h.last_heartbeat IS NULL OR clock.t - h.last_heartbeat > s.stale_after_ms * interval '1 millisecond' THEN 'OFFLINE'
-			WHEN COALESCE(a.active, 0) > 0 THEN 'WARNING'
-			ELSE 'ONLINE' END AS new
-	FROM servers s
-	CROSS JOIN clock
-	LEFT JOIN heartbeats h ON h.server_id = s.id
-	LEFT JOIN server_states st ON st.server_id = s.id
-	LEFT JOIN (SELECT server_id, count(*) AS active FROM alerts WHERE resolved_at IS NULL GROUP BY server_id) a
-		ON a.server_id = s.id
+	-- Only servers whose judged state differs from the recorded one leave
+	-- this CTE (none, on most ticks), so nothing below touches the fleet.
+	SELECT * FROM (
+		SELECT s.id, s.mode, s.stale_after_ms, s.stale_after_ms * interval '1 millisecond' AS stale,
+			st.state AS old, st.since AS old_since, COALESCE(st.seen, false) AS seen,
+			h.last_heartbeat AS lhb, COALESCE(a.active, 0) AS alerts, clock.t,
+			CASE WHEN NOT s.enabled THEN 'DISABLED'
+				WHEN h.last_heartbeat IS NULL OR clock.t - h.last_heartbeat > s.stale_after_ms * interval '1 millisecond' THEN 'OFFLINE'
+				WHEN a.active > 0 THEN 'WARNING'
+				ELSE 'ONLINE' END AS new
+		FROM servers s
+		CROSS JOIN clock
+		LEFT JOIN heartbeats h ON h.server_id = s.id
+		LEFT JOIN server_states st ON st.server_id = s.id
+		LEFT JOIN (SELECT server_id, count(*) AS active FROM alerts WHERE resolved_at IS NULL GROUP BY server_id) a
+			ON a.server_id = s.id
+	) j
+	WHERE old IS DISTINCT FROM new
 ),
 suppressed AS (
 	SELECT count(*) AS n FROM judged
 	WHERE $1 AND mode = 'ssh' AND new = 'OFFLINE' AND old IS NOT NULL AND old NOT IN ('OFFLINE', 'DISABLED')
 ),
 changed AS (
-	SELECT id, old, new,
-		LEAST(t, GREATEST(COALESCE(old_since, '-infinity'::timestamptz),
-			CASE WHEN new = 'OFFLINE' AND lhb IS NOT NULL THEN lhb + stale
-				WHEN (old IS NULL OR old = 'OFFLINE') AND new IN ('ONLINE', 'WARNING') AND lhb IS NOT NULL THEN lhb
-				ELSE t END)) AS at,
-		CASE new
+	SELECT j.id, j.old, j.new,
+		LEAST(j.t, GREATEST(COALESCE(j.old_since, '-infinity'::timestamptz),
+			CASE WHEN j.new = 'OFFLINE' AND j.lhb IS NOT NULL THEN j.lhb + j.stale
+				WHEN (j.old IS NULL OR j.old = 'OFFLINE') AND j.new IN ('ONLINE', 'WARNING') AND j.lhb IS NOT NULL THEN j.lhb
+				ELSE j.t END)) AS at,
+		CASE j.new
 			WHEN 'DISABLED' THEN 'disabled'
 			WHEN 'OFFLINE' THEN
-				CASE WHEN lhb IS NULL THEN 'no heartbeat yet'
-					WHEN stale_after_ms % 1000 = 0 THEN 'no heartbeat for ' || (stale_after_ms / 1000) || 's'
-					ELSE 'no heartbeat for ' || stale_after_ms || 'ms' END
-				|| CASE WHEN ec <> '' THEN '; last probe: ' || ec || ': ' || err ELSE '' END
-			WHEN 'WARNING' THEN alerts || CASE WHEN alerts = 1 THEN ' active alert' ELSE ' active alerts' END
-			ELSE CASE WHEN old = 'WARNING' THEN 'no active alerts'
-				WHEN NOT seen THEN 'first heartbeat'
+				CASE WHEN j.lhb IS NULL THEN 'no heartbeat yet'
+					WHEN j.stale_after_ms % 1000 = 0 THEN 'no heartbeat for ' || (j.stale_after_ms / 1000) || 's'
+					ELSE 'no heartbeat for ' || j.stale_after_ms || 'ms' END
+				|| CASE WHEN COALESCE(h.last_error_class, '') <> '' THEN '; last probe: ' || h.last_error_class || ': ' || h.last_error ELSE '' END
+			WHEN 'WARNING' THEN j.alerts || CASE WHEN j.alerts = 1 THEN ' active alert' ELSE ' active alerts' END
+			ELSE CASE WHEN j.old = 'WARNING' THEN 'no active alerts'
+				WHEN NOT j.seen THEN 'first heartbeat'
 				ELSE 'heartbeat received' END
 		END AS reason,
-		(old IS NOT NULL AND old <> 'DISABLED' AND new <> 'DISABLED'
-			AND (seen OR new NOT IN ('ONLINE', 'WARNING'))) AS notify
-	FROM judged
-	WHERE old IS DISTINCT FROM new
-		AND NOT ($1 AND mode = 'ssh' AND new = 'OFFLINE' AND old IS NOT NULL AND old NOT IN ('OFFLINE', 'DISABLED'))
+		(j.old IS NOT NULL AND j.old <> 'DISABLED' AND j.new <> 'DISABLED'
+			AND (j.seen OR j.new NOT IN ('ONLINE', 'WARNING'))) AS notify
+	FROM judged j
+	LEFT JOIN heartbeats h ON h.server_id = j.id
+	WHERE NOT ($1 AND j.mode = 'ssh' AND j.new = 'OFFLINE' AND j.old IS NOT NULL AND j.old NOT IN ('OFFLINE', 'DISABLED'))
 ),
 upd AS (
 	UPDATE server_states ss
@@ -185,8 +189,8 @@ func (s *Store) Flips(ctx context.Context, q store.FlipQuery) ([]store.Flip, err
 	rows, err := s.pool.Query(ctx, `SELECT f.id, COALESCE(f.server_id, 0), COALESCE(s.name, ''), f.at,
 			f.from_state, f.to_state, f.reason, f.notify
 		FROM flips f LEFT JOIN servers s ON s.id = f.server_id
-		WHERE f.at >= $1 AND ($2 = 0 OR f.server_id = $2)
-		ORDER BY f.at, f.id`, q.Since, q.ServerID)
+		WHERE f.at >= $1 AND ($2 = 0 OR f.server_id = $2) AND f.id > $3
+		ORDER BY f.at, f.id`, q.Since, q.ServerID, q.AfterID)
 	if err != nil {
 		return nil, fmt.Errorf("read flips: %w", s.interpret(err))
 	}
