@@ -114,7 +114,7 @@ func healthyDoctor(t *testing.T, e *env) *sshtest.Fleet {
 	return fleet
 }
 
-var allChecks = []string{"binary", "store", "ssh-key", "schedule", "last-run", "probe-failures", "host-keys", "tokenless-pushes", "clock"}
+var allChecks = []string{"binary", "store", "ssh-key", "schedule", "last-run", "probe-failures", "host-keys", "tokenless-pushes", "clock", "notifications"}
 
 func TestDoctorHealthy(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {

@@ -244,6 +244,7 @@ ONLINE, WARNING or OFFLINE.`,
 		newServeCommand(app, g),
 		newPushCommand(app),
 		newDoctorCommand(app, g),
+		newNotifyCommand(app, g),
 		newVersionCommand(app),
 	)
 	addTimeouts(root)

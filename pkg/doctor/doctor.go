@@ -43,6 +43,8 @@ const (
 	CheckClock    = "clock"
 	// CheckTokenless warns while servers accept pushes without a token.
 	CheckTokenless = "tokenless-pushes"
+	// CheckNotify warns about failing channels and an old backlog.
+	CheckNotify = "notifications"
 )
 
 // Defaults for the thresholds in Config.
@@ -147,7 +149,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	}
 	d.add(d.checkSchedule(ctx))
 	if s == nil {
-		for _, name := range []string{CheckLastRun, CheckFailures, CheckHostKeys, CheckTokenless, CheckClock} {
+		for _, name := range []string{CheckLastRun, CheckFailures, CheckHostKeys, CheckTokenless, CheckClock, CheckNotify} {
 			d.add(Result{Check: name, Status: Skip, Message: "not checked: the store is not usable"})
 		}
 		return d.results
@@ -157,6 +159,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	d.add(d.checkHostKeys())
 	d.add(d.checkTokenless())
 	d.add(d.checkClock(ctx, s))
+	d.add(d.checkNotify(ctx, s))
 	return d.results
 }
 

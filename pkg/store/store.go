@@ -375,6 +375,41 @@ type Store interface {
 	// Flips lists recorded flips, oldest first (see FlipQuery).
 	Flips(ctx context.Context, q FlipQuery) ([]Flip, error)
 
+	// AddChannel stores a notification channel. It is told only of flips
+	// recorded after it was added. A taken name is ErrConflict, an invalid
+	// spec ErrInvalid, an unknown server id ErrNotFound.
+	AddChannel(ctx context.Context, spec ChannelSpec) (Channel, error)
+	// Channels lists the channels, ordered by name, secrets included.
+	Channels(ctx context.Context) ([]Channel, error)
+	// ChannelByName returns one channel, or ErrNotFound.
+	ChannelByName(ctx context.Context, name string) (Channel, error)
+	// RemoveChannel deletes a channel with its deliveries. Unknown id is
+	// ErrNotFound.
+	RemoveChannel(ctx context.Context, id int64) error
+	// EnqueueDeliveries queues, in a few set-based statements, one
+	// delivery per notifiable flip recorded since each channel's
+	// high-water mark and matching its kinds and servers, advancing the
+	// mark so history is never scanned again; and a reminder for every
+	// channel with a remind interval whose last down or reminder delivery
+	// of a server that is still OFFLINE is older than it. Running it twice
+	// at once queues nothing twice.
+	EnqueueDeliveries(ctx context.Context, p EnqueueParams) (Enqueued, error)
+	// ClaimDeliveries atomically claims up to p.Limit deliveries that are
+	// due (not delivered, not given up, next attempt reached, unclaimed or
+	// claim expired) for p.TTL, oldest first, and returns them joined
+	// with their channel and flip. Two claimers at once never get the same
+	// delivery while its claim holds.
+	ClaimDeliveries(ctx context.Context, p ClaimParams) ([]Delivery, error)
+	// RecordDeliveryOutcomes records a batch of outcomes in one
+	// transaction: sent is delivered (whoever holds the claim now);
+	// unsent releases the claim; a failure counts an attempt and schedules
+	// the next by DeliveryBackoff, or gives up once DeliveryGiveUpAfter
+	// has passed since the delivery was queued. Failures and releases of
+	// a claim another claimer has taken over are ignored.
+	RecordDeliveryOutcomes(ctx context.Context, p OutcomeParams) (OutcomeResult, error)
+	// DeliveryStats reads the backlog and the failing channels.
+	DeliveryStats(ctx context.Context) (DeliveryStats, error)
+
 	// Close releases the store's connections.
 	Close() error
 }
@@ -396,12 +431,13 @@ type ProbeLock interface {
 
 // PruneParams says what PruneHistory deletes: runs started before
 // RunsBefore (finished or aborted ones only), alerts resolved before
-// AlertsResolvedBefore and flips before FlipsBefore. A zero time prunes
-// nothing of that kind.
+// AlertsResolvedBefore, flips before FlipsBefore and deliveries queued
+// before DeliveriesBefore. A zero time prunes nothing of that kind.
 type PruneParams struct {
 	RunsBefore           time.Time
 	AlertsResolvedBefore time.Time
 	FlipsBefore          time.Time
+	DeliveriesBefore     time.Time
 	// BatchSize rows per DELETE (default 1000) and at most MaxBatches
 	// DELETEs per table (default 3).
 	BatchSize  int
@@ -423,7 +459,7 @@ func PruneLimits(p PruneParams) (size, batches int) {
 
 // Pruned counts what PruneHistory deleted.
 type Pruned struct {
-	Runs, Alerts, Flips int
+	Runs, Alerts, Flips, Deliveries int
 }
 
 // ProbeResult is the outcome of probing one server, as the store records

@@ -311,7 +311,7 @@ func (s *Store) LastAbortedRun(ctx context.Context) (*store.Run, error) {
 	return &run, nil
 }
 
-// PruneHistory deletes old runs, resolved alerts and flips in small batches: a
+// PruneHistory deletes old runs, resolved alerts, flips and deliveries in small batches: a
 // DELETE of a bounded id list holds its locks briefly and never rewrites a
 // large part of the table in one transaction.
 func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (store.Pruned, error) {
@@ -339,6 +339,14 @@ func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (store.Pr
 		out.Flips = n
 		if err != nil {
 			return out, fmt.Errorf("prune flips: %w", err)
+		}
+	}
+	if !p.DeliveriesBefore.IsZero() {
+		n, err := s.pruneBatches(ctx, batches, `DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
+			WHERE created_at < $1 ORDER BY id LIMIT $2)`, p.DeliveriesBefore, size)
+		out.Deliveries = n
+		if err != nil {
+			return out, fmt.Errorf("prune deliveries: %w", err)
 		}
 	}
 	return out, nil

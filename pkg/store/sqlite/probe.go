@@ -240,7 +240,7 @@ func (s *Store) LastAbortedRun(ctx context.Context) (*store.Run, error) {
 	return &run, nil
 }
 
-// PruneHistory deletes old runs, resolved alerts and flips in small batches, each
+// PruneHistory deletes old runs, resolved alerts, flips and deliveries in small batches, each
 // its own short write transaction, so a probe or push waiting on the
 // database lock waits for one batch at most.
 func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (store.Pruned, error) {
@@ -268,6 +268,14 @@ func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (store.Pr
 		out.Flips = n
 		if err != nil {
 			return out, fmt.Errorf("prune flips: %w", err)
+		}
+	}
+	if !p.DeliveriesBefore.IsZero() {
+		n, err := s.pruneBatches(ctx, batches, `DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
+			WHERE created_at < ? ORDER BY id LIMIT ?)`, p.DeliveriesBefore, size)
+		out.Deliveries = n
+		if err != nil {
+			return out, fmt.Errorf("prune deliveries: %w", err)
 		}
 	}
 	return out, nil

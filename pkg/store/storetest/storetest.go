@@ -75,6 +75,14 @@ func Run(t *testing.T, open Opener) {
 		{"EvaluateConcurrent", testEvaluateConcurrent},
 		{"EvaluateHostCutOff", testEvaluateHostCutOff},
 		{"PruneFlips", testPruneFlips},
+		{"Channels", testChannels},
+		{"EnqueueDeliveriesFilters", testEnqueueFilters},
+		{"ClaimDeliveriesOnce", testClaimOnce},
+		{"ClaimExpires", testClaimExpires},
+		{"DeliveryRetries", testDeliveryRetries},
+		{"Reminders", testReminders},
+		{"PruneDeliveries", testPruneDeliveries},
+		{"Flapping", testFlapping},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
