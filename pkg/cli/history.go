@@ -85,6 +85,12 @@ func runEvaluate(ctx context.Context, app *App, g *globalOptions, o *evaluateOpt
 	if res.HostCutOff {
 		note = fmt.Sprintf("; the monitoring host looks cut off, so %d ssh server(s) kept their state", res.Suppressed)
 	}
+	if d := res.Delivery; d.Claimed > 0 || d.DeadlineHit {
+		note += fmt.Sprintf("; notifications: %d sent, %d to retry, %d given up", d.Delivered, d.Failed, d.GaveUp)
+		if d.DeadlineHit {
+			note += " (out of time: the rest goes with the next round)"
+		}
+	}
 	_, err = fmt.Fprintf(app.Out, "evaluated at %s: %d change(s)%s\n", res.Now.Format(time.RFC3339), len(res.Flips), note)
 	return err
 }

@@ -160,6 +160,17 @@ func TestProbeSSHRecordsChangesAndPings(t *testing.T) {
 		if err := s.RecordProbeResults(context.Background(), []store.ProbeResult{{ServerID: sv.ID, OK: true, At: now.Add(-2 * time.Minute)}}); err != nil {
 			t.Fatal(err)
 		}
+		// A webhook channel on a real loopback receiver hears about it
+		// from the same run.
+		var hooks []string
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			hooks = append(hooks, string(body))
+			mu.Unlock()
+		}))
+		defer hook.Close()
+		e.mustRun("notify", "add", "ops", "webhook+"+hook.URL+"/hook", "--on", "down,up")
 		e.mustRun("servers", "set", name, "--port", strconv.Itoa(closedPort(t)))
 		// Quiet on success, as cron needs, even when the run's round
 		// records a change.
@@ -173,6 +184,11 @@ func TestProbeSSHRecordsChangesAndPings(t *testing.T) {
 		last := flips[len(flips)-1]
 		if last.To != "OFFLINE" || !strings.Contains(last.Reason, "last probe: refused") || !last.Notify {
 			t.Errorf("after the failed run the last flip is %+v", last)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(hooks) != 1 || !strings.Contains(hooks[0], `"to":"OFFLINE"`) || !strings.Contains(hooks[0], name) {
+			t.Errorf("the webhook received %q; want one message about %s going OFFLINE", hooks, name)
 		}
 	})
 }

@@ -1,6 +1,6 @@
 // Package evaluate is one evaluation round: judge every server against the
 // store's clock, record what changed (Store.Evaluate), and tell people
-// about it. probe-ssh runs a round at the end of every run, serve-api
+// about it (deliver.Drain, in what is left of the round's deadline). probe-ssh runs a round at the end of every run, serve-api
 // every 10 seconds (push-only installations have no probe run), and
 // `heartbeat evaluate` from a cron line on hosts that run neither; all
 // three call Round, so a change is judged the same way whoever notices it.
@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/stacksense/heartbeat/pkg/deliver"
 	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
@@ -28,7 +29,13 @@ type Options struct {
 	Run *store.Run
 	// StoreTimeout bounds each store call; 0 means DefaultStoreTimeout.
 	StoreTimeout time.Duration
-	Log          *slog.Logger
+	// NoDrain skips the notification drain (the state changes are still
+	// recorded, and the next drain sends them).
+	NoDrain bool
+	// Drain tunes the drain (storm threshold, parallel sends); its Log is
+	// the round's.
+	Drain deliver.Options
+	Log   *slog.Logger
 }
 
 // Result is what a round did.
@@ -37,6 +44,8 @@ type Result struct {
 	// HostCutOff is set when the round judged the monitoring host cut off
 	// and so kept ssh servers from going OFFLINE.
 	HostCutOff bool
+	// Delivery is what the notification drain did.
+	Delivery deliver.Result
 }
 
 // Round evaluates the fleet once. ctx bounds the whole round; each store
@@ -69,6 +78,16 @@ func Round(ctx context.Context, st store.Store, opts Options) (Result, error) {
 		// Debug: probe-ssh is quiet on success (cron mails what it prints);
 		// serve-api logs the changes at info itself.
 		opts.Log.Debug("state change", "server", name, "from", f.From, "to", f.To, "at", f.At.Format(time.RFC3339), "reason", f.Reason)
+	}
+	if opts.NoDrain {
+		return out, nil
+	}
+	// The drain gets what is left of ctx: a slow channel leaves its
+	// messages for the next round rather than stretch this one.
+	dopts := opts.Drain
+	dopts.Log = opts.Log
+	if out.Delivery, err = deliver.Drain(ctx, st, dopts); err != nil {
+		return out, fmt.Errorf("evaluation round: notifications: %w", err)
 	}
 	return out, nil
 }

@@ -279,16 +279,17 @@ func prune(ctx context.Context, s store.Store, cfg Config, now time.Time) {
 	if keep := orDefault(cfg.KeepFlips, DefaultKeepFlips); keep > 0 {
 		p.FlipsBefore = now.Add(-keep)
 	}
-	if p.RunsBefore.IsZero() && p.AlertsResolvedBefore.IsZero() && p.FlipsBefore.IsZero() {
-		return
-	}
+	// Delivery records only say what was sent when; a month is plenty to
+	// answer "did the page go out?".
+	p.DeliveriesBefore = now.Add(-store.DefaultKeepDeliveries)
+
 	n, err := s.PruneHistory(ctx, p)
 	if err != nil {
 		cfg.Log.Warn("pruning old probe runs, resolved alerts and state changes", "err", err)
 		return
 	}
-	if n.Runs > 0 || n.Alerts > 0 || n.Flips > 0 {
-		cfg.Log.Debug("pruned history", "runs", n.Runs, "alerts", n.Alerts, "flips", n.Flips)
+	if n.Runs > 0 || n.Alerts > 0 || n.Flips > 0 || n.Deliveries > 0 {
+		cfg.Log.Debug("pruned history", "runs", n.Runs, "alerts", n.Alerts, "flips", n.Flips, "deliveries", n.Deliveries)
 	}
 }
 
