@@ -4,10 +4,12 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/stacksense/heartbeat/pkg/api"
+	"github.com/stacksense/heartbeat/pkg/deliver"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
@@ -54,6 +56,62 @@ heartbeat_state_changes_total{from="ONLINE",to="DISABLED"} 1
 		// A scrape with nothing new adds nothing.
 		if err := testutil.GatherAndCompare(a.Registry(), strings.NewReader(want), "heartbeat_state_changes_total"); err != nil {
 			t.Error(err)
+		}
+	})
+}
+
+// The notification queue on /metrics: a channel whose receiver refuses
+// shows as failing, with its backlog and the age of what waits.
+func TestNotificationQueueMetrics(t *testing.T) {
+	eachStore(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		a := api.New(s, api.Options{})
+		t.Cleanup(a.Close)
+		sv, err := s.AddServer(ctx, store.ServerSpec{Name: "web1", Host: "web1.example.net"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AddChannel(ctx, store.ChannelSpec{Name: "ops", URL: "webhook+http://127.0.0.1:1/hook", AllServers: true}); err != nil {
+			t.Fatal(err)
+		}
+		now, err := s.Now(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Up 50 s ago, then judged with a 10 s window: a down-flip that is news.
+		if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: sv.ID, OK: true, At: now.Add(-50 * time.Second)}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Evaluate(ctx, store.EvalParams{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpdateServer(ctx, sv.ID, store.ServerSpec{Name: "web1", Host: "web1.example.net", StaleAfter: 10 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Evaluate(ctx, store.EvalParams{}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := deliver.Drain(ctx, s, deliver.Options{})
+		if err != nil || res.Failed != 1 {
+			t.Fatalf("drain to a refusing receiver = %+v, %v; want one failed send", res, err)
+		}
+		want := `
+# HELP heartbeat_notification_backlog Notifications queued and neither delivered nor given up (retries included).
+# TYPE heartbeat_notification_backlog gauge
+heartbeat_notification_backlog 1
+# HELP heartbeat_notification_channel_failing 1 for each channel whose latest delivery attempt failed, with the messages it is retrying and gave up on in the last 24 h.
+# TYPE heartbeat_notification_channel_failing gauge
+heartbeat_notification_channel_failing{channel="ops"} 1
+# HELP heartbeat_notification_channel_retrying Messages a failing channel is retrying.
+# TYPE heartbeat_notification_channel_retrying gauge
+heartbeat_notification_channel_retrying{channel="ops"} 1
+`
+		if err := testutil.GatherAndCompare(a.Registry(), strings.NewReader(want),
+			"heartbeat_notification_backlog", "heartbeat_notification_channel_failing", "heartbeat_notification_channel_retrying"); err != nil {
+			t.Error(err)
+		}
+		if n, err := testutil.GatherAndCount(a.Registry(), "heartbeat_notification_oldest_pending_age_seconds"); err != nil || n != 1 {
+			t.Errorf("oldest pending age: %d series, %v", n, err)
 		}
 	})
 }
