@@ -215,4 +215,3 @@ func (s *Store) flips(ctx context.Context, q querier, where string, args ...any)
 	}
 	return out, rows.Err()
 }
-

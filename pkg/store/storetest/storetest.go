@@ -69,6 +69,11 @@ func Run(t *testing.T, open Opener) {
 		{"EvaluateConcurrent", testEvaluateConcurrent},
 		{"EvaluateHostCutOff", testEvaluateHostCutOff},
 		{"PruneFlips", testPruneFlips},
+		{"MaintenanceWindows", testMaintenanceWindows},
+		{"MaintenanceEvaluate", testMaintenanceEvaluate},
+		{"MaintenanceExpires", testMaintenanceExpires},
+		{"MaintenanceSchedules", testMaintenanceSchedules},
+		{"MaintenanceRemovedServer", testMaintenanceRemovedServer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
