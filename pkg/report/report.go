@@ -43,6 +43,11 @@ type ServerStatus struct {
 	// PhasesMS is how long each step of the last SSH probe took, null if
 	// the server was never probed.
 	PhasesMS *PhasesMS `json:"phases_ms"`
+	// MaintenanceUntil is the end of the server's active maintenance
+	// window (RFC 3339 UTC), null outside one; MaintenanceReason its
+	// reason.
+	MaintenanceUntil  *time.Time `json:"maintenance_until"`
+	MaintenanceReason string     `json:"maintenance_reason"`
 }
 
 // PhasesMS is a probe's phase timings in milliseconds, in `probe-ssh
@@ -102,6 +107,12 @@ func Server(now time.Time, s store.ServerStatus, staleAfter time.Duration) Serve
 		Host: s.Host, Port: s.Port, Source: s.Source, AgentVersion: s.AgentVersion,
 		LastProbe: s.LastProbe, LatencyMS: millis(s.Latency),
 		ConsecutiveFailures: s.ConsecutiveFailures, LastErrorClass: s.LastErrorClass, LastError: s.LastError,
+	}
+	if s.InMaintenance {
+		row.MaintenanceUntil, row.MaintenanceReason = s.MaintenanceUntil, s.MaintenanceReason
+		if row.Status != status.Disabled {
+			row.Status = status.Maintenance // a window outranks the heartbeat, not an admin's disable
+		}
 	}
 	if s.LastHeartbeat != nil {
 		age := int64(status.Age(now, *s.LastHeartbeat) / time.Second)
