@@ -41,3 +41,16 @@ func TestMaintenanceOutranksHeartbeat(t *testing.T) {
 		t.Errorf("order = %v, want up, down-in-window, parked", names)
 	}
 }
+
+// The store spells the states again (it imports nothing of ours); the
+// words must stay those of pkg/status.
+func TestStoreStatesAreStatusWords(t *testing.T) {
+	for st, want := range map[string]status.State{
+		store.StateOnline: status.Online, store.StateWarning: status.Warning, store.StateOffline: status.Offline,
+		store.StateDisabled: status.Disabled, store.StateMaintenance: status.Maintenance,
+	} {
+		if st != string(want) {
+			t.Errorf("store state %q, status word %q", st, want)
+		}
+	}
+}
