@@ -34,6 +34,16 @@ active AS (
 	WHERE COALESCE(w.ended_at, w.ends_at) > clock.t AND w.starts_at <= clock.t
 	ORDER BY w.server_id, w.starts_at DESC, w.id DESC
 ),
+-- The end of the window a server in MAINTENANCE may be leaving, looked up
+-- for those servers only and joined, not as a subquery per server (whose
+-- estimated cost alone pushed a 100,000-server round over the JIT
+-- thresholds: seconds of compilation for a 0.5 s statement).
+left_end AS (
+	SELECT w.server_id, max(COALESCE(w.ended_at, w.ends_at)) AS mw_end
+	FROM server_states st JOIN maintenance_windows w ON w.server_id = st.server_id CROSS JOIN clock
+	WHERE st.state = 'MAINTENANCE' AND COALESCE(w.ended_at, w.ends_at) <= clock.t
+	GROUP BY w.server_id
+),
 base AS (
 	SELECT s.id, s.mode, s.stale_after_ms, s.stale_after_ms * interval '1 millisecond' AS stale,
 		st.state AS old, st.since AS old_since, st.reason AS old_reason, COALESCE(st.seen, false) AS seen,
@@ -41,10 +51,7 @@ base AS (
 		h.last_heartbeat AS lhb, COALESCE(h.last_error_class, '') AS ec, COALESCE(h.last_error, '') AS err,
 		COALESCE(a.active, 0) AS alerts, clock.t,
 		mw.server_id IS NOT NULL AS in_mw, mw.reason AS mw_reason, mw.created_by AS mw_by, mw.starts_at AS mw_start,
-		-- The end of the window just left; looked up only for servers in
-		-- MAINTENANCE, so a fleet without windows pays nothing.
-		CASE WHEN st.state = 'MAINTENANCE' THEN (SELECT max(COALESCE(w.ended_at, w.ends_at)) FROM maintenance_windows w
-			WHERE w.server_id = s.id AND COALESCE(w.ended_at, w.ends_at) <= clock.t) END AS mw_end,
+		le.mw_end,
 		CASE WHEN NOT s.enabled THEN 'DISABLED'
 			WHEN h.last_heartbeat IS NULL OR clock.t - h.last_heartbeat > s.stale_after_ms * interval '1 millisecond' THEN 'OFFLINE'
 			WHEN COALESCE(a.active, 0) > 0 THEN 'WARNING'
@@ -56,6 +63,7 @@ base AS (
 	LEFT JOIN (SELECT server_id, count(*) AS active FROM alerts WHERE resolved_at IS NULL GROUP BY server_id) a
 		ON a.server_id = s.id
 	LEFT JOIN active mw ON mw.server_id = s.id
+	LEFT JOIN left_end le ON le.server_id = s.id
 ),
 judged AS (
 	SELECT *, CASE WHEN base <> 'DISABLED' AND in_mw THEN 'MAINTENANCE' ELSE base END AS new,
@@ -68,16 +76,21 @@ kinded AS (
 			WHEN old = 'MAINTENANCE' AND new <> 'MAINTENANCE' THEN 'leave'
 			WHEN old = 'MAINTENANCE' THEN 'inner'
 			ELSE 'plain' END AS kind,
-		CASE WHEN old = 'MAINTENANCE' AND new = 'MAINTENANCE' THEN base ELSE new END AS target
-	FROM judged
-	WHERE (old IS DISTINCT FROM new OR (old = 'MAINTENANCE' AND new = 'MAINTENANCE' AND old_base IS DISTINCT FROM base))
-		AND NOT ($1 AND mode = 'ssh' AND old IS NOT NULL
+		CASE WHEN old = 'MAINTENANCE' AND new = 'MAINTENANCE' THEN base ELSE new END AS target,
+		-- cut: the host was cut off, so this ssh server keeps its state
+		-- (kept == suppressed from going OFFLINE) or its change underneath
+		-- MAINTENANCE is not recorded.
+		($1 AND mode = 'ssh' AND old IS NOT NULL
 			AND ((new = 'OFFLINE' AND old NOT IN ('OFFLINE', 'DISABLED'))
-				OR (old = 'MAINTENANCE' AND new = 'MAINTENANCE' AND base = 'OFFLINE' AND COALESCE(old_base, '') NOT IN ('OFFLINE', 'DISABLED'))))
+				OR (old = 'MAINTENANCE' AND new = 'MAINTENANCE' AND base = 'OFFLINE' AND COALESCE(old_base, '') NOT IN ('OFFLINE', 'DISABLED')))) AS cut,
+		($1 AND mode = 'ssh' AND new = 'OFFLINE' AND old IS NOT NULL AND old NOT IN ('OFFLINE', 'DISABLED')) AS kept
+	FROM judged
+	-- judged is read here only, so it is not materialised: a quiet round
+	-- carries no row past this filter.
+	WHERE old IS DISTINCT FROM new OR (old = 'MAINTENANCE' AND new = 'MAINTENANCE' AND old_base IS DISTINCT FROM base)
 ),
 suppressed AS (
-	SELECT count(*) AS n FROM judged
-	WHERE $1 AND mode = 'ssh' AND new = 'OFFLINE' AND old IS NOT NULL AND old NOT IN ('OFFLINE', 'DISABLED')
+	SELECT count(*) AS n FROM kinded WHERE kept
 ),
 reasoned AS (
 	SELECT id, old, new, base, old_base, kind, old_since, old_reason, pre,
@@ -112,6 +125,7 @@ reasoned AS (
 			ELSE old IS NOT NULL AND old <> 'DISABLED' AND new <> 'DISABLED'
 				AND (seen OR new NOT IN ('ONLINE', 'WARNING')) END AS notify
 	FROM kinded
+	WHERE NOT cut
 ),
 changed AS (
 	-- The server_states row each change leaves behind.

@@ -155,11 +155,15 @@ func (s *Store) Evaluate(ctx context.Context, p store.EvalParams) (store.EvalRes
 			return fail(err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, evaluateSQL, now, p.HostCutOff); err != nil {
+	recorded, err := tx.ExecContext(ctx, evaluateSQL, now, p.HostCutOff)
+	if err != nil {
 		return fail(err)
 	}
-	if _, err := tx.ExecContext(ctx, statesSQL, now, p.HostCutOff); err != nil {
-		return fail(err)
+	// A quiet round (the usual one) judges the fleet once, not twice.
+	if n, err := recorded.RowsAffected(); err != nil || n > 0 {
+		if _, err := tx.ExecContext(ctx, statesSQL, now, p.HostCutOff); err != nil {
+			return fail(err)
+		}
 	}
 	kind, reason, absent := store.StateReconnected, "the monitoring host reaches servers again", store.StateReconnected
 	if p.HostCutOff {
