@@ -347,8 +347,9 @@ type ProbeLock interface {
 
 // PruneParams says what PruneHistory deletes: runs started before
 // RunsBefore (finished or aborted ones only), alerts resolved before
-// AlertsResolvedBefore and flips before FlipsBefore. A zero time prunes
-// nothing of that kind.
+// AlertsResolvedBefore, and flips before FlipsBefore together with the
+// maintenance windows that ended before it (the history the flips of a
+// window explain). A zero time prunes nothing of that kind.
 type PruneParams struct {
 	RunsBefore           time.Time
 	AlertsResolvedBefore time.Time
@@ -375,6 +376,8 @@ func PruneLimits(p PruneParams) (size, batches int) {
 // Pruned counts what PruneHistory deleted.
 type Pruned struct {
 	Runs, Alerts, Flips int
+	// Windows are maintenance windows that ended before FlipsBefore.
+	Windows int
 }
 
 // ProbeResult is the outcome of probing one server, as the store records

@@ -39,10 +39,12 @@ active AS (
 -- estimated cost alone pushed a 100,000-server round over the JIT
 -- thresholds: seconds of compilation for a 0.5 s statement).
 left_end AS (
-	SELECT w.server_id, max(COALESCE(w.ended_at, w.ends_at)) AS mw_end
-	FROM server_states st JOIN maintenance_windows w ON w.server_id = st.server_id CROSS JOIN clock
-	WHERE st.state = 'MAINTENANCE' AND COALESCE(w.ended_at, w.ends_at) <= clock.t
-	GROUP BY w.server_id
+	SELECT st.server_id, e.mw_end
+	FROM server_states st CROSS JOIN clock
+	-- Per server, by its index, so years of window history are not scanned.
+	CROSS JOIN LATERAL (SELECT max(COALESCE(w.ended_at, w.ends_at)) AS mw_end FROM maintenance_windows w
+		WHERE w.server_id = st.server_id AND COALESCE(w.ended_at, w.ends_at) <= clock.t) e
+	WHERE st.state = 'MAINTENANCE'
 ),
 base AS (
 	SELECT s.id, s.mode, s.stale_after_ms, s.stale_after_ms * interval '1 millisecond' AS stale,

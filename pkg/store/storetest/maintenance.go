@@ -391,3 +391,23 @@ func testMaintenanceRemovedServer(t *testing.T, ctx context.Context, s store.Sto
 		t.Errorf("windows of a removed server = %+v, %v", ws, err)
 	}
 }
+
+// testPruneMaintenanceWindows: windows that ended before the flips'
+// cutoff go with them; running ones stay.
+func testPruneMaintenanceWindows(t *testing.T, ctx context.Context, s store.Store) {
+	a, b := mustAdd(t, ctx, s, "a"), mustAdd(t, ctx, s, "b")
+	mustStartMaintenance(t, ctx, s, store.MaintenanceSpec{ServerIDs: []int64{a.ID}, For: time.Hour, Reason: "old"})
+	if _, err := s.EndMaintenance(ctx, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // the store's clock moves past the end
+	mustStartMaintenance(t, ctx, s, store.MaintenanceSpec{ServerIDs: []int64{b.ID}, For: time.Hour, Reason: "running"})
+	pruned, err := s.PruneHistory(ctx, store.PruneParams{FlipsBefore: mustNow(t, ctx, s)})
+	if err != nil || pruned.Windows != 1 {
+		t.Fatalf("PruneHistory = %+v, %v; want 1 window", pruned, err)
+	}
+	ws, err := s.MaintenanceWindows(ctx, false)
+	if err != nil || len(ws) != 1 || ws[0].Reason != "running" {
+		t.Errorf("windows left = %+v, %v; want the running one", ws, err)
+	}
+}

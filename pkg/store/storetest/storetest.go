@@ -74,6 +74,7 @@ func Run(t *testing.T, open Opener) {
 		{"MaintenanceExpires", testMaintenanceExpires},
 		{"MaintenanceSchedules", testMaintenanceSchedules},
 		{"MaintenanceRemovedServer", testMaintenanceRemovedServer},
+		{"PruneMaintenanceWindows", testPruneMaintenanceWindows},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
