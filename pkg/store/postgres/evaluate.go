@@ -105,7 +105,7 @@ reasoned AS (
 				CASE WHEN target = 'OFFLINE' AND lhb IS NOT NULL THEN lhb + stale
 					WHEN (prev IS NULL OR prev = 'OFFLINE') AND target IN ('ONLINE', 'WARNING') AND lhb IS NOT NULL THEN lhb
 					ELSE t END)) END AS at,
-		CASE WHEN kind = 'enter' THEN 'maintenance started by ' || mw_by || ': ' || mw_reason
+		CASE WHEN kind = 'enter' THEN 'maintenance started' || CASE WHEN mw_by <> '' THEN ' by ' || mw_by ELSE '' END || ': ' || mw_reason
 		ELSE CASE WHEN kind = 'leave' AND new <> 'DISABLED' THEN 'maintenance ended; ' ELSE '' END
 			|| CASE target
 			WHEN 'DISABLED' THEN 'disabled'

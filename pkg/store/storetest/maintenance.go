@@ -384,6 +384,11 @@ func testMaintenanceSchedules(t *testing.T, ctx context.Context, s store.Store) 
 func testMaintenanceRemovedServer(t *testing.T, ctx context.Context, s store.Store) {
 	a := mustAdd(t, ctx, s, "a")
 	mustStartMaintenance(t, ctx, s, store.MaintenanceSpec{ServerIDs: []int64{a.ID}, For: time.Hour, Reason: "r"})
+	// Started with no By (an API caller that names nobody): the reason
+	// does not say "by" nobody.
+	if f := flipOf(t, mustEvaluate(t, ctx, s, store.EvalParams{}), a.ID); f.Reason != "maintenance started: r" {
+		t.Errorf("reason without a starter = %q", f.Reason)
+	}
 	if err := s.RemoveServer(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -409,5 +414,24 @@ func testPruneMaintenanceWindows(t *testing.T, ctx context.Context, s store.Stor
 	ws, err := s.MaintenanceWindows(ctx, false)
 	if err != nil || len(ws) != 1 || ws[0].Reason != "running" {
 		t.Errorf("windows left = %+v, %v; want the running one", ws, err)
+	}
+}
+
+// testMaintenanceHostCutOff: a cut-off host's silence is not recorded as
+// a change underneath MAINTENANCE either; once it reconnects the change
+// is recorded, still without notification.
+func testMaintenanceHostCutOff(t *testing.T, ctx context.Context, s store.Store) {
+	a := mustAdd(t, ctx, s, "a")
+	now := mustNow(t, ctx, s)
+	probeOK(t, ctx, s, a.ID, now)
+	mustEvaluate(t, ctx, s, store.EvalParams{})
+	mustStartMaintenance(t, ctx, s, store.MaintenanceSpec{ServerIDs: []int64{a.ID}, For: time.Hour, Reason: "r", By: "x"})
+	mustEvaluate(t, ctx, s, store.EvalParams{})
+	probeOK(t, ctx, s, a.ID, now.Add(-time.Hour))
+	cut := store.EvalParams{HostCutOff: true, CutOffReason: "cut off"}
+	noFlipOf(t, mustEvaluate(t, ctx, s, cut), a.ID)
+	f := flipOf(t, mustEvaluate(t, ctx, s, store.EvalParams{}), a.ID)
+	if f.From != store.StateOnline || f.To != store.StateOffline || f.Notify {
+		t.Errorf("after reconnecting = %+v, want ONLINE→OFFLINE underneath, not notified", f)
 	}
 }

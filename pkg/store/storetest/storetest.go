@@ -75,6 +75,7 @@ func Run(t *testing.T, open Opener) {
 		{"MaintenanceSchedules", testMaintenanceSchedules},
 		{"MaintenanceRemovedServer", testMaintenanceRemovedServer},
 		{"PruneMaintenanceWindows", testPruneMaintenanceWindows},
+		{"MaintenanceHostCutOff", testMaintenanceHostCutOff},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
