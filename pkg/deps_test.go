@@ -95,6 +95,7 @@ func layeringViolations(graph map[string]pkgInfo) []string {
 		{"pkg/store/postgres", "engines are independent and do not read settings", []string{"pkg/store/sqlite", "pkg/store/backend", "pkg/config"}},
 		{"pkg/store/sqlite", "engines are independent and do not read settings", []string{"pkg/store/postgres", "pkg/store/backend", "pkg/config"}},
 		{"pkg/store/backend", "backend.Open takes a resolved Target; cli translates config", []string{"pkg/config", "pkg/cli"}},
+		{"pkg/notify", "notify sends one message to one channel; the drain above it reads the store", []string{"pkg/store", "pkg/config", "pkg/cli", "pkg/api", "pkg/proberun", "pkg/report", "pkg/doctor"}},
 		{"pkg/store", "the store interface knows neither its engines nor settings", []string{"pkg/store/postgres", "pkg/store/sqlite", "pkg/store/backend", "pkg/config"}},
 	}
 	for _, r := range never {
@@ -158,6 +159,7 @@ func TestLayeringRulesCatchUpwardImports(t *testing.T) {
 			"pkg/store/sqlite":   {Imports: []string{"pkg/store"}, Deps: []string{"pkg/store"}},
 			"pkg/store/backend":  {Imports: []string{"pkg/store/postgres", "pkg/store/sqlite"}, Deps: []string{"pkg/store", "pkg/store/postgres", "pkg/store/sqlite", "pkg/redact"}},
 			"pkg/probe":          {},
+			"pkg/notify":         {},
 			"pkg/api":            {Imports: []string{"pkg/store"}, Deps: []string{"pkg/store"}},
 			"pkg/cli":            {Imports: []string{"pkg/api", "pkg/config"}, Deps: []string{"pkg/api", "pkg/config", "pkg/store", "pkg/redact"}},
 			"cmd/heartbeat":      {Imports: []string{"pkg/cli"}, Deps: []string{"pkg/cli"}},
@@ -178,6 +180,7 @@ func TestLayeringRulesCatchUpwardImports(t *testing.T) {
 		{"engine imports engine", "pkg/store/sqlite", "pkg/store/postgres", "pkg/store/sqlite depends on pkg/store/postgres"},
 		{"engine imports config", "pkg/store/postgres", "pkg/config", "pkg/store/postgres depends on pkg/config"},
 		{"store imports an engine", "pkg/store", "pkg/store/sqlite", "pkg/store depends on pkg/store/sqlite"},
+		{"notify imports store", "pkg/notify", "pkg/store", "pkg/notify depends on pkg/store"},
 		{"redact imports anything", "pkg/redact", "pkg/status", "pkg/redact imports pkg/status"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -755,3 +755,389 @@ func TestLogrotateSnippetRotates(t *testing.T) {
 		t.Errorf("rotated copy: %v (%v)", fi, err)
 	}
 }
+
+// pushAPI is a real serve-api (the built binary, over loopback) with one
+// server registered for pushes and its token.
+type pushAPI struct {
+	url, db, token string
+	serverID       string
+}
+
+// startPushAPI registers a server in a fresh SQLite store, issues its token
+// and runs serve-api on a free loopback port until the test ends.
+func (f *cronFixture) startPushAPI(t *testing.T) *pushAPI {
+	t.Helper()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "hb.db")
+	if out, err := exec.Command(f.binary, "--db", db, "servers", "add", "agent1", "--host", "192.0.2.1").CombinedOutput(); err != nil {
+		t.Fatalf("servers add: %v\n%s", err, out)
+	}
+	var tokenOut, errb bytes.Buffer
+	tok := exec.Command(f.binary, "--db", db, "servers", "token", "agent1")
+	tok.Stdout, tok.Stderr = &tokenOut, &errb
+	if err := tok.Run(); err != nil {
+		t.Fatalf("servers token: %v\n%s", err, errb.String())
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := exec.CommandContext(ctx, f.binary, "--db", db, "serve-api", "--listen", addr)
+	var srvLog bytes.Buffer
+	srv.Stdout, srv.Stderr = &srvLog, &srvLog
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		srv.Wait()
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve-api did not listen on %s:\n%s", addr, srvLog.String())
+		}
+	}
+	return &pushAPI{url: "http://" + addr, db: db, token: strings.TrimSpace(tokenOut.String()), serverID: "1"}
+}
+
+// lastHeartbeat is agent1's last heartbeat as the store has it ("" if none).
+func (a *pushAPI) lastHeartbeat(t *testing.T, binary string) string {
+	t.Helper()
+	out, err := exec.Command(binary, "--db", a.db, "status", "--json").Output()
+	if err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	var rows []struct {
+		Name          string  `json:"name"`
+		LastHeartbeat *string `json:"last_heartbeat"`
+	}
+	if err := json.Unmarshal(out, &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if rows[0].LastHeartbeat == nil {
+		return ""
+	}
+	return *rows[0].LastHeartbeat
+}
+
+// pushLines returns the crontab lines carrying the push marker.
+func pushLines(tab string) []string {
+	var out []string
+	for _, l := range strings.Split(tab, "\n") {
+		if strings.Contains(l, pushMarker) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+const pushMarker = "# heartbeat-push: managed by setup_heartbeat_cron.sh"
+
+// runScriptStdin is runScript with standard input.
+func runScriptStdin(t *testing.T, stdin string, env []string, args ...string) scriptResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/bash", append([]string{script}, args...)...)
+	cmd.Env = append([]string{"HOME=/root", "LOGNAME=root", "USER=root", "PATH=" + rootPath}, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %s: %v", script, err)
+	}
+	return scriptResult{out.String(), errb.String(), code}
+}
+
+// TestPush runs setup_heartbeat_cron.sh --push against real cron, a real
+// serve-api, and (for the systemd flavour) systemd-analyze.
+func TestPush(t *testing.T) {
+	f := newCronFixture(t)
+
+	t.Run("cron flavour: installed once, pushes, leaves the probe lines, removable", func(t *testing.T) {
+		t.Parallel()
+		a := f.startPushAPI(t)
+		u := newCronUser(t)
+		u.giveKey(t)
+		u.setCrontab(t, otherLines)
+		f.script(t, u, nil).mustSucceed(t, "install the probe lines")
+		probe := managedLines(u.crontab(t))
+		if len(probe) != 2 {
+			t.Fatalf("probe lines: %q", probe)
+		}
+		tokenFile := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(tokenFile, []byte(a.token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"--push", "--cron", "--url", a.url, "--server-id", a.serverID, "--token-file", tokenFile}
+		envFile := filepath.Join(u.home, ".config/heartbeat/push.env")
+		noLeak := func(what string, r scriptResult) {
+			t.Helper()
+			if strings.Contains(r.stdout+r.stderr, a.token) {
+				t.Errorf("%s: the script printed the token:\n%s%s", what, r.stdout, r.stderr)
+			}
+			if tab := u.crontab(t); strings.Contains(tab, a.token) {
+				t.Errorf("%s: the token is in the crontab:\n%s", what, tab)
+			}
+			fi, err := os.Stat(envFile)
+			if err != nil {
+				t.Fatalf("%s: env file: %v", what, err)
+			}
+			if fi.Mode().Perm() != 0o600 || fileOwner(fi) != u.uid {
+				t.Errorf("%s: env file mode %v owner %d, want 0600 owned by %d", what, fi.Mode(), fileOwner(fi), u.uid)
+			}
+			if body, _ := os.ReadFile(envFile); !strings.Contains(string(body), "HEARTBEAT_TOKEN='"+a.token+"'") ||
+				!strings.Contains(string(body), "HEARTBEAT_API_URL='"+a.url+"'") || !strings.Contains(string(body), "STACKSENSE_SERVER_ID='1'") {
+				t.Errorf("%s: env file lacks the settings:\n%s", what, body)
+			}
+		}
+
+		r := f.script(t, u, nil, args...).mustSucceed(t, "install --push")
+		if !strings.Contains(r.stderr, "installed 2 push lines in the crontab of "+u.name) || !strings.Contains(r.stderr, "test push") {
+			t.Errorf("install --push said: %s", r.stderr)
+		}
+		noLeak("install", r)
+		first := u.crontab(t)
+		push := pushLines(first)
+		log := filepath.Join(u.home, ".local/state/heartbeat/push.log")
+		lineRE := regexp.MustCompile(`^\* \* \* \* \* set -a && \. '` + regexp.QuoteMeta(envFile) + `' && set \+a && '` +
+			regexp.QuoteMeta(f.binary) + `' push >>'` + regexp.QuoteMeta(log) + `' 2>&1 ` + regexp.QuoteMeta(pushMarker) + `$`)
+		if len(push) != 2 || !lineRE.MatchString(push[0]) ||
+			push[1] != strings.Replace(push[0], "* * * * * ", "* * * * * sleep 30 && ", 1) {
+			t.Errorf("push lines:\n%s", strings.Join(push, "\n"))
+		}
+		if want := otherLines + probe[0] + "\n" + probe[1] + "\n" + push[0] + "\n" + push[1] + "\n"; first != want {
+			t.Errorf("crontab after install --push:\n%q\nwant:\n%q", first, want)
+		}
+
+		r = f.script(t, u, nil, args...).mustSucceed(t, "install --push again")
+		if !strings.Contains(r.stderr, "replaced 2 push line(s)") {
+			t.Errorf("second install said: %s", r.stderr)
+		}
+		if again := u.crontab(t); again != first {
+			t.Errorf("installing twice changed the crontab:\n%q\nthen:\n%q", first, again)
+		}
+		// Installing the probe lines again leaves the push lines alone (the
+		// probe lines move to the end, as any re-install appends them).
+		f.script(t, u, nil).mustSucceed(t, "install the probe lines again")
+		if again := u.crontab(t); again != otherLines+push[0]+"\n"+push[1]+"\n"+probe[0]+"\n"+probe[1]+"\n" {
+			t.Errorf("re-installing the probe lines changed the push lines:\n%q\nthen:\n%q", first, again)
+		}
+
+		// The line, run as cron runs it, stores a new heartbeat.
+		before := a.lastHeartbeat(t, f.binary)
+		if before == "" {
+			t.Fatal("the install's test push stored no heartbeat")
+		}
+		time.Sleep(1100 * time.Millisecond)
+		if out, err := u.run(t, "", "/bin/sh", "-c", cronCommand(t, push[0])); err != nil {
+			t.Fatalf("the push line failed: %v\n%s", err, out)
+		}
+		if after := a.lastHeartbeat(t, f.binary); after == before {
+			t.Errorf("the push line stored no new heartbeat (last %s)", after)
+		}
+		if body, err := os.ReadFile(log); err != nil || len(body) != 0 {
+			t.Errorf("push log after a good push: %v %q", err, body)
+		}
+
+		// Switching flavour takes the other one out: never two pushers.
+		unitDir := t.TempDir()
+		sysEnv := []string{"HEARTBEAT_SYSTEMD_DIR=" + unitDir, "HEARTBEAT_SYSTEMCTL=true"}
+		sysEnvFile := filepath.Join(t.TempDir(), "push.env")
+		sysArgs := append([]string{"--systemd", "--env-file", sysEnvFile}, args[2:]...)
+		f.script(t, u, sysEnv, append([]string{"--push"}, sysArgs...)...).mustSucceed(t, "install --push --systemd --user")
+		if tab := u.crontab(t); len(pushLines(tab)) != 0 || len(managedLines(tab)) != 2 {
+			t.Errorf("the systemd flavour left the push lines (or took the probe lines):\n%s", tab)
+		}
+		if _, err := os.Stat(envFile); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the systemd flavour left the cron lines' env file with the token (%v)", err)
+		}
+		if body := string(mustRead(t, filepath.Join(unitDir, "heartbeat-push.service"))); !strings.Contains(body, "\nUser="+u.name+"\n") {
+			t.Errorf("--user %s: the service does not run as them:\n%s", u.name, body)
+		}
+		f.script(t, u, sysEnv, args...).mustSucceed(t, "back to --cron")
+		if entries, _ := os.ReadDir(unitDir); len(entries) != 0 || len(pushLines(u.crontab(t))) != 2 {
+			t.Errorf("back to cron: %d unit files left, crontab:\n%s", len(entries), u.crontab(t))
+		}
+		if _, err := os.Stat(sysEnvFile); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("back to cron: the service's env file is left with the token (%v)", err)
+		}
+		noLeak("back to cron", scriptResult{})
+
+		r = f.script(t, u, nil, "--remove", "--push").mustSucceed(t, "--remove --push")
+		if got, want := u.crontab(t), otherLines+probe[0]+"\n"+probe[1]+"\n"; got != want {
+			t.Errorf("after --remove --push:\n%q\nwant:\n%q", got, want)
+		}
+		if !strings.Contains(r.stderr, "removed 2 push line(s)") {
+			t.Errorf("--remove --push said: %s", r.stderr)
+		}
+		if _, err := os.Stat(envFile); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("--remove --push left the env file (%v)", err)
+		}
+	})
+
+	t.Run("cron flavour refuses a token the API rejects", func(t *testing.T) {
+		t.Parallel()
+		a := f.startPushAPI(t)
+		u := newCronUser(t)
+		u.setCrontab(t, otherLines)
+		bad := "not-the-token-" + u.name
+		r := runScriptStdin(t, bad+"\n", nil, "--user", u.name, "--binary", f.binary,
+			"--push", "--cron", "--url", a.url, "--server-id", a.serverID, "--token-file", "-")
+		if r.code != 1 || !strings.Contains(r.stderr, "refusing to install") || strings.Contains(r.stderr, bad) {
+			t.Errorf("install with a wrong token: exit %d\n%s", r.code, r.stderr)
+		}
+		if got := u.crontab(t); got != otherLines {
+			t.Errorf("a refused install changed the crontab:\n%s", got)
+		}
+		if _, err := os.Stat(filepath.Join(u.home, ".config/heartbeat/push.env")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a refused install wrote the env file (%v)", err)
+		}
+		r = runScriptStdin(t, "", []string{"HEARTBEAT_TOKEN=" + a.token}, "--user", u.name, "--binary", f.binary, "--push", "--cron", "--url", a.url)
+		if r.code != 1 || !strings.Contains(r.stderr, "no server id") {
+			t.Errorf("install without a server id: exit %d\n%s", r.code, r.stderr)
+		}
+		r = runScriptStdin(t, "", nil, "--user", u.name, "--binary", f.binary, "--push", "--db", "sqlite:/x.db")
+		if r.code != 1 || !strings.Contains(r.stderr, "--db is for the probe lines") {
+			t.Errorf("--push --db: exit %d\n%s", r.code, r.stderr)
+		}
+	})
+
+	t.Run("dry run picks systemd where it runs, else cron, and changes nothing", func(t *testing.T) {
+		t.Parallel()
+		u := newCronUser(t)
+		u.setCrontab(t, otherLines)
+		unitDir := t.TempDir()
+		token := "dry-run-token-" + u.name
+		r := runScriptStdin(t, token, []string{"HEARTBEAT_SYSTEMD_DIR=" + unitDir, "HEARTBEAT_SYSTEMCTL=false"},
+			"--user", u.name, "--binary", f.binary, "--push", "--dry-run", "--url", "http://127.0.0.1:1", "--server-id", "7", "--token-file", "-").
+			mustSucceed(t, "--push --dry-run")
+		_, err := os.Stat("/run/systemd/system")
+		systemd := err == nil
+		if got := strings.Contains(r.stdout, "### "+filepath.Join(unitDir, "heartbeat-push.service")); got != systemd {
+			t.Errorf("systemd running = %v, but the dry run printed:\n%s", systemd, r.stdout)
+		}
+		if got := len(pushLines(r.stdout)) == 2; got == systemd {
+			t.Errorf("systemd running = %v, but the dry run printed:\n%s", systemd, r.stdout)
+		}
+		if strings.Contains(r.stdout+r.stderr, token) || !strings.Contains(r.stderr, "values not shown") {
+			t.Errorf("the dry run printed the token or did not say it hid it:\n%s%s", r.stdout, r.stderr)
+		}
+		if entries, _ := os.ReadDir(unitDir); len(entries) != 0 || u.crontab(t) != otherLines {
+			t.Errorf("the dry run wrote %d units or changed the crontab:\n%s", len(entries), u.crontab(t))
+		}
+		if _, err := os.Stat(filepath.Join(u.home, ".config/heartbeat/push.env")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the dry run wrote the env file (%v)", err)
+		}
+	})
+
+	t.Run("systemd flavour writes verifiable units, token only in the env file", func(t *testing.T) {
+		t.Parallel()
+		a := f.startPushAPI(t)
+		unitDir := t.TempDir()
+		etc := t.TempDir()
+		envFile := filepath.Join(etc, "heartbeat", "push.env")
+		calls := filepath.Join(t.TempDir(), "systemctl.calls")
+		fake := filepath.Join(t.TempDir(), "systemctl")
+		if err := os.WriteFile(fake, []byte("#!/bin/sh\necho \"$*\" >>'"+calls+"'\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		env := []string{"HEARTBEAT_SYSTEMD_DIR=" + unitDir, "HEARTBEAT_SYSTEMCTL=" + fake}
+		args := []string{"--binary", f.binary, "--push", "--systemd", "--url", a.url, "--server-id", a.serverID,
+			"--token-file", "-", "--env-file", envFile}
+
+		r := runScriptStdin(t, a.token+"\n", env, args...).mustSucceed(t, "install --push --systemd")
+		if strings.Contains(r.stdout+r.stderr, a.token) {
+			t.Errorf("the script printed the token:\n%s", r.stderr)
+		}
+		service := filepath.Join(unitDir, "heartbeat-push.service")
+		timer := filepath.Join(unitDir, "heartbeat-push.timer")
+		want := map[string][]string{
+			service: {pushMarker, "Type=oneshot", "EnvironmentFile=" + envFile, "ExecStart=" + f.binary + " push", "DynamicUser=yes", "NoNewPrivileges=yes"},
+			timer:   {pushMarker, "OnBootSec=30s", "OnUnitActiveSec=30s", "AccuracySec=1s", "WantedBy=timers.target"},
+		}
+		firstBodies := map[string]string{}
+		for p, lines := range want {
+			body := string(mustRead(t, p))
+			firstBodies[p] = body
+			for _, w := range lines {
+				if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(w) + `$`).MatchString(body) {
+					t.Errorf("%s lacks the line %q:\n%s", filepath.Base(p), w, body)
+				}
+			}
+			if strings.Contains(body, a.token) {
+				t.Errorf("%s holds the token", filepath.Base(p))
+			}
+		}
+		fi, err := os.Stat(envFile)
+		if err != nil || fi.Mode().Perm() != 0o600 || fileOwner(fi) != 0 {
+			t.Errorf("env file: %v %v, want 0600 owned by root", fi, err)
+		}
+		if body := string(mustRead(t, envFile)); !strings.Contains(body, "HEARTBEAT_TOKEN='"+a.token+"'") {
+			t.Errorf("env file lacks the token:\n%s", body)
+		}
+		if got := string(mustRead(t, calls)); got != "daemon-reload\nenable --now heartbeat-push.timer\n" {
+			t.Errorf("systemctl calls:\n%s", got)
+		}
+
+		// The units as systemd reads them.
+		if analyze, err := exec.LookPath("systemd-analyze"); err == nil {
+			if out, err := exec.Command(analyze, "verify", service, timer).CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+				t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+			}
+		} else if os.Getenv("CI") == "true" {
+			t.Fatal("prerequisite missing under CI=true: systemd-analyze (Debian package systemd)")
+		} else {
+			// The lines checked above are all this test can say without it.
+			t.Log("systemd-analyze not found (Debian package systemd): units checked as text only")
+		}
+		// And the env file as systemd's EnvironmentFile= and sh read it: the
+		// service's command, with the file's variables only, pushes.
+		before := a.lastHeartbeat(t, f.binary)
+		time.Sleep(1100 * time.Millisecond)
+		sh := "set -a && . '" + envFile + "' && set +a && exec '" + f.binary + "' push"
+		if out, err := exec.Command("env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c", sh).CombinedOutput(); err != nil {
+			t.Errorf("push with the env file: %v\n%s", err, out)
+		}
+		if after := a.lastHeartbeat(t, f.binary); after == before {
+			t.Errorf("no new heartbeat from the env file's settings")
+		}
+
+		r = runScriptStdin(t, a.token, env, args...).mustSucceed(t, "install --push --systemd again")
+		if !strings.Contains(r.stderr, "replaced") {
+			t.Errorf("second install said: %s", r.stderr)
+		}
+		entries, _ := os.ReadDir(unitDir)
+		if len(entries) != 2 {
+			t.Errorf("unit dir after two installs holds %d files", len(entries))
+		}
+		for p, body := range firstBodies {
+			if again := string(mustRead(t, p)); again != body {
+				t.Errorf("installing twice changed %s:\n%s\nthen:\n%s", filepath.Base(p), body, again)
+			}
+		}
+
+		os.WriteFile(calls, nil, 0o644)
+		runScriptStdin(t, "", env, "--push", "--remove", "--env-file", envFile).mustSucceed(t, "--remove --push")
+		if entries, _ := os.ReadDir(unitDir); len(entries) != 0 {
+			t.Errorf("--remove --push left %d unit files", len(entries))
+		}
+		if _, err := os.Stat(envFile); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("--remove --push left the env file (%v)", err)
+		}
+		if got := string(mustRead(t, calls)); got != "disable --now heartbeat-push.timer\ndaemon-reload\n" {
+			t.Errorf("systemctl calls on remove:\n%s", got)
+		}
+	})
+}

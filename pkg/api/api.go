@@ -1,7 +1,10 @@
 // Package api is heartbeat's HTTP side: servers push heartbeats with their
-// own token (POST /api/heartbeat/{id}/), people and machines read status
-// (GET /api/servers, the page at /, /metrics), and load balancers ask
-// /healthz.
+// own token (POST /api/heartbeat/{id}/; without one only from an address
+// the server allows, for the source system's agent), people and machines
+// read status (GET /api/servers, the page at /, /metrics), other systems
+// raise and resolve alerts with the alerts token (POST /api/alerts, and
+// Alertmanager's webhook at POST /api/alertmanager), and load balancers
+// ask /healthz.
 //
 // Pushes are coalesced: handlers hand their heartbeat to a few writer
 // goroutines, which each collect what arrives within about a millisecond
@@ -19,12 +22,12 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
@@ -54,8 +57,13 @@ type Options struct {
 	// the login form sets) by GET /api/servers*, /metrics and the page.
 	// Never log it.
 	ReadToken string
-	// StaleAfter is the freshness window of the status rules; 0 means
-	// status.DefaultStaleAfter.
+	// AlertsToken, if set, is required (Bearer header) by POST /api/alerts
+	// and POST /api/alertmanager, which other systems use to raise and
+	// resolve alerts. Unset, both answer 403. It is not a server's push
+	// token and should differ from ReadToken. Never log it.
+	AlertsToken string
+	// StaleAfter, when positive, overrides every server's own freshness
+	// window; 0 uses each server's (store.Server.StaleAfter).
 	StaleAfter time.Duration
 	// Logger receives one debug line per request and warnings for
 	// failures; nil discards.
@@ -78,6 +86,11 @@ type Options struct {
 	// HealthWindow is how long a failed push write keeps /healthz at 503
 	// while no write has succeeded since; 0 means DefaultHealthWindow.
 	HealthWindow time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (see ParseTrustedProxies); none by default, so the TCP
+	// peer is the client. The client's address matters only for pushes
+	// without a token, which a server may allow from its own address.
+	TrustedProxies []netip.Prefix
 }
 
 // API serves heartbeat's HTTP endpoints. Create it with New, serve it as an
@@ -99,9 +112,6 @@ type API struct {
 
 // New builds the API over s and starts its push writers.
 func New(s store.Store, opts Options) *API {
-	if opts.StaleAfter <= 0 {
-		opts.StaleAfter = status.DefaultStaleAfter
-	}
 	if opts.BatchMax <= 0 {
 		opts.BatchMax = DefaultBatchMax
 	}
@@ -154,6 +164,9 @@ func (a *API) routes() {
 	a.handle("/api/heartbeat/{id}/{$}", "heartbeat", http.HandlerFunc(a.heartbeat))
 	a.handle("/api/servers", "servers", a.readOnly(a.requireRead(http.HandlerFunc(a.servers), false)))
 	a.handle("/api/servers/{id}", "server", a.readOnly(a.requireRead(http.HandlerFunc(a.server), false)))
+	a.handle("/api/servers/{id}/history", "history", a.readOnly(a.requireRead(http.HandlerFunc(a.serverHistory), false)))
+	a.handle("/api/alerts", "alerts", a.requireAlerts(http.HandlerFunc(a.alerts)))
+	a.handle("/api/alertmanager", "alertmanager", a.requireAlerts(http.HandlerFunc(a.alertmanager)))
 	a.handle("/healthz", "healthz", a.readOnly(http.HandlerFunc(a.healthz)))
 	a.handle("/metrics", "metrics", a.readOnly(a.requireRead(a.metrics.handler(), false)))
 	a.handle("/login", "login", http.HandlerFunc(a.login))

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"testing"
 
 	"github.com/stacksense/heartbeat/pkg/api"
 	"github.com/stacksense/heartbeat/pkg/store"
+	"github.com/stacksense/heartbeat/pkg/store/sqlite"
 )
 
 // fuzzStore accepts server 1 with the token "good"; it keeps no state, so
@@ -77,6 +79,49 @@ func FuzzHeartbeatRequest(f *testing.F) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
 				t.Fatalf("%d without a JSON error: %q", rec.Code, rec.Body)
 			}
+		}
+	})
+}
+
+// FuzzAlertmanagerPayload throws arbitrary bodies at the Alertmanager
+// receiver over a real SQLite store with two servers: whatever arrives,
+// the answer is never a 5xx, and is either the summary or a JSON error.
+func FuzzAlertmanagerPayload(f *testing.F) {
+	for _, seed := range []string{
+		`{"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {"server": "web1", "alertname": "A"}, "fingerprint": "f1"}]}`,
+		`{"version": "4", "alerts": [{"status": "resolved", "labels": {"instance": "[2001:db8::1]:9100"}, "fingerprint": "f1"}]}`,
+		`{"version": "4", "alerts": [{"status": "firing", "labels": {"instance": "http://[::1"}, "annotations": {"summary": "\u0000\n\t"}}]}`,
+		`{"version": "4", "alerts": [{"status": "firing", "labels": {"server": "0"}, "fingerprint": " "}]}`,
+		`{"version": "4", "alerts": null}`,
+		`{"version": 4}`,
+		`{"version": "4", "alerts": [{"labels": {"server": "1", "severity": "CRITICAL"}, "status": "firing", "fingerprint": "\u00ff\u00fe"}]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	s, err := sqlite.Open(context.Background(), filepath.Join(f.TempDir(), "hb.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	for _, sv := range []store.ServerSpec{{Name: "web1", Host: "web1.example.net"}, {Name: "v6", Host: "2001:db8::1"}} {
+		if _, err := s.AddServer(context.Background(), sv); err != nil {
+			f.Fatal(err)
+		}
+	}
+	a := api.New(s, api.Options{AlertsToken: "t"})
+	f.Cleanup(a.Close)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "http://hb.test/api/alertmanager", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer t")
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("body %q: %d %s", body, rec.Code, rec.Body)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil || (rec.Code != 200 && v["error"] == nil) {
+			t.Fatalf("body %q: %d without a JSON answer: %q", body, rec.Code, rec.Body)
 		}
 	})
 }

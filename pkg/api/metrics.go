@@ -22,8 +22,15 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	pushes   *prometheus.CounterVec
-	batch    prometheus.Histogram
-	write    prometheus.Histogram
+	// tokenless counts pushes accepted without a token: when it stops
+	// growing, the source system's agents are gone and the allowance can
+	// be switched off.
+	tokenless prometheus.Counter
+	batch     prometheus.Histogram
+	write     prometheus.Histogram
+	// externalAlerts counts what POST /api/alerts and /api/alertmanager
+	// did, by source (api, alertmanager) and outcome.
+	externalAlerts *prometheus.CounterVec
 }
 
 func newMetrics(a *API) *metrics {
@@ -42,6 +49,10 @@ func newMetrics(a *API) *metrics {
 			Name: "heartbeat_pushes_total",
 			Help: "Pushed heartbeats by outcome: ok, unauthorized, or error (the store failed).",
 		}, []string{"outcome"}),
+		tokenless: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "heartbeat_tokenless_pushes_total",
+			Help: "Pushes accepted without a token, from an address the server allows (servers set --allow-tokenless-from); also counted in heartbeat_pushes_total.",
+		}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "heartbeat_push_batch_size",
 			Help:    "Pushes written per store transaction.",
@@ -53,8 +64,17 @@ func newMetrics(a *API) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.pushes, m.batch, m.write,
-		&fleetCollector{a: a},
+	m.externalAlerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "heartbeat_external_alerts_total",
+		Help: "Alerts received from other systems, by source (api, alertmanager) and outcome: raised, already_active, resolved, not_active, unknown_server (Alertmanager alerts that matched no server), ignored (neither firing nor resolved).",
+	}, []string{"source", "outcome"})
+	// Every Alertmanager series exists from the start at 0, so a rule on
+	// unknown_server has something to match before the first one.
+	for _, outcome := range []string{"raised", "already_active", "resolved", "not_active", "unknown_server", "ignored"} {
+		m.externalAlerts.WithLabelValues(store.AlertSourceAlertmanager, outcome)
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.pushes, m.tokenless, m.batch, m.write, m.externalAlerts,
+		&fleetCollector{a: a}, newFlipCounter(a),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -78,13 +98,17 @@ func (m *metrics) observeBatch(n int, took time.Duration, out []store.PushOutcom
 		m.pushes.WithLabelValues("error").Add(float64(n))
 		return
 	}
-	ok := 0
+	ok, tokenless := 0, 0
 	for _, o := range out {
 		if o.OK {
 			ok++
+			if o.Tokenless {
+				tokenless++
+			}
 		}
 	}
 	m.pushes.WithLabelValues("ok").Add(float64(ok))
+	m.tokenless.Add(float64(tokenless))
 	m.pushes.WithLabelValues("unauthorized").Add(float64(n - ok))
 }
 

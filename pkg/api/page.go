@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"embed"
 	"html/template"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/stacksense/heartbeat/pkg/history"
 	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/status"
+	"github.com/stacksense/heartbeat/pkg/store"
 )
 
 //go:embed templates/*.html
@@ -42,6 +46,27 @@ type pageRow struct {
 	Alerts       int
 	ErrorClass   string
 	Error        string
+	// Uptime24h is the last day's uptime ("99.93%", "" when unknown);
+	// Bar is the daily uptime of the last BarDays days.
+	Uptime24h string
+	Bar       []barSegment
+}
+
+// BarDays is how many days the page's uptime bar covers.
+const BarDays = 90
+
+// barSegment is a run of consecutive days in the same uptime band, drawn
+// as one rect of the row's SVG bar (viewBox units: one per day), so a
+// server that was up all quarter costs one element, not ninety.
+type barSegment struct {
+	X, Width int
+	Band     string // up, dip (≥ 99%), down (< 99%), none (not monitored)
+	Title    string // "2026-11-01 – 2026-11-20: 100%" for the tooltip
+}
+
+// pageChange is one recent state change on the page.
+type pageChange struct {
+	At, Server, From, To, Reason, Class string
 }
 
 type pageAlert struct {
@@ -61,6 +86,8 @@ type pageData struct {
 	Hidden         int
 	Alerts         []pageAlert
 	MoreAlerts     int
+	Changes        []pageChange
+	BarDays        int
 	LastRun        string
 	Warnings       []report.Warning
 	StaleAfter     string
@@ -93,18 +120,49 @@ func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
 		a.storeFailed(w, r, "status page", err)
 		return
 	}
-	rep := report.Build(snap, a.opts.StaleAfter)
+	// One read serves the 90-day bars, the 24-hour uptime and the recent
+	// changes.
+	flips, err := a.store.Flips(ctx, store.FlipQuery{Since: snap.Now.Add(-BarDays * 24 * time.Hour)})
+	if err != nil {
+		a.storeFailed(w, r, "status page", err)
+		return
+	}
+	if flips == nil {
+		flips = []store.Flip{}
+	}
+	rep := report.BuildWithHistory(snap, a.opts.StaleAfter, flips)
+	byServer := history.ByServer(flips)
+	stored := make(map[int64]string, len(snap.Servers))
+	for _, sv := range snap.Servers {
+		stored[sv.ID] = sv.State
+	}
 	data := pageData{
 		Now: rep.Now.Format("2006-01-02 15:04:05Z"), Refresh: RefreshSeconds, Counts: rep.Counts,
-		Total: len(rep.Servers), StaleAfter: status.FormatAge(a.opts.StaleAfter),
-		CanLogout: a.opts.ReadToken != "",
+		Total: len(rep.Servers), StaleAfter: staleAfterText(a.opts.StaleAfter),
+		CanLogout: a.opts.ReadToken != "", BarDays: BarDays,
 	}
 	for i, s := range rep.Servers {
 		if i == maxPageRows {
 			data.Hidden = len(rep.Servers) - i
 			break
 		}
-		data.Rows = append(data.Rows, newPageRow(rep.Now, s))
+		row := newPageRow(rep.Now, s)
+		spans := history.Spans(byServer[s.ID], stored[s.ID], rep.Now.Add(-BarDays*24*time.Hour), rep.Now)
+		row.Bar = uptimeBar(history.Daily(spans, rep.Now, BarDays))
+		data.Rows = append(data.Rows, row)
+	}
+	for i := len(flips) - 1; i >= 0 && len(data.Changes) < maxPageChanges; i-- {
+		f := flips[i]
+		name, to := output.Escape(f.ServerName), f.To
+		if f.ServerID == 0 {
+			name = "monitoring host"
+		}
+		from := f.From
+		if from == "" {
+			from = "new"
+		}
+		data.Changes = append(data.Changes, pageChange{At: f.At.Format("2006-01-02 15:04:05Z"), Server: name, From: from, To: to,
+			Reason: output.Escape(f.Reason), Class: strings.ToLower(to)})
 	}
 	for i, al := range alerts {
 		if i == maxPageAlerts {
@@ -131,7 +189,51 @@ func newPageRow(now time.Time, s report.ServerStatus) pageRow {
 		row.Age = status.FormatAge(status.Age(now, *s.LastHeartbeat)) + " ago"
 		row.Seen = s.LastHeartbeat.UTC().Format(time.RFC3339)
 	}
+	if s.Uptime24h != nil {
+		row.Uptime24h = percent(*s.Uptime24h)
+	}
 	return row
+}
+
+// maxPageChanges is how many recent state changes the page lists.
+const maxPageChanges = 20
+
+// uptimeBar merges consecutive days of the same band into segments.
+func uptimeBar(days []history.Day) []barSegment {
+	var out []barSegment
+	for i, d := range days {
+		band, text := "none", "not monitored"
+		if d.OK {
+			text = percent(d.Uptime)
+			switch {
+			case d.Uptime >= 100:
+				band = "up"
+			case d.Uptime >= 99:
+				band = "dip"
+			default:
+				band = "down"
+			}
+		}
+		day := d.Date.Format("2006-01-02")
+		// Days merge only when their text agrees too, so a tooltip never
+		// hides a different figure.
+		if n := len(out); n > 0 && out[n-1].Band == band && strings.HasSuffix(out[n-1].Title, ": "+text) {
+			out[n-1].Width++
+			from, _, _ := strings.Cut(out[n-1].Title, " ")
+			out[n-1].Title = from + " – " + day + ": " + text
+			continue
+		}
+		out = append(out, barSegment{X: i, Width: 1, Band: band, Title: day + ": " + text})
+	}
+	return out
+}
+
+// percent renders an uptime as the CLI does: two decimals below 100.
+func percent(p float64) string {
+	if p >= 100 {
+		return "100%"
+	}
+	return strconv.FormatFloat(math.Floor(p*100)/100, 'f', 2, 64) + "%"
 }
 
 // render executes a template into a buffer first, so a template error
@@ -200,4 +302,12 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: a.opts.SecureCookie, SameSite: http.SameSiteStrictMode,
 	})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// staleAfterText says which freshness window the page's verdicts use.
+func staleAfterText(override time.Duration) string {
+	if override > 0 {
+		return status.FormatAge(override)
+	}
+	return "its stale-after (60s unless set per server)"
 }

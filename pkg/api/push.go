@@ -143,8 +143,12 @@ func (a *API) heartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	token, ok := bearerToken(r)
-	if !ok {
+	// A request without any Authorization header is what the source
+	// system's agent sends: the store accepts it if the server allows
+	// token-less pushes from the client's address. Credentials that are
+	// present but not a Bearer token are refused here, as before.
+	token, hasToken := bearerToken(r)
+	if !hasToken && r.Header.Get("Authorization") != "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="heartbeat"`)
 		writeError(w, http.StatusUnauthorized, unauthorized)
 		return
@@ -159,7 +163,11 @@ func (a *API) heartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	out, err := a.batcher.submit(r.Context(), store.Push{ServerID: id, TokenHash: store.HashToken(token), AgentVersion: req.AgentVersion})
+	p := store.Push{ServerID: id, RemoteAddr: a.clientAddr(r), AgentVersion: req.AgentVersion}
+	if hasToken {
+		p.TokenHash = store.HashToken(token)
+	}
+	out, err := a.batcher.submit(r.Context(), p)
 	switch {
 	case err != nil && r.Context().Err() != nil:
 		// The client went away; nobody reads this answer.
@@ -167,6 +175,11 @@ func (a *API) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, "store unavailable; retry later")
+		return
+	case !out.OK && !hasToken:
+		// RFC 6750: no error code when the request carried no credentials.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="heartbeat"`)
+		writeError(w, http.StatusUnauthorized, unauthorized)
 		return
 	case !out.OK:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="heartbeat", error="invalid_token"`)

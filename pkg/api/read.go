@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/store"
@@ -16,7 +17,14 @@ func (a *API) report(r *http.Request) (report.Report, error) {
 	if err != nil {
 		return report.Report{}, err
 	}
-	return report.Build(snap, a.opts.StaleAfter), nil
+	flips, err := a.store.Flips(ctx, store.FlipQuery{Since: snap.Now.Add(-24 * time.Hour)})
+	if err != nil {
+		return report.Report{}, err
+	}
+	if flips == nil {
+		flips = []store.Flip{}
+	}
+	return report.BuildWithHistory(snap, a.opts.StaleAfter, flips), nil
 }
 
 // servers handles GET /api/servers: the JSON of `status --json`.
@@ -48,7 +56,16 @@ func (a *API) server(w http.ResponseWriter, r *http.Request) {
 		a.storeFailed(w, r, "read status", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, report.Server(now, st, a.opts.StaleAfter))
+	flips, err := a.store.Flips(ctx, store.FlipQuery{ServerID: id, Since: now.Add(-24 * time.Hour)})
+	if err != nil {
+		a.storeFailed(w, r, "read status", err)
+		return
+	}
+	if flips == nil {
+		flips = []store.Flip{}
+	}
+	rep := report.BuildWithHistory(store.Snapshot{Now: now, Servers: []store.ServerStatus{st}}, a.opts.StaleAfter, flips)
+	writeJSON(w, http.StatusOK, rep.Servers[0])
 }
 
 // storeFailed answers 503 for a store that did not answer, and logs why.

@@ -47,7 +47,7 @@ func newAlertRaiseCommand(app *App, g *globalOptions) *cobra.Command {
 }
 
 func runAlertRaise(ctx context.Context, app *App, g *globalOptions, ref, message string, o *alertRaiseOptions) error {
-	spec := store.AlertSpec{Kind: o.Kind, Severity: o.Severity, Message: message}
+	spec := store.AlertSpec{Kind: o.Kind, Severity: o.Severity, Message: message, Source: store.AlertSourceCLI}
 	if err := spec.Validate(); err != nil {
 		return usageErrorf("%v", err)
 	}
@@ -110,12 +110,16 @@ type alertListOptions struct {
 
 // alertJSON is one alert in `alert list --json`.
 type alertJSON struct {
-	ID         int64      `json:"id"`
-	ServerID   int64      `json:"server_id"`
-	Server     string     `json:"server"`
-	Kind       string     `json:"kind"`
-	Severity   string     `json:"severity"`
-	Message    string     `json:"message"`
+	ID       int64  `json:"id"`
+	ServerID int64  `json:"server_id"`
+	Server   string `json:"server"`
+	Kind     string `json:"kind"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+	// Source is who raised it (cli, api, alertmanager; "" before sources
+	// were recorded) and Key its external key, if any.
+	Source     string     `json:"source"`
+	Key        string     `json:"key"`
 	CreatedAt  time.Time  `json:"created_at"`
 	ResolvedAt *time.Time `json:"resolved_at"`
 }
@@ -148,7 +152,7 @@ func runAlertList(ctx context.Context, app *App, g *globalOptions, o *alertListO
 	if o.JSON {
 		out := make([]alertJSON, 0, len(alerts))
 		for _, a := range alerts {
-			out = append(out, alertJSON{a.ID, a.ServerID, a.ServerName, a.Kind, a.Severity, a.Message, a.CreatedAt, a.ResolvedAt})
+			out = append(out, alertJSON{a.ID, a.ServerID, a.ServerName, a.Kind, a.Severity, a.Message, a.Source, a.ExternalKey, a.CreatedAt, a.ResolvedAt})
 		}
 		return output.JSON(app.Out, out)
 	}

@@ -312,7 +312,8 @@ func TestAlerts(t *testing.T) {
 
 		var active []map[string]any
 		json.Unmarshal([]byte(e.mustRun("alert", "list", "--json")), &active)
-		if len(active) != 2 || active[0]["kind"] != "anomaly" || active[1]["severity"] != "critical" || active[1]["resolved_at"] != nil {
+		if len(active) != 2 || active[0]["kind"] != "anomaly" || active[1]["severity"] != "critical" || active[1]["resolved_at"] != nil ||
+			active[0]["source"] != "cli" || active[0]["key"] != "" {
 			t.Errorf("alert list --json = %v", active)
 		}
 		if out := e.mustRun("alert", "resolve", id); !strings.Contains(out, "resolved alert "+id+" on web1: disk 95% full") {

@@ -24,20 +24,22 @@ func newDoctorCommand(app *App, g *globalOptions) *cobra.Command {
 	o := &doctorOptions{}
 	cmd := &cobra.Command{
 		Use:   "doctor [--quick] [--json]",
-		Short: "Check the installation: store, SSH key, cron, last probe run, failing servers, host keys, clock",
+		Short: "Check the installation: store, SSH key, cron, last probe run, failing servers, host keys, token-less pushes, clock",
 		Long: `Walks the troubleshooting steps and prints each check as ok, warn, fail (or
 skip, when a check it depends on failed), with the fix:
 
-  binary          this binary runs
-  store           the store answers and its schema is current
-  ssh-key         probe-ssh's key is present, parses and is not readable by others
-                  (or ssh-agent holds one); every per-server key file too
-  schedule        both staggered probe-ssh cron lines are installed (and cron
-                  runs), or the systemd timer heartbeat-probe.timer is active
-  last-run        a probe run finished within 90 s and did not hit its deadline
-  probe-failures  servers whose last probe failed, by class, with examples
-  host-keys       servers that presented a changed host key
-  clock           this host's clock agrees with the store's within 2 s
+  binary            this binary runs
+  store             the store answers and its schema is current
+  ssh-key           probe-ssh's key is present, parses and is not readable by
+                    others (or ssh-agent holds one); every per-server key file too
+  schedule          both staggered probe-ssh cron lines are installed (and cron
+                    runs), or the systemd timer heartbeat-probe.timer is active
+  last-run          a probe run finished within 90 s and did not hit its deadline
+  probe-failures    servers whose last probe failed, by class, with examples
+  host-keys         servers that presented a changed host key
+  tokenless-pushes  servers that accept pushes without a token (a warning
+                    while any does: switch it off once tokens are deployed)
+  clock             this host's clock agrees with the store's within 2 s
 
 --quick runs only the first three (setup_heartbeat_cron.sh runs it before
 installing). Run it as the user cron runs probe-ssh as, with the same store

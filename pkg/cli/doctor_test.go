@@ -114,7 +114,7 @@ func healthyDoctor(t *testing.T, e *env) *sshtest.Fleet {
 	return fleet
 }
 
-var allChecks = []string{"binary", "store", "ssh-key", "schedule", "last-run", "probe-failures", "host-keys", "clock"}
+var allChecks = []string{"binary", "store", "ssh-key", "schedule", "last-run", "probe-failures", "host-keys", "tokenless-pushes", "clock"}
 
 func TestDoctorHealthy(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
@@ -154,7 +154,7 @@ func TestDoctorHealthy(t *testing.T) {
 		}
 
 		text := e.run("doctor")
-		if text.code != 0 || !strings.Contains(text.out, "ok    store ") || !strings.HasPrefix(lastLine(text.out), "healthy: 8 ok, 0 warning(s), 0 failed") {
+		if text.code != 0 || !strings.Contains(text.out, "ok    store ") || !strings.HasPrefix(lastLine(text.out), fmt.Sprintf("healthy: %d ok, 0 warning(s), 0 failed", len(allChecks))) {
 			t.Errorf("doctor text (exit %d):\n%s", text.code, text.out)
 		}
 
@@ -180,7 +180,7 @@ func TestDoctorStoreProblems(t *testing.T) {
 			t.Errorf("exit %d, want 1", r.code)
 		}
 		expectCheck(t, checks, "store", "fail", "malformed store URL", "--db, HEARTBEAT_DB")
-		for _, name := range []string{"last-run", "probe-failures", "host-keys", "clock"} {
+		for _, name := range []string{"last-run", "probe-failures", "host-keys", "tokenless-pushes", "clock"} {
 			expectCheck(t, checks, name, "skip", "the store is not usable", "")
 		}
 		if strings.Contains(r.out, "topsecret") {

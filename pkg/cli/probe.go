@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/user"
 	"sort"
@@ -14,8 +15,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stacksense/heartbeat/pkg/config"
+	"github.com/stacksense/heartbeat/pkg/evaluate"
 	"github.com/stacksense/heartbeat/pkg/hostkey"
 	"github.com/stacksense/heartbeat/pkg/output"
+	"github.com/stacksense/heartbeat/pkg/ping"
 	"github.com/stacksense/heartbeat/pkg/probe"
 	"github.com/stacksense/heartbeat/pkg/proberun"
 	"github.com/stacksense/heartbeat/pkg/report"
@@ -38,6 +41,9 @@ type probeOptions struct {
 	// prunes to.
 	KeepRuns           time.Duration
 	KeepResolvedAlerts time.Duration
+	KeepFlips          time.Duration
+	// PingURL is a dead-man's switch pinged after each healthy run.
+	PingURL string
 }
 
 func newProbeCommand(app *App, g *globalOptions) *cobra.Command {
@@ -79,6 +85,8 @@ run ends within --deadline plus a few seconds whatever the store does.`,
 	f.BoolVar(&o.JSON, "json", false, "print the run and every result as JSON")
 	f.DurationVar(&o.KeepRuns, "keep-runs", proberun.DefaultKeepRuns, "delete probe run records older than this (negative: keep for ever)")
 	f.DurationVar(&o.KeepResolvedAlerts, "keep-resolved-alerts", proberun.DefaultKeepResolvedAlerts, "delete alerts resolved longer ago than this (negative: keep for ever)")
+	f.DurationVar(&o.KeepFlips, "keep-flips", proberun.DefaultKeepFlips, "delete state changes older than this (negative: keep for ever; uptime needs them)")
+	f.StringVar(&o.PingURL, "ping-url", "", "dead-man's switch pinged after each healthy run: healthchecks.io, Uptime Kuma push or any URL (env HEARTBEAT_PING_URL)")
 	return cmd
 }
 
@@ -127,6 +135,16 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 	if err != nil {
 		return usageErrorf("--host-key-policy: %v", err)
 	}
+	if o.PingURL == "" {
+		o.PingURL = app.Getenv("HEARTBEAT_PING_URL")
+	}
+	var pinger *ping.Pinger
+	if o.PingURL != "" {
+		if pinger, err = ping.New(o.PingURL); err != nil {
+			return usageErrorf("--ping-url: %v", err)
+		}
+	}
+	started := time.Now()
 	log := g.log
 	current := ""
 	if u, err := user.Current(); err == nil {
@@ -141,13 +159,18 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 	}
 	defer s.Close()
 
+	if pinger != nil {
+		if perr := pinger.Start(ctx); perr != nil {
+			log.Warn("dead-man's switch", "err", perr)
+		}
+	}
 	var results []probeResultJSON
 	out, err := proberun.Execute(ctx, s, proberun.Config{
 		Host: host, User: creds.User,
 		Auth:      probe.AuthConfig{KeyPath: creds.KeyPath, AgentSocket: creds.AgentSocket, HomeDir: app.Home},
 		KeyOrigin: creds.KeyOrigin, Policy: policy, KnownHosts: creds.KnownHosts,
 		Exec: o.Exec, Concurrency: o.Concurrency, Timeout: o.Timeout, Deadline: o.Deadline,
-		KeepRuns: o.KeepRuns, KeepResolvedAlerts: o.KeepResolvedAlerts,
+		KeepRuns: o.KeepRuns, KeepResolvedAlerts: o.KeepResolvedAlerts, KeepFlips: o.KeepFlips,
 		Log: log,
 		OnResult: func(name string, r probe.Result) {
 			if o.Verbose {
@@ -165,7 +188,27 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 		return nil
 	}
 	if err != nil && !errors.Is(err, proberun.ErrInterrupted) {
+		pingFail(pinger, log, err)
 		return err
+	}
+	if err == nil {
+		// The round gets what is left of the run's budget, and at least
+		// enough for its own store calls: a slow notification channel
+		// leaves its messages for the next tick rather than stretch the run.
+		budget := max(time.Until(started.Add(o.Deadline)), evaluate.DefaultStoreTimeout)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
+		_, rerr := evaluate.Round(rctx, s, evaluate.Options{Run: &out.Run, Log: log})
+		cancel()
+		if rerr != nil {
+			// The heartbeats are stored; the next round records the
+			// changes this one missed.
+			log.Warn("evaluation round failed; state changes are recorded by the next one", "err", rerr)
+			pingFail(pinger, log, rerr)
+		} else if pinger != nil {
+			if perr := pinger.Success(ctx, runSummary(out.Run, out.Elapsed)); perr != nil {
+				log.Warn("dead-man's switch", "err", perr)
+			}
+		}
 	}
 	// An interrupted run still reports what it did, then fails with the
 	// one exit code of an interrupted command (128+signal), whatever the
@@ -178,6 +221,19 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 		return interrupted
 	}
 	return ctx.Err()
+}
+
+// pingFail tells the dead-man's switch that the run failed, where its URL
+// takes failure pings.
+func pingFail(p *ping.Pinger, log *slog.Logger, cause error) {
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ping.Timeout)
+	defer cancel()
+	if err := p.Fail(ctx, oneLine(cause)); err != nil {
+		log.Warn("dead-man's switch", "err", err)
+	}
 }
 
 func printProbeRun(app *App, o *probeOptions, out proberun.Outcome, results []probeResultJSON) error {

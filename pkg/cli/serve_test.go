@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -279,4 +280,55 @@ func TestServeListenError(t *testing.T) {
 	}
 	defer ln.Close()
 	e.expectFail(1, "listen on "+ln.Addr().String(), "serve-api", "--listen", ln.Addr().String())
+}
+
+func TestServeAlertsToken(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		e.mustRun("servers", "add", "web1", "--host", "10.0.0.1")
+		const secret = "alerts-token-from-a-file-42"
+		file := e.home + "/alerts-token"
+		if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.expectFail(64, "must differ from the read token", "serve-api", "--alerts-token", "same", "--read-token", "same")
+		e.expectFail(64, "read --alerts-token-file", "serve-api", "--alerts-token-file", e.home+"/missing")
+		e.expectFail(64, "alternatives", "serve-api", "--alerts-token", "a", "--alerts-token-file", file)
+
+		base, stop := e.startServe("--alerts-token-file", file, "--verbose")
+		raise := func(token string) int {
+			req, _ := http.NewRequest("POST", base+"/api/alerts", strings.NewReader(`{"server": "web1", "message": "from outside", "key": "k1"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if code := raise("wrong"); code != 401 {
+			t.Errorf("raise with a wrong token = %d, want 401", code)
+		}
+		if code := raise(secret); code != 201 {
+			t.Errorf("raise with the file's token = %d, want 201", code)
+		}
+		if out := e.mustRun("alert", "list", "--json"); !strings.Contains(out, `"message": "from outside"`) ||
+			!strings.Contains(out, `"source": "api"`) || !strings.Contains(out, `"key": "k1"`) {
+			t.Errorf("alert list --json after the API raise:\n%s", out)
+		}
+		code, stderr := stop()
+		if code != 0 || !strings.Contains(stderr, "alerts_enabled=true") || !strings.Contains(stderr, "path=/api/alerts status=201") {
+			t.Errorf("serve-api exit %d, log:\n%s", code, stderr)
+		}
+		if strings.Contains(stderr, secret) || strings.Contains(stderr, "wrong") {
+			t.Errorf("serve-api log leaks a token:\n%s", stderr)
+		}
+
+		// The variable works too.
+		e.vars["HEARTBEAT_ALERTS_TOKEN"] = "from-env-token"
+		base, _ = e.startServe()
+		if code := raise("from-env-token"); code != 200 {
+			t.Errorf("raise of the same key with the env token = %d, want 200 (already active)", code)
+		}
+	})
 }

@@ -45,20 +45,22 @@ func newServersCommand(app *App, g *globalOptions) *cobra.Command {
 }
 
 type serversAddOptions struct {
-	Host    string
-	Port    int
-	User    string
-	KeyPath string
-	Mode    string
+	Host       string
+	Port       int
+	User       string
+	KeyPath    string
+	Mode       string
+	StaleAfter time.Duration
 }
 
 func newServersAddCommand(app *App, g *globalOptions) *cobra.Command {
 	o := &serversAddOptions{}
 	cmd := &cobra.Command{
-		Use:   "add NAME --host HOST [--port 22] [--user USER] [--key PATH]",
+		Use:   "add NAME --host HOST [--port 22] [--user USER] [--key PATH] [--mode ssh|push] [--stale-after 60s]",
 		Short: "Register a server",
 		Example: `  heartbeat servers add web1 --host 10.0.0.5
-  heartbeat servers add db1 --host db1.internal --port 2222 --user monitor --key /etc/heartbeat/id_ed25519`,
+  heartbeat servers add db1 --host db1.internal --port 2222 --user monitor --key /etc/heartbeat/id_ed25519
+  heartbeat servers add batch7 --host 10.0.3.7 --mode push --stale-after 5m`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServersAdd(cmd.Context(), app, g, args[0], o)
@@ -70,11 +72,15 @@ func newServersAddCommand(app *App, g *globalOptions) *cobra.Command {
 	f.StringVar(&o.User, "user", "", "SSH login (default: the prober's --user)")
 	f.StringVar(&o.KeyPath, "key", "", "private key for this server (default: the prober's key)")
 	f.StringVar(&o.Mode, "mode", store.ModeSSH, "ssh (probe-ssh logs in to it) or push (it pushes its own heartbeats; probe-ssh skips it)")
+	f.DurationVar(&o.StaleAfter, "stale-after", store.DefaultStaleAfter, "OFFLINE when its last heartbeat is older than this (1s-720h)")
 	return cmd
 }
 
 func runServersAdd(ctx context.Context, app *App, g *globalOptions, name string, o *serversAddOptions) error {
-	spec := store.ServerSpec{Name: name, Host: o.Host, Port: o.Port, User: o.User, KeyPath: o.KeyPath, Mode: o.Mode}
+	spec := store.ServerSpec{Name: name, Host: o.Host, Port: o.Port, User: o.User, KeyPath: o.KeyPath, Mode: o.Mode, StaleAfter: o.StaleAfter}
+	if o.StaleAfter == 0 {
+		return usageErrorf("server %q: --stale-after 0 is outside 1s-720h", name)
+	}
 	if o.Port == 0 {
 		// 0 means "default" inside the store; on the command line it is a
 		// mistake.
@@ -99,7 +105,21 @@ func runServersAdd(ctx context.Context, app *App, g *globalOptions, name string,
 		return err
 	}
 	warnUnreadableKey(app, sv.Name, o.KeyPath)
+	warnShortStaleAfter(app, sv)
 	return nil
+}
+
+// probeInterval is how often the crontab lines of setup_heartbeat_cron.sh
+// run probe-ssh.
+const probeInterval = 30 * time.Second
+
+// warnShortStaleAfter warns when an ssh server's window is shorter than
+// the probe interval: it would go OFFLINE between two healthy probes.
+func warnShortStaleAfter(app *App, sv store.Server) {
+	if sv.Mode == store.ModeSSH && sv.StaleAfter < probeInterval {
+		fmt.Fprintf(app.Err, "warning: server %s: --stale-after %s is shorter than the %s probe interval, so it goes OFFLINE between healthy probes\n",
+			output.Escape(sv.Name), sv.StaleAfter, probeInterval)
+	}
 }
 
 // warnUnreadableKey warns on stderr when a server's key file cannot be
@@ -140,15 +160,18 @@ type serversListOptions struct{ JSON bool }
 // serverJSON is one server in `servers list --json`; a documented, stable
 // schema.
 type serverJSON struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	Host      string    `json:"host"`
-	Port      int       `json:"port"`
-	User      string    `json:"user"`
-	Key       string    `json:"key"`
-	Mode      string    `json:"mode"`
-	Enabled   bool      `json:"enabled"`
-	CreatedAt time.Time `json:"created_at"`
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
+	User    string `json:"user"`
+	Key     string `json:"key"`
+	Mode    string `json:"mode"`
+	Enabled bool   `json:"enabled"`
+	// TokenlessFrom lists the networks the server may push from without
+	// a token (CIDR notation); [] when that is off, the default.
+	TokenlessFrom []string  `json:"tokenless_from"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 func newServersListCommand(app *App, g *globalOptions) *cobra.Command {
@@ -178,7 +201,12 @@ func runServersList(ctx context.Context, app *App, g *globalOptions, o *serversL
 	if o.JSON {
 		out := make([]serverJSON, 0, len(list))
 		for _, sv := range list {
-			out = append(out, serverJSON{ID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, Key: sv.KeyPath, Mode: sv.Mode, Enabled: sv.Enabled, CreatedAt: sv.CreatedAt})
+			tokenless := make([]string, len(sv.TokenlessFrom))
+			for i, p := range sv.TokenlessFrom {
+				tokenless[i] = p.String()
+			}
+			out = append(out, serverJSON{ID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, Key: sv.KeyPath, Mode: sv.Mode, Enabled: sv.Enabled,
+				TokenlessFrom: tokenless, CreatedAt: sv.CreatedAt})
 		}
 		return output.JSON(app.Out, out)
 	}
@@ -227,8 +255,14 @@ func runServersShow(ctx context.Context, app *App, g *globalOptions, o *serversS
 			{"key", sv.KeyPath},
 			{"mode", sv.Mode},
 			{"enabled", yesNo(sv.Enabled)},
+			{"stale after", sv.StaleAfter.String()},
 			{"created", sv.CreatedAt.Format(time.RFC3339)},
-			{"host key", fingerprint(sv.HostKey, "not pinned yet (pinned by the first successful probe)")},
+			{"token-less pushes", tokenlessText(sv.TokenlessFrom)},
+		}
+		if sv.HostKeyIsCA {
+			rows = append(rows, []string{"pinned CA", fingerprint(sv.HostKey, "") + " (accepts host certificates it signed for " + sv.Host + ")"})
+		} else {
+			rows = append(rows, []string{"host key", fingerprint(sv.HostKey, "not pinned yet (pinned by the first successful probe)")})
 		}
 		if sv.SeenHostKey != nil {
 			rows = append(rows, []string{"last seen key", fingerprint(sv.SeenHostKey, "")})
@@ -400,21 +434,32 @@ func runServersImport(ctx context.Context, app *App, g *globalOptions, o *server
 }
 
 // serversTrustOptions is `servers trust`'s input: the server, and the
-// fingerprint to pin (empty: clear the pin).
+// fingerprint to pin or the file holding a CA to pin (both empty: clear
+// the pin).
 type serversTrustOptions struct {
 	Ref         string
 	Fingerprint string
+	// CA is a file holding a certificate authority's public key, "-" for
+	// stdin.
+	CA string
 }
 
 func newServersTrustCommand(app *App, g *globalOptions) *cobra.Command {
 	o := &serversTrustOptions{}
 	cmd := &cobra.Command{
-		Use:   "trust ID|NAME [--fingerprint SHA256:...]",
+		Use:   "trust ID|NAME [--fingerprint SHA256:... | --ca FILE]",
 		Short: "Accept a server's changed host key after checking it",
 		Long: `Prints the pinned and the last-seen host-key fingerprints of a server, then
 clears the pin so the next probe pins whatever key the server presents.
 With --fingerprint, pins exactly the last-seen key with that fingerprint
 instead, so nothing is trusted blindly in between.
+
+With --ca FILE (a CA's public key, e.g. its .pub file; - reads stdin), pins
+that certificate authority instead of a key: under the pin policy the server
+is then accepted only when it presents a host certificate the CA signed, valid
+now, whose principals include the server's host (one that lists no principals
+is refused). A probe never replaces a CA pin; clearing the pin (no flags) ends
+it.
 
 Compare the fingerprint with the server's own (ssh-keygen -lf
 /etc/ssh/ssh_host_ed25519_key.pub on the server) before trusting it.`,
@@ -425,15 +470,40 @@ Compare the fingerprint with the server's own (ssh-keygen -lf
 		},
 	}
 	cmd.Flags().StringVar(&o.Fingerprint, "fingerprint", "", "pin the last-seen key only if it has this SHA256 fingerprint")
+	cmd.Flags().StringVar(&o.CA, "ca", "", "pin the certificate authority whose public key is in `FILE` (- for stdin)")
 	return cmd
 }
 
 func runServersTrust(ctx context.Context, app *App, g *globalOptions, o *serversTrustOptions) error {
+	// The CA is read before the store is opened: a bad file is the
+	// caller's mistake and changes nothing.
+	var ca []byte
+	if o.CA != "" {
+		if o.Fingerprint != "" {
+			return usageErrorf("give --fingerprint or --ca, not both")
+		}
+		var err error
+		if ca, err = readCAKey(app.In, o.CA); err != nil {
+			return err
+		}
+	}
 	return withServer(ctx, app, g, o.Ref, func(s backend.Store, sv store.Server) error {
+		pinned := []string{"pinned key", fingerprint(sv.HostKey, "none")}
+		if sv.HostKeyIsCA {
+			pinned[0] = "pinned CA"
+		}
 		if err := writeFields(app.Out, [][]string{
-			{"pinned", fingerprint(sv.HostKey, "none")},
+			pinned,
 			{"last seen", fingerprint(sv.SeenHostKey, "none")},
 		}); err != nil {
+			return err
+		}
+		if ca != nil {
+			if err := s.TrustHostCA(ctx, sv.ID, ca); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(app.Out, "pinned CA %s for server %s: it must present a host certificate that CA signed for %s\n",
+				fingerprint(ca, ""), output.Escape(sv.Name), output.Escape(sv.Host))
 			return err
 		}
 		var (
@@ -458,11 +528,40 @@ func runServersTrust(ctx context.Context, app *App, g *globalOptions, o *servers
 	})
 }
 
+// readCAKey reads the CA public key file of `servers trust --ca` ("-":
+// in); any problem with it is a usage error naming the file.
+func readCAKey(in io.Reader, file string) ([]byte, error) {
+	name := file
+	var (
+		data []byte
+		err  error
+	)
+	if file == "-" {
+		name = "stdin"
+		data, err = io.ReadAll(io.LimitReader(in, 1<<20))
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, usageErrorf("--ca %s: %v", output.Escape(name), err)
+	}
+	ca, err := hostkey.ParseCAKey(data)
+	if err != nil {
+		return nil, usageErrorf("--ca %s: %v", output.Escape(name), err)
+	}
+	return ca, nil
+}
+
 // keyWithFingerprint returns the server's last-seen (or pinned) key whose
 // fingerprint is fp; a fingerprint matching neither is refused rather than
-// pinning a key nobody has seen.
+// pinning a key nobody has seen. A pinned CA is no host key, so it is not
+// offered: pinning it as one would match nothing.
 func keyWithFingerprint(sv store.Server, fp string) ([]byte, error) {
-	key, err := hostkey.MatchFingerprint(fp, sv.SeenHostKey, sv.HostKey)
+	pinned := sv.HostKey
+	if sv.HostKeyIsCA {
+		pinned = nil
+	}
+	key, err := hostkey.MatchFingerprint(fp, sv.SeenHostKey, pinned)
 	if err != nil {
 		return nil, usageErrorf("fingerprint %s matches neither the pinned nor the last-seen key of server %s", fp, output.Escape(sv.Name))
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"time"
@@ -16,10 +17,13 @@ import (
 )
 
 type statusOptions struct {
-	Verbose    bool
-	JSON       bool
-	Server     string
-	StaleAfter time.Duration
+	Verbose bool
+	JSON    bool
+	Server  string
+	// StaleAfter, when given (staleAfterSet), overrides every server's own
+	// window.
+	StaleAfter    time.Duration
+	staleAfterSet bool
 	// Check prints one monitoring-plugin line instead of the table.
 	Check                    bool
 	WarnOffline, CritOffline int
@@ -31,7 +35,8 @@ func newStatusCommand(app *App, g *globalOptions) *cobra.Command {
 		Use:   "status [--verbose] [--json] [--check [--warn-offline N] [--crit-offline M]] [--server ID|NAME] [--stale-after 60s]",
 		Short: "Show which servers are ONLINE, WARNING or OFFLINE (exit 0/1/2/3 like a monitoring plugin)",
 		Long: `Shows every server's verdict:
-  OFFLINE   no heartbeat, or the last one is older than --stale-after
+  OFFLINE   no heartbeat, or the last one is older than the server's stale-after
+            (servers add/set --stale-after, default 60s; --stale-after here overrides)
   ONLINE    a fresh heartbeat and no active alerts or anomalies
   WARNING   a fresh heartbeat with active alerts or anomalies
   DISABLED  taken out of monitoring; never counts as down
@@ -49,6 +54,7 @@ is WARNING; the counts are its performance data. Any error is one
 "HEARTBEAT UNKNOWN - ..." line on stdout and exit 3.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.staleAfterSet = cmd.Flags().Changed("stale-after")
 			return runStatus(cmd.Context(), app, g, o)
 		},
 	}
@@ -56,7 +62,7 @@ is WARNING; the counts are its performance data. Any error is one
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "add host, source, probe, latency, failure and error columns and a summary line")
 	f.BoolVar(&o.JSON, "json", false, "print a JSON array (schema in the README)")
 	f.StringVar(&o.Server, "server", "", "only this server (ID or NAME)")
-	f.DurationVar(&o.StaleAfter, "stale-after", status.DefaultStaleAfter, "a heartbeat older than this is OFFLINE")
+	f.DurationVar(&o.StaleAfter, "stale-after", 0, "judge every server with this window instead of its own (servers add/set --stale-after; default 60s)")
 	f.BoolVar(&o.Check, "check", false, "print one monitoring-plugin line (HEARTBEAT OK - ... | perfdata) for Nagios/Icinga")
 	f.IntVar(&o.WarnOffline, "warn-offline", 0, "with --check and no --server: WARNING when more than N servers are OFFLINE")
 	f.IntVar(&o.CritOffline, "crit-offline", 0, "with --check and no --server: CRITICAL when more than M servers are OFFLINE")
@@ -64,7 +70,7 @@ is WARNING; the counts are its performance data. Any error is one
 }
 
 func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions) error {
-	if o.StaleAfter <= 0 {
+	if o.staleAfterSet && o.StaleAfter <= 0 {
 		return usageErrorf("--stale-after must be positive, got %s", o.StaleAfter)
 	}
 	if o.Check && (o.JSON || o.Verbose) {
@@ -94,11 +100,26 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 	} else if snap, err = s.Status(ctx); err != nil {
 		return err
 	}
-	rep := report.Build(snap, o.StaleAfter)
+	var flips []store.Flip
+	if o.Verbose || o.JSON {
+		// The 24-hour uptime: the flips of that window (of one server
+		// with --server), read after the snapshot so none is missed.
+		q := store.FlipQuery{Since: snap.Now.Add(-24 * time.Hour)}
+		if o.Server != "" && len(snap.Servers) == 1 {
+			q.ServerID = snap.Servers[0].ID
+		}
+		if flips, err = s.Flips(ctx, q); err != nil {
+			return err
+		}
+		if flips == nil {
+			flips = []store.Flip{}
+		}
+	}
+	rep := report.BuildWithHistory(snap, o.StaleAfter, flips)
 	if o.Check {
 		line, code := fleetCheck(rep, o.WarnOffline, o.CritOffline)
 		if o.Server != "" {
-			line, code = serverCheck(rep, o.StaleAfter)
+			line, code = serverCheck(rep)
 		}
 		if _, err := fmt.Fprintln(app.Out, line); err != nil {
 			return fmt.Errorf("write status: %w", err)
@@ -140,7 +161,7 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 func statusTable(app *App, r report.Report, verbose bool) error {
 	header := []string{"ID", "NAME", "STATUS", "LAST HEARTBEAT", "AGE", "ALERTS"}
 	if verbose {
-		header = append(header, "HOST:PORT", "SOURCE", "LAST PROBE", "LATENCY", "FAILURES", "LAST ERROR")
+		header = append(header, "FOR", "UPTIME 24H", "HOST:PORT", "SOURCE", "LAST PROBE", "LATENCY", "FAILURES", "LAST ERROR")
 	}
 	rows := make([][]string, 0, len(r.Servers))
 	for _, s := range r.Servers {
@@ -161,7 +182,14 @@ func statusTable(app *App, r report.Report, verbose bool) error {
 			if s.LastErrorClass != "" {
 				lastErr = s.LastErrorClass + ": " + s.LastError
 			}
-			row = append(row,
+			held, uptime := "", ""
+			if s.Since != nil {
+				held = status.FormatAge(status.Age(r.Now, *s.Since))
+			}
+			if s.Uptime24h != nil {
+				uptime = formatPercent(*s.Uptime24h)
+			}
+			row = append(row, held, uptime,
 				net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), s.Source, formatTime(s.LastProbe),
 				latency, strconv.Itoa(s.ConsecutiveFailures), lastErr)
 		}
@@ -195,6 +223,15 @@ func statusTable(app *App, r report.Report, verbose bool) error {
 // tab-separated text otherwise (pipes, cron mail, scripts).
 func tableOptions(app *App) output.TableOptions {
 	return output.TableOptions{Plain: !app.OutIsTerminal}
+}
+
+// formatPercent renders an uptime: two decimals below 100, so that 99.99
+// and 100 never read the same.
+func formatPercent(p float64) string {
+	if p >= 100 {
+		return "100%"
+	}
+	return strconv.FormatFloat(math.Floor(p*100)/100, 'f', 2, 64) + "%"
 }
 
 // formatTime renders a stored time for a table: UTC to the second.

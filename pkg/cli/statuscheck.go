@@ -50,8 +50,9 @@ func seconds(d time.Duration) string {
 }
 
 // serverCheck is the plugin line and exit code for one server's verdict.
-func serverCheck(r report.Report, staleAfter time.Duration) (string, int) {
+func serverCheck(r report.Report) (string, int) {
 	s := r.Servers[0]
+	staleAfter := time.Duration(s.StaleAfterSeconds * float64(time.Second))
 	code := status.ExitCode([]status.State{s.Status})
 	var text strings.Builder
 	fmt.Fprintf(&text, "%s %s", s.Name, s.Status)

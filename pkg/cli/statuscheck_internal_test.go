@@ -81,7 +81,8 @@ func TestServerCheckLine(t *testing.T) {
 		{report.ServerStatus{Name: "parked", Status: status.Disabled},
 			0, "HEARTBEAT OK - parked DISABLED (taken out of monitoring), no heartbeat yet | alerts=0;;;0 failures=0;;;0"},
 	} {
-		line, code := serverCheck(report.Report{Now: now, Servers: []report.ServerStatus{tt.s}}, time.Minute)
+		tt.s.StaleAfterSeconds = 60
+		line, code := serverCheck(report.Report{Now: now, Servers: []report.ServerStatus{tt.s}})
 		if line != tt.want || code != tt.code {
 			t.Errorf("serverCheck(%s) = %q, %d\nwant %q, %d", tt.s.Name, line, code, tt.want, tt.code)
 		}

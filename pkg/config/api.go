@@ -14,6 +14,38 @@ func ResolveReadToken(flagToken string, getenv Getenv) string {
 	return firstNonEmpty(flagToken, getenv("HEARTBEAT_READ_TOKEN"))
 }
 
+// ResolveTrustedProxies returns serve-api's list of reverse proxies whose
+// X-Forwarded-For is believed: --trusted-proxies, then
+// HEARTBEAT_TRUSTED_PROXIES; "" means none. The CLI parses it.
+func ResolveTrustedProxies(flagProxies string, getenv Getenv) string {
+	return firstNonEmpty(flagProxies, getenv("HEARTBEAT_TRUSTED_PROXIES"))
+}
+
+// ResolveAlertsToken returns the token that guards serve-api's alert
+// endpoints: --alerts-token, then --alerts-token-file (trimmed; an empty
+// or unreadable file is an error), then HEARTBEAT_ALERTS_TOKEN; "" means
+// the endpoints are disabled. The error never contains the token.
+func ResolveAlertsToken(flagToken, flagTokenFile string, getenv Getenv) (string, error) {
+	if flagToken != "" && flagTokenFile != "" {
+		return "", errors.New("--alerts-token and --alerts-token-file are alternatives; give one")
+	}
+	if flagToken != "" {
+		return flagToken, nil
+	}
+	if flagTokenFile != "" {
+		b, err := os.ReadFile(flagTokenFile)
+		if err != nil {
+			return "", fmt.Errorf("read --alerts-token-file: %w", err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("--alerts-token-file %s is empty", flagTokenFile)
+		}
+		return tok, nil
+	}
+	return getenv("HEARTBEAT_ALERTS_TOKEN"), nil
+}
+
 // Push is where `heartbeat push` sends its heartbeat and as whom.
 type Push struct {
 	// URL is the API's base URL (scheme, host, optional path prefix).

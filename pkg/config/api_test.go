@@ -62,3 +62,62 @@ func TestResolveReadToken(t *testing.T) {
 		t.Errorf("unset: %q", got)
 	}
 }
+
+func TestResolveTrustedProxies(t *testing.T) {
+	t.Parallel()
+	env := func(v string) Getenv {
+		return func(k string) string {
+			if k == "HEARTBEAT_TRUSTED_PROXIES" {
+				return v
+			}
+			return ""
+		}
+	}
+	for _, c := range []struct{ flag, env, want string }{
+		{"", "", ""},
+		{"", "10.0.0.1", "10.0.0.1"},
+		{"192.0.2.0/24", "10.0.0.1", "192.0.2.0/24"},
+	} {
+		if got := ResolveTrustedProxies(c.flag, env(c.env)); got != c.want {
+			t.Errorf("ResolveTrustedProxies(%q) with env %q = %q, want %q", c.flag, c.env, got, c.want)
+		}
+	}
+}
+
+func TestResolveAlertsToken(t *testing.T) {
+	env := func(k string) string { return map[string]string{"HEARTBEAT_ALERTS_TOKEN": "env"}[k] }
+	none := func(string) string { return "" }
+	file := filepath.Join(t.TempDir(), "alerts-token")
+	if err := os.WriteFile(file, []byte("  from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		flag, file string
+		env        Getenv
+		want       string
+		wantErr    string
+	}{
+		{flag: "flag", env: env, want: "flag"},
+		{file: file, env: env, want: "from-file"},
+		{env: env, want: "env"},
+		{env: none, want: ""},
+		{flag: "flag", file: file, env: env, wantErr: "alternatives"},
+		{file: empty, env: env, wantErr: "is empty"},
+		{file: filepath.Join(t.TempDir(), "missing"), env: env, wantErr: "read --alerts-token-file"},
+	} {
+		got, err := ResolveAlertsToken(tt.flag, tt.file, tt.env)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ResolveAlertsToken(%q, %q) error = %v, want %q", tt.flag, tt.file, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ResolveAlertsToken(%q, %q) = %q, %v; want %q", tt.flag, tt.file, got, err, tt.want)
+		}
+	}
+}

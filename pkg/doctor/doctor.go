@@ -41,6 +41,8 @@ const (
 	CheckFailures = "probe-failures"
 	CheckHostKeys = "host-keys"
 	CheckClock    = "clock"
+	// CheckTokenless warns while servers accept pushes without a token.
+	CheckTokenless = "tokenless-pushes"
 )
 
 // Defaults for the thresholds in Config.
@@ -145,7 +147,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	}
 	d.add(d.checkSchedule(ctx))
 	if s == nil {
-		for _, name := range []string{CheckLastRun, CheckFailures, CheckHostKeys, CheckClock} {
+		for _, name := range []string{CheckLastRun, CheckFailures, CheckHostKeys, CheckTokenless, CheckClock} {
 			d.add(Result{Check: name, Status: Skip, Message: "not checked: the store is not usable"})
 		}
 		return d.results
@@ -153,6 +155,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	d.add(d.checkLastRun(ctx, s))
 	d.add(d.checkFailures(ctx, s))
 	d.add(d.checkHostKeys())
+	d.add(d.checkTokenless())
 	d.add(d.checkClock(ctx, s))
 	return d.results
 }

@@ -28,6 +28,13 @@ var certAlgorithms = []string{
 	ssh.CertAlgoRSAv01,
 }
 
+// caPinAlgorithms is the preference for a server whose pin is a CA: the
+// certificate algorithms first, so a server that has a host certificate
+// presents it; the plain ones after, so a server without one still
+// completes the key exchange and is refused with a message that says so
+// instead of "no common algorithm".
+var caPinAlgorithms = append(append([]string(nil), certAlgorithms...), defaultAlgorithms...)
+
 // keyTypeOf maps a host-key algorithm to the type of key it uses: the RSA
 // signature algorithms all use ssh-rsa keys.
 func keyTypeOf(algo string) string {

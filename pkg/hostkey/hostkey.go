@@ -185,7 +185,9 @@ type Host struct {
 	host   string
 	port   int
 	pinned []byte
-	lines  []*khLine // known-hosts: lines matching the lookup name
+	// pinnedCA: pinned is a certificate authority (HostCA), not a host key.
+	pinnedCA bool
+	lines    []*khLine // known-hosts: lines matching the lookup name
 }
 
 // Host looks host:port up once (known-hosts) or takes the pinned key's wire
@@ -199,6 +201,16 @@ func (c *Checker) Host(host string, port int, pinned []byte) Host {
 	return h
 }
 
+// HostCA is Host for a server whose pin is a certificate authority (the
+// wire form of its public key; servers trust --ca): under the pin policy
+// the server must present a host certificate ca signed for host (see
+// CheckPinnedCA). Other policies ignore the pin, as they ignore a plain one.
+func (c *Checker) HostCA(host string, port int, ca []byte) Host {
+	h := c.Host(host, port, ca)
+	h.pinnedCA = len(ca) > 0
+	return h
+}
+
 // Algorithms is the host-key algorithm preference to offer, in the spirit
 // of ssh's order_hostkeyalgs: algorithms for which a key (or, for
 // certificates, a @cert-authority line) is already known come first, so a
@@ -208,6 +220,9 @@ func (h *Host) Algorithms() []string {
 	case PolicyKnownHosts:
 		return knownAlgorithms(h.lines)
 	case PolicyPin:
+		if h.pinnedCA {
+			return caPinAlgorithms
+		}
 		return pinnedAlgorithms(h.pinned)
 	}
 	return defaultAlgorithms
@@ -219,7 +234,11 @@ func (h *Host) Check(key ssh.PublicKey) error {
 	case PolicyKnownHosts:
 		return h.c.db.check(h.host, h.port, h.lines, key)
 	case PolicyPin:
-		return CheckPinned(net.JoinHostPort(h.host, strconv.Itoa(h.port)), h.pinned, key)
+		addr := net.JoinHostPort(h.host, strconv.Itoa(h.port))
+		if h.pinnedCA {
+			return CheckPinnedCA(addr, h.pinned, key)
+		}
+		return CheckPinned(addr, h.pinned, key)
 	}
 	return nil
 }

@@ -108,9 +108,13 @@ func (f *hostKeyFixture) compare(t *testing.T, name, kh string, want bool, wantC
 
 func (f *hostKeyFixture) probe(checker *hostkey.Checker, pinned []byte) Result {
 	target := Target{ServerID: 1, Host: "127.0.0.1", Port: f.d.Port, User: f.user, PinnedHostKey: pinned}
+	return f.probeTarget(checker, &target)
+}
+
+func (f *hostKeyFixture) probeTarget(checker *hostkey.Checker, target *Target) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	return NewProber(Options{Auth: f.auth, HostKeys: checker, Timeout: 10 * time.Second}).Probe(ctx, &target)
+	return NewProber(Options{Auth: f.auth, HostKeys: checker, Timeout: 10 * time.Second}).Probe(ctx, target)
 }
 
 func presentedType(r Result) string {

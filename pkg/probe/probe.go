@@ -33,6 +33,9 @@ type Target struct {
 	// PinnedHostKey is the wire form of the pinned host key, nil if none;
 	// used by the pin policy.
 	PinnedHostKey []byte
+	// PinnedIsCA says PinnedHostKey is a certificate authority's key: the
+	// server must present a host certificate it signed (servers trust --ca).
+	PinnedIsCA bool
 }
 
 // Phases holds how long each step took; a step not reached is zero.
@@ -262,7 +265,12 @@ func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 	// The host's known keys (known_hosts lines or the pin) decide which
 	// host-key algorithms to offer, as ssh does, so a server with several
 	// host keys presents one that can be verified.
-	st := &probeState{target: t, hostKeys: p.opts.HostKeys.Host(t.Host, t.Port, t.PinnedHostKey)}
+	st := &probeState{target: t}
+	if t.PinnedIsCA {
+		st.hostKeys = p.opts.HostKeys.HostCA(t.Host, t.Port, t.PinnedHostKey)
+	} else {
+		st.hostKeys = p.opts.HostKeys.Host(t.Host, t.Port, t.PinnedHostKey)
+	}
 
 	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
 	start := time.Now()

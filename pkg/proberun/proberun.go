@@ -44,6 +44,9 @@ const (
 	// records and resolved alerts are kept before a run prunes them.
 	DefaultKeepRuns           = 7 * 24 * time.Hour
 	DefaultKeepResolvedAlerts = 90 * 24 * time.Hour
+	// DefaultKeepFlips keeps state changes a little over a year, so a
+	// year of uptime can always be computed.
+	DefaultKeepFlips = 400 * 24 * time.Hour
 )
 
 // hungStoreTimeout bounds the lock release once a store call has timed
@@ -75,11 +78,12 @@ type Config struct {
 	// A run ends within Deadline plus about two StoreTimeouts whatever
 	// the store does.
 	StoreTimeout time.Duration
-	// KeepRuns and KeepResolvedAlerts are the retention of run records
-	// and resolved alerts, pruned at the end of each run; 0 means the
+	// KeepRuns, KeepResolvedAlerts and KeepFlips are the retention of run
+	// records, resolved alerts and state changes, pruned at the end of each run; 0 means the
 	// defaults, negative means keep for ever.
 	KeepRuns           time.Duration
 	KeepResolvedAlerts time.Duration
+	KeepFlips          time.Duration
 	// OnResult, if set, sees every result with its server's name, on one
 	// goroutine, as results arrive (for --verbose and --json). Probes cut
 	// short by cancellation are not shown.
@@ -272,16 +276,19 @@ func prune(ctx context.Context, s store.Store, cfg Config, now time.Time) {
 	if keep := orDefault(cfg.KeepResolvedAlerts, DefaultKeepResolvedAlerts); keep > 0 {
 		p.AlertsResolvedBefore = now.Add(-keep)
 	}
-	if p.RunsBefore.IsZero() && p.AlertsResolvedBefore.IsZero() {
+	if keep := orDefault(cfg.KeepFlips, DefaultKeepFlips); keep > 0 {
+		p.FlipsBefore = now.Add(-keep)
+	}
+	if p.RunsBefore.IsZero() && p.AlertsResolvedBefore.IsZero() && p.FlipsBefore.IsZero() {
 		return
 	}
 	n, err := s.PruneHistory(ctx, p)
 	if err != nil {
-		cfg.Log.Warn("pruning old probe runs and resolved alerts", "err", err)
+		cfg.Log.Warn("pruning old probe runs, resolved alerts and state changes", "err", err)
 		return
 	}
-	if n.Runs > 0 || n.Alerts > 0 {
-		cfg.Log.Debug("pruned history", "runs", n.Runs, "alerts", n.Alerts)
+	if n.Runs > 0 || n.Alerts > 0 || n.Flips > 0 {
+		cfg.Log.Debug("pruned history", "runs", n.Runs, "alerts", n.Alerts, "flips", n.Flips)
 	}
 }
 
@@ -327,7 +334,7 @@ func buildTargets(servers []store.Server, defaultUser string) ([]probe.Target, m
 		if !sv.Enabled || sv.Mode == store.ModePush {
 			continue
 		}
-		t := probe.Target{ServerID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, KeyPath: sv.KeyPath, PinnedHostKey: sv.HostKey}
+		t := probe.Target{ServerID: sv.ID, Name: sv.Name, Host: sv.Host, Port: sv.Port, User: sv.User, KeyPath: sv.KeyPath, PinnedHostKey: sv.HostKey, PinnedIsCA: sv.HostKeyIsCA}
 		if t.User == "" {
 			t.User = defaultUser
 		}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/stacksense/heartbeat/pkg/history"
 	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
@@ -43,6 +44,16 @@ type ServerStatus struct {
 	// PhasesMS is how long each step of the last SSH probe took, null if
 	// the server was never probed.
 	PhasesMS *PhasesMS `json:"phases_ms"`
+	// StaleAfterSeconds is the freshness window the verdict used: the
+	// server's own unless a --stale-after override was given.
+	StaleAfterSeconds float64 `json:"stale_after_seconds"`
+	// Since is when the server entered its current status (RFC 3339 UTC),
+	// null when not known yet (no evaluation has recorded it).
+	Since *time.Time `json:"since"`
+	// Uptime24h is the percentage of the last 24 hours the server was not
+	// OFFLINE (maintenance and disabled time excluded), null where not
+	// computed or nothing was monitored.
+	Uptime24h *float64 `json:"uptime_24h"`
 	// MaintenanceUntil is the end of the server's active maintenance
 	// window (RFC 3339 UTC), null outside one; MaintenanceReason its
 	// reason.
@@ -81,11 +92,30 @@ type Report struct {
 	Counts  status.Counts
 }
 
-// Build applies the status rules to a snapshot.
+// Build applies the status rules to a snapshot. staleAfter overrides
+// every server's own freshness window when positive; 0 uses each
+// server's.
 func Build(snap store.Snapshot, staleAfter time.Duration) Report {
+	return BuildWithHistory(snap, staleAfter, nil)
+}
+
+// BuildWithHistory is Build plus each server's uptime over the last 24
+// hours, from flips: every flip of the fleet recorded since 24 hours
+// before snap.Now (Store.Flips), oldest first.
+func BuildWithHistory(snap store.Snapshot, staleAfter time.Duration, flips24h []store.Flip) Report {
 	r := Report{Now: snap.Now, Servers: make([]ServerStatus, 0, len(snap.Servers))}
+	var byServer map[int64][]store.Flip
+	if flips24h != nil {
+		byServer = history.ByServer(flips24h)
+	}
 	for _, s := range snap.Servers {
 		row := Server(snap.Now, s, staleAfter)
+		if byServer != nil {
+			spans := history.Spans(byServer[s.ID], s.State, snap.Now.Add(-24*time.Hour), snap.Now)
+			if pct, ok := history.Uptime(spans); ok {
+				row.Uptime24h = &pct
+			}
+		}
 		r.Counts.Add(row.Status)
 		r.Servers = append(r.Servers, row)
 	}
@@ -99,11 +129,19 @@ func Build(snap store.Snapshot, staleAfter time.Duration) Report {
 	return r
 }
 
-// Server judges one server at now, the store's clock.
+// Server judges one server at now, the store's clock. staleAfter
+// overrides the server's own window when positive.
 func Server(now time.Time, s store.ServerStatus, staleAfter time.Duration) ServerStatus {
+	if staleAfter <= 0 {
+		staleAfter = s.StaleAfter
+	}
+	if staleAfter <= 0 {
+		staleAfter = status.DefaultStaleAfter
+	}
 	row := ServerStatus{
 		ID: s.ID, Name: s.Name, Status: status.Evaluate(now, s.LastHeartbeat, s.ActiveAlerts, staleAfter, s.Enabled),
-		LastHeartbeat: s.LastHeartbeat, ActiveAlerts: s.ActiveAlerts, Mode: s.Mode, Enabled: s.Enabled,
+		StaleAfterSeconds: staleAfter.Seconds(),
+		LastHeartbeat:     s.LastHeartbeat, ActiveAlerts: s.ActiveAlerts, Mode: s.Mode, Enabled: s.Enabled,
 		Host: s.Host, Port: s.Port, Source: s.Source, AgentVersion: s.AgentVersion,
 		LastProbe: s.LastProbe, LatencyMS: millis(s.Latency),
 		ConsecutiveFailures: s.ConsecutiveFailures, LastErrorClass: s.LastErrorClass, LastError: s.LastError,
@@ -121,7 +159,23 @@ func Server(now time.Time, s store.ServerStatus, staleAfter time.Duration) Serve
 	if s.LastProbe != nil {
 		row.PhasesMS = NewPhasesMS(s.Phases)
 	}
+	row.Since = since(s, row.Status, staleAfter)
 	return row
+}
+
+// since is when the server entered its live status: the recorded time
+// when the last evaluation agrees with the live verdict, else, for a
+// server gone stale that no evaluator has noticed yet, the moment its
+// heartbeat went stale (what the next evaluation will record).
+func since(s store.ServerStatus, live status.State, staleAfter time.Duration) *time.Time {
+	if string(live) == s.State && s.StateSince != nil {
+		return s.StateSince
+	}
+	if live == status.Offline && s.LastHeartbeat != nil {
+		t := s.LastHeartbeat.Add(staleAfter).UTC()
+		return &t
+	}
+	return nil
 }
 
 // States lists the verdicts, for status.ExitCode.

@@ -146,6 +146,7 @@ type Server struct {
 type serverState struct {
 	config  *ssh.ServerConfig
 	hostKey ssh.PublicKey
+	signer  ssh.Signer // the host key, for CertifyHostKey
 }
 
 // Addr returns host:port.
@@ -277,7 +278,7 @@ func (f *Fleet) newState(mode Mode, signer ssh.Signer) *serverState {
 		sc.PublicKeyCallback = f.checkKey
 	}
 	sc.AddHostKey(signer)
-	return &serverState{config: sc, hostKey: signer.PublicKey()}
+	return &serverState{config: sc, hostKey: signer.PublicKey(), signer: signer}
 }
 
 func (f *Fleet) checkKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
@@ -313,6 +314,41 @@ func (f *Fleet) RotateHostKey(i int) (ssh.PublicKey, error) {
 	s := f.servers[i]
 	s.previous = s.config.Swap(f.newState(s.Mode, signer))
 	return signer.PublicKey(), nil
+}
+
+// CertifyHostKey has ca sign a host certificate for server i's current
+// host key, valid for principals from validAfter to validBefore (zero
+// times: no limit), and makes the server offer it beside the plain key, as
+// sshd does with a HostCertificate line: a client that asks for a
+// certificate algorithm first gets the certificate. It returns the
+// certificate. RotateHostKey drops it.
+func (f *Fleet) CertifyHostKey(i int, ca ssh.Signer, principals []string, validAfter, validBefore time.Time) (*ssh.Certificate, error) {
+	if i < 0 || i >= len(f.servers) {
+		return nil, fmt.Errorf("certify host key: server %d out of range 0..%d", i, len(f.servers)-1)
+	}
+	s := f.servers[i]
+	cur := s.config.Load()
+	cert := &ssh.Certificate{
+		Key: cur.hostKey, CertType: ssh.HostCert, KeyId: s.Name,
+		ValidPrincipals: principals, ValidBefore: ssh.CertTimeInfinity,
+	}
+	if !validAfter.IsZero() {
+		cert.ValidAfter = uint64(validAfter.Unix())
+	}
+	if !validBefore.IsZero() {
+		cert.ValidBefore = uint64(validBefore.Unix())
+	}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		return nil, fmt.Errorf("certify host key: %w", err)
+	}
+	certSigner, err := ssh.NewCertSigner(cert, cur.signer)
+	if err != nil {
+		return nil, fmt.Errorf("certify host key: %w", err)
+	}
+	st := f.newState(s.Mode, cur.signer)
+	st.config.AddHostKey(certSigner)
+	s.config.Store(st)
+	return cert, nil
 }
 
 // RestoreHostKey gives server i back the host key it had before its last

@@ -85,4 +85,8 @@ type FlipQuery struct {
 	ServerID int64
 	// Since: flips at or after it.
 	Since time.Time
+	// AfterID, when positive, keeps only flips with a larger id: a reader
+	// that polls (the /metrics counter) asks for what is new since its
+	// last read.
+	AfterID int64
 }

@@ -19,6 +19,10 @@ const (
 	MaxUserLen         = 32  // useradd's limit
 	MaxKeyPathLen      = 4096
 	MaxAlertMessageLen = 1024
+	// MaxAlertKeyLen bounds an alert's external key, in characters.
+	MaxAlertKeyLen = 256
+	// MaxAlertSourceLen bounds an alert's source, in characters.
+	MaxAlertSourceLen = 32
 )
 
 // invalidf returns an error that reads as the message and matches
@@ -237,6 +241,16 @@ func (a AlertSpec) Validate() error {
 	case a.Severity != SeverityInfo && a.Severity != SeverityWarning && a.Severity != SeverityCritical:
 		return invalidf("alert severity %q is not %s, %s or %s", a.Severity, SeverityInfo, SeverityWarning, SeverityCritical)
 	}
+	if a.ExternalKey != "" {
+		if err := checkText("alert key", a.ExternalKey, MaxAlertKeyLen, false); err != nil {
+			return err
+		}
+	}
+	if a.Source != "" {
+		if err := checkText("alert source", a.Source, MaxAlertSourceLen, false); err != nil {
+			return err
+		}
+	}
 	return checkText("alert message", a.Message, MaxAlertMessageLen, true)
 }
 
@@ -257,28 +271,49 @@ func LastResultPerServer(results []ProbeResult) []ProbeResult {
 	return out
 }
 
-// VerifiedPushes checks each push against the stored token hashes (by
-// server id; a server missing from stored is unknown) and returns the push
-// to record per server, the last matching push winning when a server
-// appears twice, in ascending id order so that engines take row locks in
-// a fixed order. ok[i] says whether pushes[i] matched.
-func VerifiedPushes(pushes []Push, stored map[int64][]byte) (record []Push, ok []bool) {
-	ok = make([]bool, len(pushes))
+// PushAuth is what a server's pushes are verified against, as stored.
+type PushAuth struct {
+	// TokenHash is the stored hash of the server's token; nil if none was
+	// issued.
+	TokenHash []byte
+	// TokenlessFrom is the server's token-less allowance (Server's field).
+	TokenlessFrom []netip.Prefix
+}
+
+// VerifiedPushes checks each push against what is stored for its server
+// (by server id; a server missing from stored is unknown): a push with a
+// token by its token alone, in constant time; a push without one
+// (empty TokenHash) by its RemoteAddr against the server's TokenlessFrom.
+// It returns the push to record per server, the last verified push
+// winning when a server appears twice, in ascending id order so that
+// engines take row locks in a fixed order, and a verdict per push: OK
+// (and Tokenless) set for verified ones; engines add ServerName and At once
+// the heartbeat is written.
+func VerifiedPushes(pushes []Push, stored map[int64]PushAuth) (record []Push, verdicts []PushOutcome) {
+	verdicts = make([]PushOutcome, len(pushes))
 	last := make(map[int64]Push, len(pushes))
 	for i, p := range pushes {
-		// Unknown servers compare against nil, which costs the same as a
-		// mismatch: the answer does not reveal whether the id exists.
-		if TokenMatches(stored[p.ServerID], p.TokenHash) {
-			ok[i] = true
-			last[p.ServerID] = p
+		auth := stored[p.ServerID]
+		switch {
+		case len(p.TokenHash) == 0:
+			verdicts[i] = PushOutcome{OK: TokenlessAllows(auth.TokenlessFrom, p.RemoteAddr), Tokenless: true}
+		default:
+			// Unknown servers compare against nil, which costs the same as
+			// a mismatch: the answer does not reveal whether the id exists.
+			verdicts[i].OK = TokenMatches(auth.TokenHash, p.TokenHash)
 		}
+		if !verdicts[i].OK {
+			verdicts[i] = PushOutcome{}
+			continue
+		}
+		last[p.ServerID] = p
 	}
 	record = make([]Push, 0, len(last))
 	for _, p := range last {
 		record = append(record, p)
 	}
 	slices.SortFunc(record, func(a, b Push) int { return cmp.Compare(a.ServerID, b.ServerID) })
-	return record, ok
+	return record, verdicts
 }
 
 // PushServerIDs returns the distinct server ids of a batch.

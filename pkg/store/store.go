@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -63,6 +64,14 @@ const (
 	SeverityCritical = "critical"
 )
 
+// Alert sources: who raised an alert. Alerts raised before sources were
+// recorded have "".
+const (
+	AlertSourceCLI          = "cli"
+	AlertSourceAPI          = "api"
+	AlertSourceAlertmanager = "alertmanager"
+)
+
 // DefaultPort is the SSH port a server gets when none is given.
 const DefaultPort = 22
 
@@ -79,6 +88,10 @@ type Server struct {
 	// HostKey is the pinned SSH host key in wire format, nil until the
 	// first successful probe pins one.
 	HostKey []byte
+	// HostKeyIsCA says HostKey is a certificate authority's public key
+	// (servers trust --ca): the server must present a host certificate
+	// that CA signed. A probe never replaces such a pin on first use.
+	HostKeyIsCA bool
 	// SeenHostKey is the last key presented that did not match the pin,
 	// kept so an admin can compare fingerprints before trusting it.
 	SeenHostKey []byte
@@ -88,7 +101,12 @@ type Server struct {
 	// StaleAfter is how old its last heartbeat may be before the server is
 	// OFFLINE (DefaultStaleAfter unless set).
 	StaleAfter time.Duration
-	CreatedAt  time.Time
+	// TokenlessFrom lists the networks from which the API accepts this
+	// server's pushes without a token, for the source system's agent,
+	// which sends none (see SetServerTokenless); nil, the default, accepts
+	// none.
+	TokenlessFrom []netip.Prefix
+	CreatedAt     time.Time
 }
 
 // ServerSpec is what an admin supplies to register or update a server.
@@ -173,6 +191,30 @@ type AlertSpec struct {
 	Kind     string
 	Severity string
 	Message  string
+	// Source says who raised it (AlertSourceCLI, AlertSourceAPI,
+	// AlertSourceAlertmanager); "" is allowed.
+	Source string
+	// ExternalKey, when set, is the name the raising system knows the
+	// alert by (an Alertmanager fingerprint, a caller's own id). A server
+	// has at most one active alert per key: raising a key that is already
+	// active returns that alert instead of a new one, and the key resolves
+	// it (ResolveAlertByKey, ApplyKeyedAlerts).
+	ExternalKey string
+}
+
+// AlertKey names an alert by its server and external key.
+type AlertKey struct {
+	ServerID int64
+	Key      string
+}
+
+// KeyedAlertsResult counts what ApplyKeyedAlerts did.
+type KeyedAlertsResult struct {
+	// Raised counts new alerts; the other raises found their key already
+	// active (or their server removed meanwhile) and changed nothing.
+	Raised int
+	// Resolved counts alerts resolved; the other keys had no active alert.
+	Resolved int
 }
 
 // Alert is an alert or anomaly raised against a server. It is active until
@@ -184,8 +226,15 @@ type Alert struct {
 	Kind       string
 	Severity   string
 	Message    string
-	CreatedAt  time.Time
-	ResolvedAt *time.Time
+	// Source and ExternalKey are the spec's ("" when not given).
+	Source      string
+	ExternalKey string
+	CreatedAt   time.Time
+	ResolvedAt  *time.Time
+	// Existing is set by RaiseAlert when the spec's ExternalKey was
+	// already active on the server and that alert was returned instead of
+	// a new one. It is not stored.
+	Existing bool
 }
 
 // ImportResult counts what ImportServers did.
@@ -226,10 +275,26 @@ type Store interface {
 	ImportServers(ctx context.Context, specs []ServerSpec) (ImportResult, error)
 
 	// RaiseAlert records an active alert. Unknown server is ErrNotFound.
+	// When spec.ExternalKey is already active on the server it returns
+	// that alert, unchanged, with Existing set, and records nothing.
 	RaiseAlert(ctx context.Context, spec AlertSpec) (Alert, error)
 	// ResolveAlert marks an alert resolved at the store's clock. Unknown id
 	// is ErrNotFound; an already resolved alert is ErrConflict.
 	ResolveAlert(ctx context.Context, id int64) (Alert, error)
+	// ResolveAlertByKey resolves the server's active alert with that
+	// external key at the store's clock. When none is active it is
+	// ErrConflict if the server had one with that key (returned: the last
+	// resolved), else ErrNotFound (also for an unknown server).
+	ResolveAlertByKey(ctx context.Context, serverID int64, key string) (Alert, error)
+	// ApplyKeyedAlerts resolves and raises alerts by external key in one
+	// transaction, in a fixed number of statements whatever the batch
+	// size (an Alertmanager payload can carry hundreds). Resolves come
+	// first: each resolves the server's active alert with that key, if
+	// any. Then each raise whose key is not active on its server records a
+	// new alert; raises whose key is active, and raises for servers that
+	// no longer exist, change nothing. Every raise must carry an
+	// ExternalKey and pass Validate, else ErrInvalid and nothing is done.
+	ApplyKeyedAlerts(ctx context.Context, raise []AlertSpec, resolve []AlertKey) (KeyedAlertsResult, error)
 	// Alerts lists active alerts, or all of them when all is set, newest
 	// first.
 	Alerts(ctx context.Context, all bool) ([]Alert, error)
@@ -246,14 +311,25 @@ type Store interface {
 	// token, replacing any earlier one, which stops working at once. It
 	// reports whether a token was replaced. Unknown server is ErrNotFound.
 	SetServerToken(ctx context.Context, serverID int64, tokenHash []byte) (replaced bool, err error)
+	// SetServerTokenless sets the networks from which the server's pushes
+	// are accepted without a token (the source system's agent sends none),
+	// replacing any earlier list; nil or empty switches token-less pushes
+	// off, as they are by default. The list is normalised and checked as
+	// NormalizeTokenless and ValidateTokenless do: a bad one is ErrInvalid.
+	// A push that carries a token is judged by its token alone, whatever
+	// this says. Unknown server is ErrNotFound.
+	SetServerTokenless(ctx context.Context, serverID int64, from []netip.Prefix) error
 	// RecordPushes verifies and records a batch of API pushes in one
 	// transaction. Each push's token hash is compared in constant time with
-	// the server's stored hash, read in the same transaction; every
-	// verified push records a heartbeat (source api, its agent version) at
-	// the store's clock, all in one write. The outcomes are in the order of
-	// pushes. An unknown server, a server without a token and a wrong token
-	// are all just !OK, indistinguishable to the caller. An error means
-	// nothing was recorded.
+	// the server's stored hash, read in the same transaction; a push
+	// without a token (empty TokenHash) is verified instead by its
+	// RemoteAddr against the server's TokenlessFrom, read in the same
+	// query (see VerifiedPushes). Every verified push records a heartbeat
+	// (source api, its agent version) at the store's clock, all in one
+	// write. The outcomes are in the order of pushes. An unknown server, a
+	// server without a token, a wrong token and a token-less push from an
+	// address not allowed are all just !OK, indistinguishable to the
+	// caller. An error means nothing was recorded.
 	RecordPushes(ctx context.Context, pushes []Push) ([]PushOutcome, error)
 
 	// RecordProbeResults writes a batch of SSH probe outcomes in one
@@ -264,10 +340,15 @@ type Store interface {
 	// Results for servers removed meanwhile are dropped. If a server
 	// appears twice, the later result wins.
 	RecordProbeResults(ctx context.Context, results []ProbeResult) error
-	// TrustHostKey replaces a server's pinned host key with key (nil: clear
+	// TrustHostKey replaces a server's pinned host key (or CA) with key (nil: clear
 	// the pin, so the next probe pins what it sees) and forgets the last
 	// mismatching key.
 	TrustHostKey(ctx context.Context, serverID int64, key []byte) error
+	// TrustHostCA pins the certificate authority ca (wire format, not
+	// nil) for a server instead of a plain key, so the server is accepted
+	// when it presents a host certificate ca signed, and forgets the last
+	// mismatching key. TrustHostKey (with a key or nil) ends a CA pin.
+	TrustHostCA(ctx context.Context, serverID int64, ca []byte) error
 
 	// TryProbeLock takes the store-wide probe lock without waiting. It
 	// reports false if another run holds it. The lock dies with the
@@ -414,8 +495,14 @@ type ProbeResult struct {
 // Push is a heartbeat pushed over the API, as the client presented it.
 type Push struct {
 	ServerID int64
-	// TokenHash is HashToken of the bearer token the client presented.
-	TokenHash    []byte
+	// TokenHash is HashToken of the bearer token the client presented;
+	// empty when it presented none (a token-less push: see RemoteAddr).
+	TokenHash []byte
+	// RemoteAddr is the client's address as the API determined it: the
+	// TCP peer, or the forwarding client behind a trusted proxy. Only a
+	// token-less push is judged by it (against the server's
+	// TokenlessFrom); the zero Addr (unknown) allows nothing.
+	RemoteAddr   netip.Addr
 	AgentVersion string
 	// At, when set, is the time to record; zero means the store's clock,
 	// which is what the API uses (it never takes a time from a client).
@@ -425,8 +512,13 @@ type Push struct {
 
 // PushOutcome is what RecordPushes did with one Push.
 type PushOutcome struct {
-	// OK is set when the token matched and the heartbeat was recorded.
+	// OK is set when the push was verified (its token matched, or it
+	// came without a token from an address the server allows) and the
+	// heartbeat was recorded.
 	OK bool
+	// Tokenless is set with OK when the push was accepted without a
+	// token, so the API can count the old agents still in use.
+	Tokenless bool
 	// ServerName and At (the time recorded, UTC: the store's clock unless
 	// the push carried one) are set only when OK.
 	ServerName string

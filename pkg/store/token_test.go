@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"testing"
 )
 
@@ -68,33 +69,59 @@ func flip(b []byte) []byte {
 
 func TestVerifiedPushes(t *testing.T) {
 	ha, hb := HashToken("a"), HashToken("b")
-	stored := map[int64][]byte{1: ha, 2: hb, 3: nil}
+	lan := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}
+	stored := map[int64]PushAuth{1: {TokenHash: ha}, 2: {TokenHash: hb}, 3: {}, 4: {TokenHash: ha, TokenlessFrom: lan}, 5: {TokenlessFrom: lan}}
 	p := func(id int64, token, version string) Push {
 		return Push{ServerID: id, TokenHash: HashToken(token), AgentVersion: version}
 	}
+	// bare is a push without a token from addr ("" for unknown).
+	bare := func(id int64, addr, version string) Push {
+		pu := Push{ServerID: id, AgentVersion: version}
+		if addr != "" {
+			pu.RemoteAddr = netip.MustParseAddr(addr)
+		}
+		return pu
+	}
+	from := func(pu Push, addr string) Push { pu.RemoteAddr = netip.MustParseAddr(addr); return pu }
 	tests := []struct {
-		name   string
-		pushes []Push
-		record string // fmt of the recorded (id, version) pairs
-		ok     []bool
+		name      string
+		pushes    []Push
+		record    string // fmt of the recorded (id, version) pairs
+		ok        []bool
+		tokenless []bool // nil: none
 	}{
-		{"none", nil, "[]", []bool{}},
-		{"one good", []Push{p(1, "a", "1.0")}, "[1:1.0]", []bool{true}},
-		{"wrong token", []Push{p(1, "b", "1.0")}, "[]", []bool{false}},
-		{"server without token", []Push{p(3, "", "1.0"), {ServerID: 3}}, "[]", []bool{false, false}},
-		{"unknown server", []Push{p(99, "a", "1.0")}, "[]", []bool{false}},
-		{"last push of a server wins", []Push{p(1, "a", "1.0"), p(1, "a", "1.1")}, "[1:1.1]", []bool{true, true}},
-		{"a refused push does not win", []Push{p(1, "a", "1.0"), p(1, "x", "evil")}, "[1:1.0]", []bool{true, false}},
-		{"ascending ids", []Push{p(2, "b", "b"), p(99, "a", ""), p(1, "a", "a")}, "[1:a 2:b]", []bool{true, false, true}},
+		{"none", nil, "[]", []bool{}, nil},
+		{"one good", []Push{p(1, "a", "1.0")}, "[1:1.0]", []bool{true}, nil},
+		{"wrong token", []Push{p(1, "b", "1.0")}, "[]", []bool{false}, nil},
+		{"server without token", []Push{p(3, "", "1.0"), {ServerID: 3}}, "[]", []bool{false, false}, nil},
+		{"unknown server", []Push{p(99, "a", "1.0")}, "[]", []bool{false}, nil},
+		{"last push of a server wins", []Push{p(1, "a", "1.0"), p(1, "a", "1.1")}, "[1:1.1]", []bool{true, true}, nil},
+		{"a refused push does not win", []Push{p(1, "a", "1.0"), p(1, "x", "evil")}, "[1:1.0]", []bool{true, false}, nil},
+		{"ascending ids", []Push{p(2, "b", "b"), p(99, "a", ""), p(1, "a", "a")}, "[1:a 2:b]", []bool{true, false, true}, nil},
+		{"token-less from an allowed address", []Push{bare(5, "10.0.0.7", "py"), bare(4, "::ffff:10.0.0.8", "py")}, "[4:py 5:py]", []bool{true, true}, []bool{true, true}},
+		{"token-less from elsewhere", []Push{bare(5, "10.0.1.7", ""), bare(5, "", ""), bare(1, "10.0.0.7", "")}, "[]", []bool{false, false, false}, nil},
+		{"token-less for an unknown server", []Push{bare(99, "10.0.0.7", "")}, "[]", []bool{false}, nil},
+		{"a token is judged by the token, wherever it comes from", []Push{from(p(4, "b", "x"), "10.0.0.7"), from(p(4, "a", "y"), "192.0.2.1")}, "[4:y]", []bool{false, true}, nil},
 	}
 	for _, tt := range tests {
-		record, ok := VerifiedPushes(tt.pushes, stored)
+		record, verdicts := VerifiedPushes(tt.pushes, stored)
 		var pairs []string
 		for _, r := range record {
 			pairs = append(pairs, fmt.Sprintf("%d:%s", r.ServerID, r.AgentVersion))
 		}
-		if got := fmt.Sprint(pairsOrEmpty(pairs)); got != tt.record || fmt.Sprint(ok) != fmt.Sprint(tt.ok) {
-			t.Errorf("%s: VerifiedPushes = %s, %v; want %s, %v", tt.name, got, ok, tt.record, tt.ok)
+		ok, tokenless := make([]bool, len(verdicts)), make([]bool, len(verdicts))
+		for i, v := range verdicts {
+			ok[i], tokenless[i] = v.OK, v.Tokenless
+			if v.ServerName != "" || !v.At.IsZero() {
+				t.Errorf("%s: verdict %d carries %+v", tt.name, i, v)
+			}
+		}
+		want := tt.tokenless
+		if want == nil {
+			want = make([]bool, len(tt.pushes))
+		}
+		if got := fmt.Sprint(pairsOrEmpty(pairs)); got != tt.record || fmt.Sprint(ok) != fmt.Sprint(tt.ok) || fmt.Sprint(tokenless) != fmt.Sprint(want) {
+			t.Errorf("%s: VerifiedPushes = %s, ok %v, token-less %v; want %s, %v, %v", tt.name, got, ok, tokenless, tt.record, tt.ok, want)
 		}
 	}
 	if len(ha) != sha256.Size {

@@ -266,8 +266,8 @@ func (s *Store) Flips(ctx context.Context, q store.FlipQuery) ([]store.Flip, err
 	rows, err := s.pool.Query(ctx, `SELECT f.id, COALESCE(f.server_id, 0), COALESCE(s.name, ''), f.at,
 			f.from_state, f.to_state, f.reason, f.notify
 		FROM flips f LEFT JOIN servers s ON s.id = f.server_id
-		WHERE f.at >= $1 AND ($2 = 0 OR f.server_id = $2)
-		ORDER BY f.at, f.id`, q.Since, q.ServerID)
+		WHERE f.at >= $1 AND ($2 = 0 OR f.server_id = $2) AND f.id > $3
+		ORDER BY f.at, f.id`, q.Since, q.ServerID, q.AfterID)
 	if err != nil {
 		return nil, fmt.Errorf("read flips: %w", s.interpret(err))
 	}

@@ -275,17 +275,19 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return now.UTC(), nil
 }
 
-const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, mode, enabled, stale_after_ms, created_at`
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, host_key_is_ca, seen_host_key, mode, enabled, stale_after_ms, COALESCE(tokenless_from, ''), created_at`
 
 func scanServer(row pgx.Row) (store.Server, error) {
 	var (
 		sv          store.Server
 		staleMillis int64
+		tokenless   string
 	)
 	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
-		&sv.HostKey, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &staleMillis, &sv.CreatedAt); err != nil {
+		&sv.HostKey, &sv.HostKeyIsCA, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &staleMillis, &tokenless, &sv.CreatedAt); err != nil {
 		return store.Server{}, err
 	}
+	sv.TokenlessFrom = store.ParseStoredTokenless(tokenless)
 	sv.CreatedAt = sv.CreatedAt.UTC()
 	sv.StaleAfter = time.Duration(staleMillis) * time.Millisecond
 	return sv, nil
@@ -444,35 +446,71 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 	return res, nil
 }
 
-const alertColumns = `a.id, a.server_id, s.name, a.kind, a.severity, a.message, a.created_at, a.resolved_at`
+const alertColumns = `a.id, a.server_id, s.name, a.kind, a.severity, a.message, a.source, COALESCE(a.external_key, ''), a.created_at, a.resolved_at`
 
 func scanAlert(row pgx.Row) (store.Alert, error) {
+	return scanAlertFlag(row)
+}
+
+// scanAlertFlag scans alertColumns followed by the extra columns, if any.
+func scanAlertFlag(row pgx.Row, extra ...any) (store.Alert, error) {
 	var a store.Alert
-	if err := row.Scan(&a.ID, &a.ServerID, &a.ServerName, &a.Kind, &a.Severity, &a.Message, &a.CreatedAt, &a.ResolvedAt); err != nil {
+	dest := append([]any{&a.ID, &a.ServerID, &a.ServerName, &a.Kind, &a.Severity, &a.Message, &a.Source, &a.ExternalKey, &a.CreatedAt, &a.ResolvedAt}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return store.Alert{}, err
 	}
+	// pgx hands timestamptz back in the process's local zone.
 	a.CreatedAt = a.CreatedAt.UTC()
-	if a.ResolvedAt != nil {
-		t := a.ResolvedAt.UTC()
-		a.ResolvedAt = &t
-	}
+	a.ResolvedAt = utcPtr(a.ResolvedAt)
 	return a, nil
 }
 
-// RaiseAlert records an active alert.
+// nullKey stores an empty external key as NULL: keyless alerts stay out
+// of the unique index on active keys.
+func nullKey(k string) *string {
+	if k == "" {
+		return nil
+	}
+	return &k
+}
+
+// onActiveKey is the conflict target of the partial unique index
+// alerts_active_external_key (migration 00009).
+const onActiveKey = `ON CONFLICT (server_id, external_key) WHERE resolved_at IS NULL AND external_key IS NOT NULL DO NOTHING`
+
+// RaiseAlert records an active alert, or returns the active one with the
+// same external key.
 func (s *Store) RaiseAlert(ctx context.Context, spec store.AlertSpec) (store.Alert, error) {
 	if err := spec.Validate(); err != nil {
 		return store.Alert{}, err
 	}
-	a, err := scanAlert(s.pool.QueryRow(ctx, `WITH a AS (
-			INSERT INTO alerts (server_id, kind, severity, message)
-			SELECT id, $1, $2, $3 FROM servers WHERE id = $4 RETURNING *)
-		SELECT `+alertColumns+` FROM a JOIN servers s ON s.id = a.server_id`,
-		spec.Kind, spec.Severity, spec.Message, spec.ServerID))
-	if err != nil {
-		return store.Alert{}, fmt.Errorf("raise alert: server %d: %w", spec.ServerID, s.interpret(err))
+	// The INSERT skips a key that is active and the second branch reads
+	// that alert instead. If the conflicting row was committed after this
+	// statement's snapshot, the second branch cannot see it and nothing
+	// comes back; a new statement has a new snapshot, so try again before
+	// calling the server unknown.
+	var err error
+	for range 3 {
+		var existing bool
+		var a store.Alert
+		a, err = scanAlertFlag(s.pool.QueryRow(ctx, `WITH a AS (
+				INSERT INTO alerts (server_id, kind, severity, message, source, external_key)
+				SELECT id, $1, $2, $3, $5, $6 FROM servers WHERE id = $4 `+onActiveKey+` RETURNING *)
+			SELECT `+alertColumns+`, false FROM a JOIN servers s ON s.id = a.server_id
+			UNION ALL
+			SELECT `+alertColumns+`, true FROM alerts a JOIN servers s ON s.id = a.server_id
+			WHERE $6::text IS NOT NULL AND a.server_id = $4 AND a.external_key = $6::text AND a.resolved_at IS NULL
+				AND NOT EXISTS (SELECT 1 FROM a)`,
+			spec.Kind, spec.Severity, spec.Message, spec.ServerID, spec.Source, nullKey(spec.ExternalKey)), &existing)
+		if err == nil {
+			a.Existing = existing
+			return a, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) || spec.ExternalKey == "" {
+			break
+		}
 	}
-	return a, nil
+	return store.Alert{}, fmt.Errorf("raise alert: server %d: %w", spec.ServerID, s.interpret(err))
 }
 
 // ResolveAlert marks an alert resolved.
@@ -497,15 +535,69 @@ func (s *Store) ResolveAlert(ctx context.Context, id int64) (store.Alert, error)
 	return a, nil
 }
 
-func scanAlertFlag(row pgx.Row, flag *bool) (store.Alert, error) {
-	var a store.Alert
-	if err := row.Scan(&a.ID, &a.ServerID, &a.ServerName, &a.Kind, &a.Severity, &a.Message, &a.CreatedAt, &a.ResolvedAt, flag); err != nil {
-		return store.Alert{}, err
+// ResolveAlertByKey resolves a server's active alert by external key.
+func (s *Store) ResolveAlertByKey(ctx context.Context, serverID int64, key string) (store.Alert, error) {
+	// RETURNING yields the row as updated, resolution time included.
+	a, err := scanAlert(s.pool.QueryRow(ctx, `WITH a AS (
+			UPDATE alerts SET resolved_at = now()
+			WHERE server_id = $1 AND external_key = $2 AND resolved_at IS NULL RETURNING *)
+		SELECT `+alertColumns+` FROM a JOIN servers s ON s.id = a.server_id`, serverID, key))
+	if err == nil {
+		return a, nil
 	}
-	// pgx hands timestamptz back in the process's local zone.
-	a.CreatedAt = a.CreatedAt.UTC()
-	a.ResolvedAt = utcPtr(a.ResolvedAt)
-	return a, nil
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return store.Alert{}, fmt.Errorf("resolve alert %q of server %d: %w", key, serverID, s.interpret(err))
+	}
+	a, err = scanAlert(s.pool.QueryRow(ctx, `SELECT `+alertColumns+` FROM alerts a JOIN servers s ON s.id = a.server_id
+		WHERE a.server_id = $1 AND a.external_key = $2 ORDER BY a.resolved_at DESC NULLS FIRST, a.id DESC LIMIT 1`, serverID, key))
+	if err != nil {
+		return store.Alert{}, fmt.Errorf("resolve alert %q of server %d: %w", key, serverID, s.interpret(err))
+	}
+	return a, fmt.Errorf("resolve alert %q of server %d: already resolved: %w", key, serverID, store.ErrConflict)
+}
+
+// ApplyKeyedAlerts resolves, then raises, alerts by key: two set-based
+// statements in one transaction, sent in one round trip.
+func (s *Store) ApplyKeyedAlerts(ctx context.Context, raise []store.AlertSpec, resolve []store.AlertKey) (store.KeyedAlertsResult, error) {
+	var res store.KeyedAlertsResult
+	n := len(raise)
+	ids, kinds, sevs, msgs, sources, keys := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, r := range raise {
+		if r.ExternalKey == "" {
+			return res, fmt.Errorf("raise alert on server %d: no external key: %w", r.ServerID, store.ErrInvalid)
+		}
+		if err := r.Validate(); err != nil {
+			return res, fmt.Errorf("raise alert on server %d: %w", r.ServerID, err)
+		}
+		ids[i], kinds[i], sevs[i], msgs[i], sources[i], keys[i] = r.ServerID, r.Kind, r.Severity, r.Message, r.Source, r.ExternalKey
+	}
+	rIDs, rKeys := make([]int64, len(resolve)), make([]string, len(resolve))
+	for i, k := range resolve {
+		rIDs[i], rKeys[i] = k.ServerID, k.Key
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		b.Queue(`UPDATE alerts a SET resolved_at = now()
+			FROM unnest($1::bigint[], $2::text[]) AS k(server_id, key)
+			WHERE a.server_id = k.server_id AND a.external_key = k.key AND a.resolved_at IS NULL`, rIDs, rKeys).
+			Exec(func(ct pgconn.CommandTag) error { res.Resolved = int(ct.RowsAffected()); return nil })
+		b.Queue(`INSERT INTO alerts (server_id, kind, severity, message, source, external_key)
+			SELECT s.id, r.kind, r.severity, r.message, r.source, r.key
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+				AS r(server_id, kind, severity, message, source, key)
+			JOIN servers s ON s.id = r.server_id
+			-- A fixed insertion order: two receivers applying overlapping
+			-- payloads (an HA Alertmanager pair) wait on each other's keys in
+			-- the same order instead of deadlocking.
+			ORDER BY r.server_id, r.key
+			`+onActiveKey, ids, kinds, sevs, msgs, sources, keys).
+			Exec(func(ct pgconn.CommandTag) error { res.Raised = int(ct.RowsAffected()); return nil })
+		return tx.SendBatch(ctx, &b).Close()
+	})
+	if err != nil {
+		return store.KeyedAlertsResult{}, fmt.Errorf("apply %d raised and %d resolved alerts: %w", len(raise), len(resolve), s.interpret(err))
+	}
+	return res, nil
 }
 
 // Alerts lists active alerts, or all when all is set, newest first.

@@ -87,7 +87,7 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 				host_key = COALESCE(s.host_key, k.pin),
 				seen_host_key = CASE
 					WHEN k.seen IS NOT NULL THEN k.seen
-					WHEN k.accepted IS NOT NULL AND COALESCE(s.host_key, k.pin, k.accepted) = k.accepted THEN NULL
+					WHEN k.accepted IS NOT NULL AND (s.host_key_is_ca OR COALESCE(s.host_key, k.pin, k.accepted) = k.accepted) THEN NULL
 					ELSE s.seen_host_key END
 			FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[]) AS k(id, pin, seen, accepted)
 			WHERE s.id = k.id AND (k.seen IS NOT NULL OR (k.pin IS NOT NULL AND s.host_key IS NULL) OR s.seen_host_key IS NOT NULL)`,
@@ -100,10 +100,19 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 	return nil
 }
 
-// TrustHostKey replaces (or clears) a server's pinned host key.
+// TrustHostKey replaces (or clears) a server's pinned host key or CA.
 func (s *Store) TrustHostKey(ctx context.Context, serverID int64, key []byte) error {
 	return s.execOne(ctx, fmt.Sprintf("trust host key of server %d", serverID),
-		`UPDATE servers SET host_key = $1, seen_host_key = NULL WHERE id = $2`, key, serverID)
+		`UPDATE servers SET host_key = $1, host_key_is_ca = false, seen_host_key = NULL WHERE id = $2`, key, serverID)
+}
+
+// TrustHostCA pins a certificate authority for a server.
+func (s *Store) TrustHostCA(ctx context.Context, serverID int64, ca []byte) error {
+	if len(ca) == 0 {
+		return fmt.Errorf("trust host CA of server %d: no CA key given", serverID)
+	}
+	return s.execOne(ctx, fmt.Sprintf("trust host CA of server %d", serverID),
+		`UPDATE servers SET host_key = $1, host_key_is_ca = true, seen_host_key = NULL WHERE id = $2`, ca, serverID)
 }
 
 // TryProbeLock takes a session-level advisory lock on a connection held

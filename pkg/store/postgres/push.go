@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,16 @@ func (s *Store) SetServerToken(ctx context.Context, serverID int64, tokenHash []
 		return false, fmt.Errorf("set token of server %d: %w", serverID, s.interpret(err))
 	}
 	return replaced, nil
+}
+
+// SetServerTokenless sets or clears a server's token-less allowance.
+func (s *Store) SetServerTokenless(ctx context.Context, serverID int64, from []netip.Prefix) error {
+	from, err := store.CheckTokenless(serverID, from)
+	if err != nil {
+		return err
+	}
+	return s.execOne(ctx, fmt.Sprintf("set token-less pushes of server %d", serverID),
+		`UPDATE servers SET tokenless_from = $1 WHERE id = $2`, store.TokenlessColumn(from), serverID)
 }
 
 // RecordPushes verifies a batch of pushes and records the valid ones in one
@@ -57,7 +68,7 @@ func (s *Store) RecordPushes(ctx context.Context, pushes []store.Push) ([]store.
 func recordPushes(ctx context.Context, conn *pgx.Conn, pushes []store.Push, out []store.PushOutcome) error {
 	var read pgx.Batch
 	read.Queue(`BEGIN`)
-	read.Queue(`SELECT id, name, api_token_hash FROM servers WHERE id = ANY($1)`, store.PushServerIDs(pushes))
+	read.Queue(`SELECT id, name, api_token_hash, COALESCE(tokenless_from, '') FROM servers WHERE id = ANY($1)`, store.PushServerIDs(pushes))
 	br := conn.SendBatch(ctx, &read)
 	if _, err := br.Exec(); err != nil {
 		br.Close()
@@ -69,14 +80,16 @@ func recordPushes(ctx context.Context, conn *pgx.Conn, pushes []store.Push, out 
 		return err
 	}
 	var (
-		hashes = make(map[int64][]byte, len(pushes))
-		names  = make(map[int64]string, len(pushes))
-		id     int64
-		name   string
-		hash   []byte
+		auths     = make(map[int64]store.PushAuth, len(pushes))
+		names     = make(map[int64]string, len(pushes))
+		id        int64
+		name      string
+		hash      []byte
+		tokenless string
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &name, &hash}, func() error {
-		hashes[id], names[id] = hash, name
+	_, err = pgx.ForEachRow(rows, []any{&id, &name, &hash, &tokenless}, func() error {
+		auths[id] = store.PushAuth{TokenHash: hash, TokenlessFrom: store.ParseStoredTokenless(tokenless)}
+		names[id] = name
 		hash = nil
 		return nil
 	})
@@ -86,7 +99,7 @@ func recordPushes(ctx context.Context, conn *pgx.Conn, pushes []store.Push, out 
 	if err != nil {
 		return err
 	}
-	record, ok := store.VerifiedPushes(pushes, hashes)
+	record, verdicts := store.VerifiedPushes(pushes, auths)
 	if len(record) == 0 {
 		_, err := conn.Exec(ctx, `COMMIT`)
 		return err
@@ -143,8 +156,9 @@ func recordPushes(ctx context.Context, conn *pgx.Conn, pushes []store.Push, out 
 		return err
 	}
 	for i, p := range pushes {
-		if t, recorded := written[p.ServerID]; ok[i] && recorded {
-			out[i] = store.PushOutcome{OK: true, ServerName: names[p.ServerID], At: t}
+		if t, recorded := written[p.ServerID]; verdicts[i].OK && recorded {
+			out[i] = verdicts[i]
+			out[i].ServerName, out[i].At = names[p.ServerID], t
 		}
 	}
 	return nil

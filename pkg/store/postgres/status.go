@@ -39,7 +39,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 // mw: until, reason; see activeWindowsSQL). A query selects now() before them and the server's active
 // alert count after them, as scanStatus reads.
 const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-	s.host_key, s.seen_host_key, s.mode, s.enabled, s.stale_after_ms, s.created_at,
+	s.host_key, s.host_key_is_ca, s.seen_host_key, s.mode, s.enabled, s.stale_after_ms, COALESCE(s.tokenless_from, ''), s.created_at,
 	COALESCE(st.state, ''), st.since,
 	h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 	COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
@@ -64,9 +64,10 @@ func scanStatus(row pgx.Row) (time.Time, store.ServerStatus, error) {
 		latencyMicros int64
 		staleMillis   int64
 		phases        [store.PhaseColumns]int64
+		tokenless     string
 	)
 	if err := row.Scan(&now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-		&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &staleMillis, &st.CreatedAt,
+		&st.HostKey, &st.HostKeyIsCA, &st.SeenHostKey, &st.Mode, &st.Enabled, &staleMillis, &tokenless, &st.CreatedAt,
 		&st.State, &st.StateSince,
 		&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
@@ -74,6 +75,7 @@ func scanStatus(row pgx.Row) (time.Time, store.ServerStatus, error) {
 		&st.MaintenanceUntil, &st.MaintenanceReason, &st.ActiveAlerts); err != nil {
 		return time.Time{}, store.ServerStatus{}, err
 	}
+	st.TokenlessFrom = store.ParseStoredTokenless(tokenless)
 	st.CreatedAt = st.CreatedAt.UTC()
 	st.StaleAfter = time.Duration(staleMillis) * time.Millisecond
 	st.StateSince = utcPtr(st.StateSince)

@@ -49,12 +49,12 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 	}
 	defer hb.Close()
 	// An accepted key clears the last-seen key unless another key is
-	// pinned; rows with nothing to change are not rewritten.
+	// pinned (a certificate a pinned CA accepted is never the pin itself); rows with nothing to change are not rewritten.
 	keys, err := tx.PrepareContext(ctx, `UPDATE servers SET
 			host_key = COALESCE(host_key, ?1),
 			seen_host_key = CASE
 				WHEN ?2 IS NOT NULL THEN ?2
-				WHEN ?4 IS NOT NULL AND COALESCE(host_key, ?1, ?4) = ?4 THEN NULL
+				WHEN ?4 IS NOT NULL AND (host_key_is_ca OR COALESCE(host_key, ?1, ?4) = ?4) THEN NULL
 				ELSE seen_host_key END
 		WHERE id = ?3 AND (?2 IS NOT NULL OR (?1 IS NOT NULL AND host_key IS NULL) OR seen_host_key IS NOT NULL)`)
 	if err != nil {
@@ -83,10 +83,19 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 	return nil
 }
 
-// TrustHostKey replaces (or clears) a server's pinned host key.
+// TrustHostKey replaces (or clears) a server's pinned host key or CA.
 func (s *Store) TrustHostKey(ctx context.Context, serverID int64, key []byte) error {
 	return s.execOne(ctx, fmt.Sprintf("trust host key of server %d", serverID),
-		`UPDATE servers SET host_key = ?, seen_host_key = NULL WHERE id = ?`, key, serverID)
+		`UPDATE servers SET host_key = ?, host_key_is_ca = 0, seen_host_key = NULL WHERE id = ?`, key, serverID)
+}
+
+// TrustHostCA pins a certificate authority for a server.
+func (s *Store) TrustHostCA(ctx context.Context, serverID int64, ca []byte) error {
+	if len(ca) == 0 {
+		return fmt.Errorf("trust host CA of server %d: no CA key given", serverID)
+	}
+	return s.execOne(ctx, fmt.Sprintf("trust host CA of server %d", serverID),
+		`UPDATE servers SET host_key = ?, host_key_is_ca = 1, seen_host_key = NULL WHERE id = ?`, ca, serverID)
 }
 
 // TryProbeLock takes an exclusive, non-blocking flock on a file beside the

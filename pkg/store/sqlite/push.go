@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,16 @@ func (s *Store) SetServerToken(ctx context.Context, serverID int64, tokenHash []
 		return fail(fmt.Errorf("commit: %w", err))
 	}
 	return had, nil
+}
+
+// SetServerTokenless sets or clears a server's token-less allowance.
+func (s *Store) SetServerTokenless(ctx context.Context, serverID int64, from []netip.Prefix) error {
+	from, err := store.CheckTokenless(serverID, from)
+	if err != nil {
+		return err
+	}
+	return s.execOne(ctx, fmt.Sprintf("set token-less pushes of server %d", serverID),
+		`UPDATE servers SET tokenless_from = ? WHERE id = ?`, store.TokenlessColumn(from), serverID)
 }
 
 // RecordPushes verifies a batch of pushes and records the valid ones in one
@@ -69,23 +80,25 @@ func (s *Store) RecordPushes(ctx context.Context, pushes []store.Push) ([]store.
 		list.WriteString(strconv.FormatInt(id, 10))
 	}
 	list.WriteByte(']')
-	rows, err := tx.QueryContext(ctx, `SELECT id, name, api_token_hash FROM servers WHERE id IN (SELECT value FROM json_each(?))`, list.String())
+	rows, err := tx.QueryContext(ctx, `SELECT id, name, api_token_hash, COALESCE(tokenless_from, '') FROM servers WHERE id IN (SELECT value FROM json_each(?))`, list.String())
 	if err != nil {
 		return fail(err)
 	}
-	hashes := make(map[int64][]byte, len(ids))
+	auths := make(map[int64]store.PushAuth, len(ids))
 	names := make(map[int64]string, len(ids))
 	for rows.Next() {
 		var (
-			id   int64
-			name string
-			hash []byte
+			id        int64
+			name      string
+			hash      []byte
+			tokenless string
 		)
-		if err := rows.Scan(&id, &name, &hash); err != nil {
+		if err := rows.Scan(&id, &name, &hash, &tokenless); err != nil {
 			rows.Close()
 			return fail(err)
 		}
-		hashes[id], names[id] = hash, name
+		auths[id] = store.PushAuth{TokenHash: hash, TokenlessFrom: store.ParseStoredTokenless(tokenless)}
+		names[id] = name
 	}
 	if err := rows.Close(); err != nil {
 		return fail(err)
@@ -93,7 +106,7 @@ func (s *Store) RecordPushes(ctx context.Context, pushes []store.Push) ([]store.
 	if err := rows.Err(); err != nil {
 		return fail(err)
 	}
-	record, ok := store.VerifiedPushes(pushes, hashes)
+	record, verdicts := store.VerifiedPushes(pushes, auths)
 	if len(record) == 0 {
 		return out, nil
 	}
@@ -125,8 +138,9 @@ func (s *Store) RecordPushes(ctx context.Context, pushes []store.Push) ([]store.
 		return fail(fmt.Errorf("commit: %w", err))
 	}
 	for i, p := range pushes {
-		if ok[i] {
-			out[i] = store.PushOutcome{OK: true, ServerName: names[p.ServerID], At: written[p.ServerID]}
+		if verdicts[i].OK {
+			out[i] = verdicts[i]
+			out[i].ServerName, out[i].At = names[p.ServerID], written[p.ServerID]
 		}
 	}
 	return out, nil

@@ -5,6 +5,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -244,19 +245,20 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return parseTime(now)
 }
 
-const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, seen_host_key, mode, enabled, stale_after_ms, created_at`
+const serverColumns = `id, name, host, port, ssh_user, key_path, host_key, host_key_is_ca, seen_host_key, mode, enabled, stale_after_ms, COALESCE(tokenless_from, ''), created_at`
 
 func scanServer(row interface{ Scan(...any) error }) (store.Server, error) {
 	var (
-		sv          store.Server
-		created     string
-		staleMillis int64
+		sv                 store.Server
+		tokenless, created string
+		staleMillis        int64
 	)
 	if err := row.Scan(&sv.ID, &sv.Name, &sv.Host, &sv.Port, &sv.User, &sv.KeyPath,
-		&sv.HostKey, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &staleMillis, &created); err != nil {
+		&sv.HostKey, &sv.HostKeyIsCA, &sv.SeenHostKey, &sv.Mode, &sv.Enabled, &staleMillis, &tokenless, &created); err != nil {
 		return store.Server{}, err
 	}
 	sv.StaleAfter = time.Duration(staleMillis) * time.Millisecond
+	sv.TokenlessFrom = store.ParseStoredTokenless(tokenless)
 	t, err := parseTime(created)
 	if err != nil {
 		return store.Server{}, err
@@ -439,7 +441,7 @@ func (s *Store) ImportServers(ctx context.Context, specs []store.ServerSpec) (st
 	return res, nil
 }
 
-const alertColumns = `a.id, a.server_id, s.name, a.kind, a.severity, a.message, a.created_at, a.resolved_at`
+const alertColumns = `a.id, a.server_id, s.name, a.kind, a.severity, a.message, a.source, COALESCE(a.external_key, ''), a.created_at, a.resolved_at`
 
 func scanAlert(row interface{ Scan(...any) error }) (store.Alert, error) {
 	var (
@@ -447,7 +449,7 @@ func scanAlert(row interface{ Scan(...any) error }) (store.Alert, error) {
 		created  string
 		resolved sql.NullString
 	)
-	if err := row.Scan(&a.ID, &a.ServerID, &a.ServerName, &a.Kind, &a.Severity, &a.Message, &created, &resolved); err != nil {
+	if err := row.Scan(&a.ID, &a.ServerID, &a.ServerName, &a.Kind, &a.Severity, &a.Message, &a.Source, &a.ExternalKey, &created, &resolved); err != nil {
 		return store.Alert{}, err
 	}
 	var err error
@@ -460,19 +462,60 @@ func scanAlert(row interface{ Scan(...any) error }) (store.Alert, error) {
 	return a, nil
 }
 
-// RaiseAlert records an active alert.
+// nullKey stores an empty external key as NULL: keyless alerts stay out
+// of the unique index on active keys.
+func nullKey(k string) any {
+	if k == "" {
+		return nil
+	}
+	return k
+}
+
+// onActiveKey is the conflict target of the partial unique index
+// alerts_active_external_key (migration 00009).
+const onActiveKey = `ON CONFLICT (server_id, external_key) WHERE resolved_at IS NULL AND external_key IS NOT NULL DO NOTHING`
+
+// RaiseAlert records an active alert, or returns the active one with the
+// same external key.
 func (s *Store) RaiseAlert(ctx context.Context, spec store.AlertSpec) (store.Alert, error) {
 	if err := spec.Validate(); err != nil {
 		return store.Alert{}, err
 	}
-	var id int64
-	err := s.db.QueryRowContext(ctx, `INSERT INTO alerts (server_id, kind, severity, message)
-		SELECT id, ?, ?, ? FROM servers WHERE id = ? RETURNING id`,
-		spec.Kind, spec.Severity, spec.Message, spec.ServerID).Scan(&id)
-	if err != nil {
+	fail := func(err error) (store.Alert, error) {
 		return store.Alert{}, fmt.Errorf("raise alert: server %d: %w", spec.ServerID, s.interpret(err))
 	}
-	return s.alert(ctx, id)
+	// One transaction, so the alert the INSERT skipped is still active
+	// when it is read back (SQLite has one writer at a time).
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback()
+	// "WHERE id = ?" also keeps SQLite from reading ON CONFLICT as a join
+	// constraint of the SELECT.
+	var id int64
+	existing := false
+	err = tx.QueryRowContext(ctx, `INSERT INTO alerts (server_id, kind, severity, message, source, external_key)
+		SELECT id, ?, ?, ?, ?, ? FROM servers WHERE id = ? `+onActiveKey+` RETURNING id`,
+		spec.Kind, spec.Severity, spec.Message, spec.Source, nullKey(spec.ExternalKey), spec.ServerID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) && spec.ExternalKey != "" {
+		existing = true
+		err = tx.QueryRowContext(ctx, `SELECT id FROM alerts WHERE server_id = ? AND external_key = ? AND resolved_at IS NULL`,
+			spec.ServerID, spec.ExternalKey).Scan(&id)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	a, err := scanAlert(tx.QueryRowContext(ctx, `SELECT `+alertColumns+`
+		FROM alerts a JOIN servers s ON s.id = a.server_id WHERE a.id = ?`, id))
+	if err != nil {
+		return fail(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	a.Existing = existing
+	return a, nil
 }
 
 func (s *Store) alert(ctx context.Context, id int64) (store.Alert, error) {
@@ -502,6 +545,98 @@ func (s *Store) ResolveAlert(ctx context.Context, id int64) (store.Alert, error)
 		return a, fmt.Errorf("resolve alert %d: already resolved: %w", id, store.ErrConflict)
 	}
 	return a, nil
+}
+
+// ResolveAlertByKey resolves a server's active alert by external key.
+func (s *Store) ResolveAlertByKey(ctx context.Context, serverID int64, key string) (store.Alert, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, `UPDATE alerts SET resolved_at = `+nowSQL+`
+		WHERE server_id = ? AND external_key = ? AND resolved_at IS NULL RETURNING id`, serverID, key).Scan(&id)
+	if err == nil {
+		return s.alert(ctx, id)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return store.Alert{}, fmt.Errorf("resolve alert %q of server %d: %w", key, serverID, s.interpret(err))
+	}
+	a, err := scanAlert(s.db.QueryRowContext(ctx, `SELECT `+alertColumns+` FROM alerts a JOIN servers s ON s.id = a.server_id
+		WHERE a.server_id = ? AND a.external_key = ? ORDER BY a.resolved_at IS NOT NULL, a.resolved_at DESC, a.id DESC LIMIT 1`, serverID, key))
+	if err != nil {
+		return store.Alert{}, fmt.Errorf("resolve alert %q of server %d: %w", key, serverID, s.interpret(err))
+	}
+	return a, fmt.Errorf("resolve alert %q of server %d: already resolved: %w", key, serverID, store.ErrConflict)
+}
+
+// keyedRaise is one raise as ApplyKeyedAlerts hands it to json_each.
+type keyedRaise struct {
+	ServerID int64  `json:"s"`
+	Kind     string `json:"k"`
+	Severity string `json:"v"`
+	Message  string `json:"m"`
+	Source   string `json:"o"`
+	Key      string `json:"x"`
+}
+
+// ApplyKeyedAlerts resolves, then raises, alerts by key: two set-based
+// statements over a JSON array each (json_each), in one transaction.
+func (s *Store) ApplyKeyedAlerts(ctx context.Context, raise []store.AlertSpec, resolve []store.AlertKey) (store.KeyedAlertsResult, error) {
+	var res store.KeyedAlertsResult
+	raises := make([]keyedRaise, len(raise))
+	for i, r := range raise {
+		if r.ExternalKey == "" {
+			return res, fmt.Errorf("raise alert on server %d: no external key: %w", r.ServerID, store.ErrInvalid)
+		}
+		if err := r.Validate(); err != nil {
+			return res, fmt.Errorf("raise alert on server %d: %w", r.ServerID, err)
+		}
+		raises[i] = keyedRaise{r.ServerID, r.Kind, r.Severity, r.Message, r.Source, r.ExternalKey}
+	}
+	resolves := make([][2]any, len(resolve))
+	for i, k := range resolve {
+		resolves[i] = [2]any{k.ServerID, k.Key}
+	}
+	raiseJSON, err := json.Marshal(raises)
+	if err != nil {
+		return res, err
+	}
+	resolveJSON, err := json.Marshal(resolves)
+	if err != nil {
+		return res, err
+	}
+	fail := func(err error) (store.KeyedAlertsResult, error) {
+		return store.KeyedAlertsResult{}, fmt.Errorf("apply %d raised and %d resolved alerts: %w", len(raise), len(resolve), s.interpret(err))
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback()
+	r, err := tx.ExecContext(ctx, `UPDATE alerts SET resolved_at = `+nowSQL+`
+		WHERE resolved_at IS NULL AND external_key IS NOT NULL AND (server_id, external_key) IN (
+			SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))`, string(resolveJSON))
+	if err != nil {
+		return fail(err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return fail(err)
+	}
+	res.Resolved = int(n)
+	r, err = tx.ExecContext(ctx, `INSERT INTO alerts (server_id, kind, severity, message, source, external_key)
+		SELECT s.id, json_extract(j.value, '$.k'), json_extract(j.value, '$.v'), json_extract(j.value, '$.m'),
+			json_extract(j.value, '$.o'), json_extract(j.value, '$.x')
+		FROM json_each(?) AS j JOIN servers s ON s.id = json_extract(j.value, '$.s')
+		WHERE true `+onActiveKey, string(raiseJSON))
+	if err != nil {
+		return fail(err)
+	}
+	if n, err = r.RowsAffected(); err != nil {
+		return fail(err)
+	}
+	res.Raised = int(n)
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	return res, nil
 }
 
 // Alerts lists active alerts, or all when all is set, newest first.

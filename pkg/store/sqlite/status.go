@@ -49,7 +49,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 // mw, see activeWindowsSQL); a query selects the server's active alert count after them, as
 // scanStatus reads.
 const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-	s.host_key, s.seen_host_key, s.mode, s.enabled, s.stale_after_ms, s.created_at,
+	s.host_key, s.host_key_is_ca, s.seen_host_key, s.mode, s.enabled, s.stale_after_ms, COALESCE(s.tokenless_from, ''), s.created_at,
 	COALESCE(st.state, ''), st.since,
 	h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 	COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
@@ -69,17 +69,17 @@ const activeWindowsSQL = `(SELECT server_id, COALESCE(ended_at, ends_at) AS unti
 // count, parsing the stored text times.
 func scanStatus(row interface{ Scan(...any) error }) (store.ServerStatus, error) {
 	var (
-		st                store.ServerStatus
-		created           string
-		lastHB, lastProbe sql.NullString
-		latencyMicros     int64
-		staleMillis       int64
-		since             sql.NullString
-		maintUntil        sql.NullString
-		phases            [store.PhaseColumns]int64
+		st                 store.ServerStatus
+		tokenless, created string
+		lastHB, lastProbe  sql.NullString
+		latencyMicros      int64
+		staleMillis        int64
+		since              sql.NullString
+		maintUntil         sql.NullString
+		phases             [store.PhaseColumns]int64
 	)
 	if err := row.Scan(&st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-		&st.HostKey, &st.SeenHostKey, &st.Mode, &st.Enabled, &staleMillis, &created,
+		&st.HostKey, &st.HostKeyIsCA, &st.SeenHostKey, &st.Mode, &st.Enabled, &staleMillis, &tokenless, &created,
 		&st.State, &since,
 		&lastHB, &st.Source, &st.AgentVersion, &lastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
@@ -87,6 +87,7 @@ func scanStatus(row interface{ Scan(...any) error }) (store.ServerStatus, error)
 		&maintUntil, &st.MaintenanceReason, &st.ActiveAlerts); err != nil {
 		return store.ServerStatus{}, err
 	}
+	st.TokenlessFrom = store.ParseStoredTokenless(tokenless)
 	var err error
 	if st.CreatedAt, err = parseTime(created); err != nil {
 		return store.ServerStatus{}, err

@@ -141,6 +141,9 @@ func testEvaluateFlips(t *testing.T, ctx context.Context, s store.Store) {
 	if all, err := s.Flips(ctx, store.FlipQuery{Since: now.Add(-time.Hour)}); err != nil || len(all) != len(flips)+2 {
 		t.Errorf("Flips of every server = %d, %v; want %d", len(all), err, len(flips)+2)
 	}
+	if newer, err := s.Flips(ctx, store.FlipQuery{ServerID: a.ID, Since: now.Add(-time.Hour), AfterID: flips[4].ID}); err != nil || len(newer) != 2 || newer[0].ID != flips[5].ID {
+		t.Errorf("Flips after id %d = %+v, %v; want the last two", flips[4].ID, newer, err)
+	}
 	if later, err := s.Flips(ctx, store.FlipQuery{ServerID: a.ID, Since: now.Add(time.Hour)}); err != nil || len(later) != 0 {
 		t.Errorf("Flips since the future = %+v, %v", later, err)
 	}

@@ -170,6 +170,75 @@ func testAcceptedKeyClearsSeen(t *testing.T, ctx context.Context, s store.Store)
 	}
 }
 
+// testHostCAPin: `servers trust --ca` pins a certificate authority. A
+// probe's first-use pin never replaces it, a certificate the CA accepted
+// clears the last-seen key although it is not the pinned key itself, the
+// status snapshot carries the flag, and TrustHostKey (a key or nil) ends
+// the CA pin.
+func testHostCAPin(t *testing.T, ctx context.Context, s store.Store) {
+	sv := mustAdd(t, ctx, s, "web1")
+	ca, cert, stray := []byte("ca-key"), []byte("host-cert"), []byte("stray-key")
+	record := func(rs ...store.ProbeResult) {
+		t.Helper()
+		if err := s.RecordProbeResults(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := mustServer(t, ctx, s, sv.ID); got.HostKeyIsCA {
+		t.Fatalf("new server: HostKeyIsCA = true")
+	}
+	// A CA replaces a plain pin and forgets the last-seen key.
+	record(store.ProbeResult{ServerID: sv.ID, OK: true, PinHostKey: []byte("key-one")})
+	record(store.ProbeResult{ServerID: sv.ID, ErrorClass: "hostkey-mismatch", SeenHostKey: stray})
+	if err := s.TrustHostCA(ctx, sv.ID, ca); err != nil {
+		t.Fatalf("TrustHostCA: %v", err)
+	}
+	got := mustServer(t, ctx, s, sv.ID)
+	if string(got.HostKey) != "ca-key" || !got.HostKeyIsCA || got.SeenHostKey != nil {
+		t.Fatalf("after TrustHostCA: host key %q, CA %v, seen %q", got.HostKey, got.HostKeyIsCA, got.SeenHostKey)
+	}
+	// A first-use pin (a run that started before the CA was pinned) is
+	// ignored; a refused certificate is kept as last seen.
+	record(store.ProbeResult{ServerID: sv.ID, OK: true, PinHostKey: cert, AcceptedHostKey: cert})
+	record(store.ProbeResult{ServerID: sv.ID, ErrorClass: "hostkey-mismatch", SeenHostKey: stray})
+	got = mustServer(t, ctx, s, sv.ID)
+	if string(got.HostKey) != "ca-key" || !got.HostKeyIsCA || string(got.SeenHostKey) != "stray-key" {
+		t.Fatalf("after a probe: host key %q, CA %v, seen %q", got.HostKey, got.HostKeyIsCA, got.SeenHostKey)
+	}
+	// The status snapshot reads the flag too.
+	if st := byName(mustStatus(t, ctx, s))["web1"]; !st.HostKeyIsCA || string(st.HostKey) != "ca-key" {
+		t.Fatalf("status: host key %q, CA %v", st.HostKey, st.HostKeyIsCA)
+	}
+	// A certificate the CA accepted clears the warning.
+	record(store.ProbeResult{ServerID: sv.ID, OK: true, AcceptedHostKey: cert})
+	got = mustServer(t, ctx, s, sv.ID)
+	if got.SeenHostKey != nil || string(got.HostKey) != "ca-key" || !got.HostKeyIsCA {
+		t.Fatalf("after an accepted certificate: host key %q, CA %v, seen %q", got.HostKey, got.HostKeyIsCA, got.SeenHostKey)
+	}
+	// Clearing the pin clears the CA flag; so does trusting a plain key.
+	if err := s.TrustHostKey(ctx, sv.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got = mustServer(t, ctx, s, sv.ID); got.HostKey != nil || got.HostKeyIsCA {
+		t.Fatalf("after clearing: host key %q, CA %v", got.HostKey, got.HostKeyIsCA)
+	}
+	if err := s.TrustHostCA(ctx, sv.ID, ca); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TrustHostKey(ctx, sv.ID, []byte("key-two")); err != nil {
+		t.Fatal(err)
+	}
+	if got = mustServer(t, ctx, s, sv.ID); string(got.HostKey) != "key-two" || got.HostKeyIsCA {
+		t.Fatalf("after trusting a plain key: host key %q, CA %v", got.HostKey, got.HostKeyIsCA)
+	}
+	if err := s.TrustHostCA(ctx, 4242, ca); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("TrustHostCA(unknown) error = %v, want ErrNotFound", err)
+	}
+	if err := s.TrustHostCA(ctx, sv.ID, nil); err == nil {
+		t.Errorf("TrustHostCA(nil) succeeded, want an error")
+	}
+}
+
 func testProbeLock(t *testing.T, ctx context.Context, s store.Store) {
 	lock, ok, err := s.TryProbeLock(ctx)
 	if err != nil || !ok {

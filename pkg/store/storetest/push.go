@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -213,5 +214,123 @@ func testLargePushBatch(t *testing.T, ctx context.Context, s store.Store) {
 	}
 	if ok != 150 {
 		t.Errorf("%d of 1000 pushes accepted, want 150", ok)
+	}
+}
+
+// bare is a push without a token (the source system's agent) from addr.
+func bare(id int64, addr, version string) store.Push {
+	return store.Push{ServerID: id, RemoteAddr: netip.MustParseAddr(addr), AgentVersion: version}
+}
+
+func prefixes(list ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(list))
+	for i, p := range list {
+		out[i] = netip.MustParsePrefix(p)
+	}
+	return out
+}
+
+// testTokenlessPushes: token-less pushes are off by default, accepted only
+// from the networks a server allows while that is switched on, and never
+// change how a push with a token is judged.
+func testTokenlessPushes(t *testing.T, ctx context.Context, s store.Store) {
+	a := mustAdd(t, ctx, s, "legacy")
+	b := mustAdd(t, ctx, s, "other")
+	token := mustToken(t, ctx, s, a.ID)
+	if sv := mustServer(t, ctx, s, a.ID); sv.TokenlessFrom != nil {
+		t.Fatalf("a new server allows token-less pushes from %v; want off", sv.TokenlessFrom)
+	}
+	record := func(pushes ...store.Push) []store.PushOutcome {
+		t.Helper()
+		out, err := s.RecordPushes(ctx, pushes)
+		if err != nil || len(out) != len(pushes) {
+			t.Fatalf("RecordPushes = %+v, %v", out, err)
+		}
+		return out
+	}
+	if out := record(bare(a.ID, "10.0.0.5", "py"), bare(b.ID, "10.0.0.5", "py")); out[0].OK || out[1].OK {
+		t.Fatalf("token-less pushes with the allowance off (the default) = %+v; want refused", out)
+	}
+
+	// Host bits are cleared and duplicates dropped as the list is stored.
+	if err := s.SetServerTokenless(ctx, a.ID, prefixes("10.0.0.5/32", "192.0.2.9/24", "::ffff:10.0.0.5/128")); err != nil {
+		t.Fatalf("SetServerTokenless: %v", err)
+	}
+	want := "10.0.0.5/32,192.0.2.0/24"
+	if got := store.FormatTokenless(mustServer(t, ctx, s, a.ID).TokenlessFrom); got != want {
+		t.Errorf("Server().TokenlessFrom = %q, want %q", got, want)
+	}
+	if got := store.FormatTokenless(byName(mustStatus(t, ctx, s))["legacy"].TokenlessFrom); got != want {
+		t.Errorf("Status() TokenlessFrom = %q, want %q", got, want)
+	}
+	for _, sv := range mustServers(t, ctx, s) {
+		if got := store.FormatTokenless(sv.TokenlessFrom); (sv.ID == a.ID) != (got == want) || (sv.ID != a.ID && got != "") {
+			t.Errorf("Servers(): %s allows %q", sv.Name, got)
+		}
+	}
+
+	before := mustNow(t, ctx, s)
+	out := record(
+		bare(a.ID, "10.0.0.5", "agent.py 1.0"),            // allowed address
+		bare(a.ID, "10.0.0.6", "spoof"),                   // another address
+		bare(b.ID, "10.0.0.5", "spoof"),                   // a server that allows nothing
+		store.Push{ServerID: a.ID, AgentVersion: "spoof"}, // address unknown
+		bare(a.ID, "::ffff:192.0.2.77", "agent.py 1.0"),
+	)
+	for i, want := range []bool{true, false, false, false, true} {
+		if out[i].OK != want || (want && (!out[i].Tokenless || out[i].ServerName != "legacy" || !near(out[i].At, before))) {
+			t.Errorf("token-less push %d = %+v; want OK=%v (token-less, legacy, near %v)", i, out[i], want, before)
+		}
+		if !want && (out[i].ServerName != "" || !out[i].At.IsZero() || out[i].Tokenless) {
+			t.Errorf("refused token-less push %d reveals %+v", i, out[i])
+		}
+	}
+	got := byName(mustStatus(t, ctx, s))
+	if h := got["legacy"].Heartbeat; h.LastHeartbeat == nil || h.Source != store.SourceAPI || h.AgentVersion != "agent.py 1.0" {
+		t.Errorf("legacy after token-less push = %+v", h)
+	}
+	if got["other"].LastHeartbeat != nil {
+		t.Error("a refused token-less push stored a heartbeat")
+	}
+
+	// A push with a token is judged by the token, wherever it comes from.
+	withToken := push(a.ID, token, "go")
+	withToken.RemoteAddr = netip.MustParseAddr("198.51.100.1")
+	wrong := push(a.ID, "wrong", "spoof")
+	wrong.RemoteAddr = netip.MustParseAddr("10.0.0.5")
+	if out := record(wrong, withToken); out[0].OK || !out[1].OK || out[1].Tokenless {
+		t.Errorf("wrong token from the allowed address, right token from elsewhere = %+v; want refused, accepted by token", out)
+	}
+
+	// Switching off works at once.
+	if err := s.SetServerTokenless(ctx, a.ID, nil); err != nil {
+		t.Fatalf("SetServerTokenless(nil): %v", err)
+	}
+	if sv := mustServer(t, ctx, s, a.ID); sv.TokenlessFrom != nil {
+		t.Errorf("after switching off, TokenlessFrom = %v", sv.TokenlessFrom)
+	}
+	if out := record(bare(a.ID, "10.0.0.5", "py"), push(a.ID, token, "go")); out[0].OK || !out[1].OK {
+		t.Errorf("after switching off: token-less, token = %+v; want refused, accepted", out)
+	}
+	if err := s.SetServerTokenless(ctx, a.ID, []netip.Prefix{}); err != nil {
+		t.Errorf("switching off twice: %v", err)
+	}
+
+	// Bad input changes nothing.
+	if err := s.SetServerTokenless(ctx, b.ID, prefixes("10.0.0.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]netip.Prefix{prefixes("0.0.0.0/0"), prefixes("::/0"), {netip.Prefix{}}} {
+		if err := s.SetServerTokenless(ctx, b.ID, bad); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("SetServerTokenless(%v) = %v, want ErrInvalid", bad, err)
+		}
+	}
+	if got := store.FormatTokenless(mustServer(t, ctx, s, b.ID).TokenlessFrom); got != "10.0.0.0/24" {
+		t.Errorf("a refused SetServerTokenless changed the list to %q", got)
+	}
+	for _, from := range [][]netip.Prefix{prefixes("10.0.0.0/24"), nil} {
+		if err := s.SetServerTokenless(ctx, 424242, from); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("SetServerTokenless(unknown, %v) = %v, want ErrNotFound", from, err)
+		}
 	}
 }
