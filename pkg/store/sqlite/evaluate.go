@@ -16,7 +16,7 @@ import (
 // work on them as strings; an empty string sorts before any time. base is
 // the state the heartbeat rules give; new is DISABLED, else MAINTENANCE
 // inside an active window, else base; prev is the state underneath before
-// this round.
+// this round. ?4 says whether any maintenance window is active.
 const judgedSQL = `
 based AS (
 	SELECT s.id, s.mode, s.stale_after_ms,
@@ -37,10 +37,11 @@ based AS (
 	LEFT JOIN server_states st ON st.server_id = s.id
 	LEFT JOIN (SELECT server_id, count(*) AS active FROM alerts WHERE resolved_at IS NULL GROUP BY server_id) a
 		ON a.server_id = s.id
-	LEFT JOIN (SELECT server_id, reason, created_by, starts_at,
-			row_number() OVER (PARTITION BY server_id ORDER BY starts_at DESC, id DESC) AS rn
-		FROM maintenance_windows WHERE COALESCE(ended_at, ends_at) > ?1 AND starts_at <= ?1) mw
-		ON mw.server_id = s.id AND mw.rn = 1
+	-- Only when some window is active at all (one probe of the end
+	-- index), each server's latest active window by its own index.
+	LEFT JOIN maintenance_windows mw ON ?4 AND mw.id = (SELECT w.id FROM maintenance_windows w
+		WHERE w.server_id = s.id AND w.starts_at <= ?1 AND ?1 < COALESCE(w.ended_at, w.ends_at)
+		ORDER BY w.starts_at DESC, w.id DESC LIMIT 1)
 ),
 judged AS (
 	SELECT *, CASE WHEN base <> 'DISABLED' AND in_mw THEN 'MAINTENANCE' ELSE base END AS new,
@@ -154,18 +155,25 @@ func (s *Store) Evaluate(ctx context.Context, p store.EvalParams) (store.EvalRes
 	if res.Now, err = parseTime(now); err != nil {
 		return fail(err)
 	}
+	// ?4: whether any window is active, so a fleet without one skips the
+	// per-server window lookup.
+	var anyWindow bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM maintenance_windows
+		WHERE COALESCE(ended_at, ends_at) > ?1 AND starts_at <= ?1)`, now).Scan(&anyWindow); err != nil {
+		return fail(err)
+	}
 	if p.HostCutOff {
-		if err := tx.QueryRowContext(ctx, `WITH `+judgedSQL+` SELECT count(*) FROM judged WHERE `+suppressedSQL, now, p.HostCutOff, res.Now.UnixMilli()).Scan(&res.Suppressed); err != nil {
+		if err := tx.QueryRowContext(ctx, `WITH `+judgedSQL+` SELECT count(*) FROM judged WHERE `+suppressedSQL, now, p.HostCutOff, res.Now.UnixMilli(), anyWindow).Scan(&res.Suppressed); err != nil {
 			return fail(err)
 		}
 	}
-	recorded, err := tx.ExecContext(ctx, evaluateSQL, now, p.HostCutOff, res.Now.UnixMilli())
+	recorded, err := tx.ExecContext(ctx, evaluateSQL, now, p.HostCutOff, res.Now.UnixMilli(), anyWindow)
 	if err != nil {
 		return fail(err)
 	}
 	// A quiet round (the usual one) judges the fleet once, not twice.
 	if n, err := recorded.RowsAffected(); err != nil || n > 0 {
-		if _, err := tx.ExecContext(ctx, statesSQL, now, p.HostCutOff, res.Now.UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, statesSQL, now, p.HostCutOff, res.Now.UnixMilli(), anyWindow); err != nil {
 			return fail(err)
 		}
 	}
