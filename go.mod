@@ -3,6 +3,7 @@ module github.com/stacksense/heartbeat
 go 1.26.8
 
 require (
+	github.com/adhocore/gronx v1.20.4
 	github.com/chromedp/chromedp v0.14.2
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/emersion/go-smtp v0.25.1

@@ -24,6 +24,8 @@ func (p Palette) State(s status.State) string {
 		code = "1;31" // bold red
 	case status.Disabled:
 		code = "2" // dim
+	case status.Maintenance:
+		code = "36" // cyan
 	}
 	return "\x1b[" + code + "m" + string(s) + "\x1b[0m"
 }

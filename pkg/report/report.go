@@ -54,6 +54,11 @@ type ServerStatus struct {
 	// OFFLINE (maintenance and disabled time excluded), null where not
 	// computed or nothing was monitored.
 	Uptime24h *float64 `json:"uptime_24h"`
+	// MaintenanceUntil is the end of the server's active maintenance
+	// window (RFC 3339 UTC), null outside one; MaintenanceReason its
+	// reason.
+	MaintenanceUntil  *time.Time `json:"maintenance_until"`
+	MaintenanceReason string     `json:"maintenance_reason"`
 }
 
 // PhasesMS is a probe's phase timings in milliseconds, in `probe-ssh
@@ -140,6 +145,12 @@ func Server(now time.Time, s store.ServerStatus, staleAfter time.Duration) Serve
 		Host: s.Host, Port: s.Port, Source: s.Source, AgentVersion: s.AgentVersion,
 		LastProbe: s.LastProbe, LatencyMS: millis(s.Latency),
 		ConsecutiveFailures: s.ConsecutiveFailures, LastErrorClass: s.LastErrorClass, LastError: s.LastError,
+	}
+	if s.InMaintenance {
+		row.MaintenanceUntil, row.MaintenanceReason = s.MaintenanceUntil, s.MaintenanceReason
+		if row.Status != status.Disabled {
+			row.Status = status.Maintenance // a window outranks the heartbeat, not an admin's disable
+		}
 	}
 	if s.LastHeartbeat != nil {
 		age := int64(status.Age(now, *s.LastHeartbeat) / time.Second)

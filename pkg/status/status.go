@@ -18,6 +18,10 @@ const (
 	Warning  State = "WARNING"
 	Offline  State = "OFFLINE"
 	Disabled State = "DISABLED"
+	// Maintenance: the server is inside a maintenance window (see
+	// `heartbeat maintenance`); like DISABLED it never counts as down, and
+	// it ranks just above DISABLED.
+	Maintenance State = "MAINTENANCE"
 )
 
 // DefaultStaleAfter is the source system's 60-second freshness window: two
@@ -47,7 +51,8 @@ func Evaluate(now time.Time, lastHeartbeat *time.Time, activeAlerts int, staleAf
 	}
 }
 
-// Rank orders states worst first: OFFLINE, WARNING, ONLINE, DISABLED.
+// Rank orders states worst first: OFFLINE, WARNING, ONLINE, MAINTENANCE,
+// DISABLED.
 func (s State) Rank() int {
 	switch s {
 	case Offline:
@@ -56,8 +61,10 @@ func (s State) Rank() int {
 		return 1
 	case Online:
 		return 2
-	default:
+	case Maintenance:
 		return 3
+	default:
+		return 4
 	}
 }
 
@@ -88,6 +95,7 @@ func ExitCode(states []State) int {
 // Counts tallies states.
 type Counts struct {
 	Online, Warning, Offline, Disabled int
+	Maintenance                        int
 }
 
 // Add counts one state.
@@ -101,12 +109,20 @@ func (c *Counts) Add(s State) {
 		c.Offline++
 	case Disabled:
 		c.Disabled++
+	case Maintenance:
+		c.Maintenance++
 	}
 }
 
-// String is the summary line of `status --verbose`.
+// String is the summary line of `status --verbose`. Servers in
+// maintenance are named only when there are some, so the line of a fleet
+// without windows reads as it always has.
 func (c Counts) String() string {
-	return fmt.Sprintf("%d online, %d warning, %d offline, %d disabled", c.Online, c.Warning, c.Offline, c.Disabled)
+	line := fmt.Sprintf("%d online, %d warning, %d offline, %d disabled", c.Online, c.Warning, c.Offline, c.Disabled)
+	if c.Maintenance > 0 {
+		line += fmt.Sprintf(", %d maintenance", c.Maintenance)
+	}
+	return line
 }
 
 // Age is how long ago t was, as seen at now; negative ages (a timestamp

@@ -49,6 +49,7 @@ func TestExitCode(t *testing.T) {
 		{[]State{Warning, Offline, Online}, ExitCritical},
 		{[]State{Disabled}, ExitOK},
 		{[]State{Offline}, ExitCritical},
+		{[]State{Maintenance, Online}, ExitOK},
 	}
 	for _, tt := range tests {
 		if got := ExitCode(tt.states); got != tt.want {
@@ -58,7 +59,7 @@ func TestExitCode(t *testing.T) {
 }
 
 func TestRankWorstFirst(t *testing.T) {
-	order := []State{Offline, Warning, Online, Disabled}
+	order := []State{Offline, Warning, Online, Maintenance, Disabled}
 	for i := 1; i < len(order); i++ {
 		if order[i-1].Rank() >= order[i].Rank() {
 			t.Errorf("%s should rank before %s", order[i-1], order[i])
@@ -108,5 +109,18 @@ func TestHostCutOff(t *testing.T) {
 		if got := HostCutOff(tt.failed, tt.probed); got != tt.want {
 			t.Errorf("HostCutOff(%d, %d) = %v, want %v", tt.failed, tt.probed, got, tt.want)
 		}
+	}
+}
+
+func TestCountsMaintenance(t *testing.T) {
+	var c Counts
+	for _, s := range []State{Online, Maintenance, Offline, Maintenance} {
+		c.Add(s)
+	}
+	if c.Maintenance != 2 || c.Online != 1 || c.Offline != 1 {
+		t.Errorf("Counts = %+v", c)
+	}
+	if got, want := c.String(), "1 online, 0 warning, 1 offline, 0 disabled, 2 maintenance"; got != want {
+		t.Errorf("Counts = %q, want %q", got, want)
 	}
 }

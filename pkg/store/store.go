@@ -170,6 +170,12 @@ type ServerStatus struct {
 	// since when.
 	State      string
 	StateSince *time.Time
+	// InMaintenance: a maintenance window is active at the snapshot's
+	// clock; MaintenanceUntil and MaintenanceReason are that window's end
+	// and reason (the latest-starting one if several overlap).
+	InMaintenance     bool
+	MaintenanceUntil  *time.Time
+	MaintenanceReason string
 }
 
 // Snapshot is the state of the fleet read in one query, with the store's
@@ -409,6 +415,31 @@ type Store interface {
 	RecordDeliveryOutcomes(ctx context.Context, p OutcomeParams) (OutcomeResult, error)
 	// DeliveryStats reads the backlog and the failing channels.
 	DeliveryStats(ctx context.Context) (DeliveryStats, error)
+	// StartMaintenance opens a window now (the store's clock) for each
+	// server of spec, in one statement, and returns them. An invalid spec
+	// or an Until not after the store's clock is ErrInvalid; an unknown
+	// server id is ErrNotFound, and then nothing is written.
+	StartMaintenance(ctx context.Context, spec MaintenanceSpec) ([]MaintenanceWindow, error)
+	// EndMaintenance ends the active windows of the servers named (all of
+	// them when all is set) now, and returns how many it ended.
+	EndMaintenance(ctx context.Context, serverIDs []int64, all bool) (int, error)
+	// MaintenanceWindows lists windows ordered by start then server name:
+	// with activeOnly, those not yet over (active and upcoming), else all.
+	MaintenanceWindows(ctx context.Context, activeOnly bool) ([]MaintenanceWindow, error)
+	// AddSchedule stores a recurring window. An invalid spec (bad cron
+	// expression included) is ErrInvalid, a taken name ErrConflict, an
+	// unknown server ErrNotFound.
+	AddSchedule(ctx context.Context, spec ScheduleSpec) (MaintenanceSchedule, error)
+	// Schedules lists the recurring windows by name.
+	Schedules(ctx context.Context) ([]MaintenanceSchedule, error)
+	// RemoveSchedule deletes a schedule by name (ErrNotFound if none). The
+	// windows it made stay, a running one included.
+	RemoveSchedule(ctx context.Context, name string) error
+	// MaterializeSchedules writes the windows of every schedule's
+	// occurrence in progress at the store's clock, once: two callers at
+	// once write them once. Evaluate calls it before judging, so callers
+	// need not; it returns how many windows it wrote.
+	MaterializeSchedules(ctx context.Context) (int, error)
 
 	// Close releases the store's connections.
 	Close() error
@@ -431,8 +462,10 @@ type ProbeLock interface {
 
 // PruneParams says what PruneHistory deletes: runs started before
 // RunsBefore (finished or aborted ones only), alerts resolved before
-// AlertsResolvedBefore, flips before FlipsBefore and deliveries queued
-// before DeliveriesBefore. A zero time prunes nothing of that kind.
+// AlertsResolvedBefore, flips before FlipsBefore together with the
+// maintenance windows that ended before it (the history the flips of a
+// window explain), and deliveries queued before DeliveriesBefore. A zero
+// time prunes nothing of that kind.
 type PruneParams struct {
 	RunsBefore           time.Time
 	AlertsResolvedBefore time.Time
@@ -460,6 +493,8 @@ func PruneLimits(p PruneParams) (size, batches int) {
 // Pruned counts what PruneHistory deleted.
 type Pruned struct {
 	Runs, Alerts, Flips, Deliveries int
+	// Windows are maintenance windows that ended before FlipsBefore.
+	Windows int
 }
 
 // ProbeResult is the outcome of probing one server, as the store records

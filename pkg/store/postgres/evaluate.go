@@ -12,77 +12,149 @@ import (
 
 // evaluateSQL judges every server in one statement and records what
 // changed. The state row is updated only where it still holds the state
-// this statement read (ss.state = c.old): under READ COMMITTED a second
+// this statement read (ss.state = c.old, and for a change underneath
+// MAINTENANCE ss.base_state = c.old_base): under READ COMMITTED a second
 // evaluator that raced this one re-checks that condition against the
 // committed row, finds it changed and records nothing, so no flip is
 // written twice. $1: the host was cut off, so ssh servers are not taken
 // OFFLINE by the silence of that run.
+//
+// base is the state the heartbeat rules give; new is what the server is
+// judged: DISABLED, else MAINTENANCE inside an active window, else base.
+// A change is one of four kinds: enter (into MAINTENANCE; notified, the
+// state before is kept as pre_maintenance_state), inner (base changed
+// while in MAINTENANCE; recorded from base to base, never notified),
+// leave (out of MAINTENANCE; notified only if the state differs from
+// pre_maintenance_state) and plain.
 const evaluateSQL = `
 WITH clock AS (SELECT now() AS t),
+active AS (
+	SELECT DISTINCT ON (w.server_id) w.server_id, w.reason, w.created_by, w.starts_at
+	FROM maintenance_windows w CROSS JOIN clock
+	WHERE COALESCE(w.ended_at, w.ends_at) > clock.t AND w.starts_at <= clock.t
+	ORDER BY w.server_id, w.starts_at DESC, w.id DESC
+),
+-- The end of the window a server in MAINTENANCE may be leaving, looked up
+-- for those servers only and joined, not as a subquery per server (whose
+-- estimated cost alone pushed a 100,000-server round over the JIT
+-- thresholds: seconds of compilation for a 0.5 s statement).
+left_end AS (
+	SELECT st.server_id, e.mw_end
+	FROM server_states st CROSS JOIN clock
+	-- Per server, by its index, so years of window history are not scanned.
+	CROSS JOIN LATERAL (SELECT max(COALESCE(w.ended_at, w.ends_at)) AS mw_end FROM maintenance_windows w
+		WHERE w.server_id = st.server_id AND COALESCE(w.ended_at, w.ends_at) <= clock.t) e
+	WHERE st.state = 'MAINTENANCE'
+),
+base AS (
+	SELECT s.id, s.mode, s.stale_after_ms, s.stale_after_ms * interval '1 millisecond' AS stale,
+		st.state AS old, st.since AS old_since, st.reason AS old_reason, COALESCE(st.seen, false) AS seen,
+		st.base_state AS old_base, st.pre_maintenance_state AS pre,
+		h.last_heartbeat AS lhb, COALESCE(h.last_error_class, '') AS ec, COALESCE(h.last_error, '') AS err,
+		COALESCE(a.active, 0) AS alerts, clock.t,
+		mw.server_id IS NOT NULL AS in_mw, mw.reason AS mw_reason, mw.created_by AS mw_by, mw.starts_at AS mw_start,
+		le.mw_end,
+		CASE WHEN NOT s.enabled THEN 'DISABLED'
+			WHEN h.last_heartbeat IS NULL OR clock.t - h.last_heartbeat > s.stale_after_ms * interval '1 millisecond' THEN 'OFFLINE'
+			WHEN COALESCE(a.active, 0) > 0 THEN 'WARNING'
+			ELSE 'ONLINE' END AS base
+	FROM servers s
+	CROSS JOIN clock
+	LEFT JOIN heartbeats h ON h.server_id = s.id
+	LEFT JOIN server_states st ON st.server_id = s.id
+	LEFT JOIN (SELECT server_id, count(*) AS active FROM alerts WHERE resolved_at IS NULL GROUP BY server_id) a
+		ON a.server_id = s.id
+	LEFT JOIN active mw ON mw.server_id = s.id
+	LEFT JOIN left_end le ON le.server_id = s.id
+),
 judged AS (
-	-- Only servers whose judged state differs from the recorded one leave
-	-- this CTE (none, on most ticks), so nothing below touches the fleet.
-	SELECT * FROM (
-		SELECT s.id, s.mode, s.stale_after_ms, s.stale_after_ms * interval '1 millisecond' AS stale,
-			st.state AS old, st.since AS old_since, COALESCE(st.seen, false) AS seen,
-			h.last_heartbeat AS lhb, COALESCE(a.active, 0) AS alerts, clock.t,
-			CASE WHEN NOT s.enabled THEN 'DISABLED'
-				WHEN h.last_heartbeat IS NULL OR clock.t - h.last_heartbeat > s.stale_after_ms * interval '1 millisecond' THEN 'OFFLINE'
-				WHEN a.active > 0 THEN 'WARNING'
-				ELSE 'ONLINE' END AS new
-		FROM servers s
-		CROSS JOIN clock
-		LEFT JOIN heartbeats h ON h.server_id = s.id
-		LEFT JOIN server_states st ON st.server_id = s.id
-		LEFT JOIN (SELECT server_id, count(*) AS active FROM alerts WHERE resolved_at IS NULL GROUP BY server_id) a
-			ON a.server_id = s.id
-	) j
-	WHERE old IS DISTINCT FROM new
+	SELECT *, CASE WHEN base <> 'DISABLED' AND in_mw THEN 'MAINTENANCE' ELSE base END AS new,
+		CASE WHEN old = 'MAINTENANCE' THEN old_base ELSE old END AS prev
+	FROM base
+),
+kinded AS (
+	SELECT *,
+		CASE WHEN new = 'MAINTENANCE' AND old IS DISTINCT FROM 'MAINTENANCE' THEN 'enter'
+			WHEN old = 'MAINTENANCE' AND new <> 'MAINTENANCE' THEN 'leave'
+			WHEN old = 'MAINTENANCE' THEN 'inner'
+			ELSE 'plain' END AS kind,
+		CASE WHEN old = 'MAINTENANCE' AND new = 'MAINTENANCE' THEN base ELSE new END AS target,
+		-- cut: the host was cut off, so this ssh server keeps its state
+		-- (kept == suppressed from going OFFLINE) or its change underneath
+		-- MAINTENANCE is not recorded.
+		($1 AND mode = 'ssh' AND old IS NOT NULL
+			AND ((new = 'OFFLINE' AND old NOT IN ('OFFLINE', 'DISABLED'))
+				OR (old = 'MAINTENANCE' AND new = 'MAINTENANCE' AND base = 'OFFLINE' AND COALESCE(old_base, '') NOT IN ('OFFLINE', 'DISABLED')))) AS cut,
+		($1 AND mode = 'ssh' AND new = 'OFFLINE' AND old IS NOT NULL AND old NOT IN ('OFFLINE', 'DISABLED')) AS kept
+	FROM judged
+	-- judged is read here only, so it is not materialised: a quiet round
+	-- carries no row past this filter.
+	WHERE old IS DISTINCT FROM new OR (old = 'MAINTENANCE' AND new = 'MAINTENANCE' AND old_base IS DISTINCT FROM base)
 ),
 suppressed AS (
-	SELECT count(*) AS n FROM judged
-	WHERE $1 AND mode = 'ssh' AND new = 'OFFLINE' AND old IS NOT NULL AND old NOT IN ('OFFLINE', 'DISABLED')
+	SELECT count(*) AS n FROM kinded WHERE kept
 ),
-changed AS (
-	SELECT j.id, j.old, j.new,
-		LEAST(j.t, GREATEST(COALESCE(j.old_since, '-infinity'::timestamptz),
-			CASE WHEN j.new = 'OFFLINE' AND j.lhb IS NOT NULL THEN j.lhb + j.stale
-				WHEN (j.old IS NULL OR j.old = 'OFFLINE') AND j.new IN ('ONLINE', 'WARNING') AND j.lhb IS NOT NULL THEN j.lhb
-				ELSE j.t END)) AS at,
-		CASE j.new
+reasoned AS (
+	SELECT id, old, new, base, old_base, kind, old_since, old_reason, pre,
+		CASE kind WHEN 'inner' THEN COALESCE(old_base, '') ELSE COALESCE(old, '') END AS from_state, target AS to_state,
+		CASE kind
+			WHEN 'enter' THEN LEAST(t, GREATEST(COALESCE(old_since, '-infinity'::timestamptz), mw_start))
+			WHEN 'leave' THEN LEAST(t, GREATEST(COALESCE(old_since, '-infinity'::timestamptz), COALESCE(mw_end, t),
+				CASE WHEN new = 'OFFLINE' AND lhb IS NOT NULL THEN lhb + stale ELSE '-infinity'::timestamptz END))
+			ELSE LEAST(t, GREATEST(COALESCE(old_since, '-infinity'::timestamptz),
+				CASE WHEN target = 'OFFLINE' AND lhb IS NOT NULL THEN lhb + stale
+					WHEN (prev IS NULL OR prev = 'OFFLINE') AND target IN ('ONLINE', 'WARNING') AND lhb IS NOT NULL THEN lhb
+					ELSE t END)) END AS at,
+		CASE WHEN kind = 'enter' THEN 'maintenance started' || CASE WHEN mw_by <> '' THEN ' by ' || mw_by ELSE '' END || ': ' || mw_reason
+		ELSE CASE WHEN kind = 'leave' AND new <> 'DISABLED' THEN 'maintenance ended; ' ELSE '' END
+			|| CASE target
 			WHEN 'DISABLED' THEN 'disabled'
 			WHEN 'OFFLINE' THEN
-				CASE WHEN j.lhb IS NULL THEN 'no heartbeat yet'
-					WHEN j.stale_after_ms % 1000 = 0 THEN 'no heartbeat for ' || (j.stale_after_ms / 1000) || 's'
-					ELSE 'no heartbeat for ' || j.stale_after_ms || 'ms' END
-				|| CASE WHEN COALESCE(h.last_error_class, '') <> '' THEN '; last probe: ' || h.last_error_class || ': ' || h.last_error ELSE '' END
-			WHEN 'WARNING' THEN j.alerts || CASE WHEN j.alerts = 1 THEN ' active alert' ELSE ' active alerts' END
-			ELSE CASE WHEN j.old = 'WARNING' THEN 'no active alerts'
-				WHEN NOT j.seen THEN 'first heartbeat'
+				CASE WHEN lhb IS NULL THEN 'no heartbeat yet'
+					WHEN stale_after_ms % 1000 = 0 THEN 'no heartbeat for ' || (stale_after_ms / 1000) || 's'
+					ELSE 'no heartbeat for ' || stale_after_ms || 'ms' END
+				|| CASE WHEN ec <> '' THEN '; last probe: ' || ec || ': ' || err ELSE '' END
+			WHEN 'WARNING' THEN alerts || CASE WHEN alerts = 1 THEN ' active alert' ELSE ' active alerts' END
+			ELSE CASE WHEN prev = 'WARNING' THEN 'no active alerts'
+				WHEN NOT seen THEN 'first heartbeat'
 				ELSE 'heartbeat received' END
-		END AS reason,
-		(j.old IS NOT NULL AND j.old <> 'DISABLED' AND j.new <> 'DISABLED'
-			AND (j.seen OR j.new NOT IN ('ONLINE', 'WARNING'))) AS notify
-	FROM judged j
-	LEFT JOIN heartbeats h ON h.server_id = j.id
-	WHERE NOT ($1 AND j.mode = 'ssh' AND j.new = 'OFFLINE' AND j.old IS NOT NULL AND j.old NOT IN ('OFFLINE', 'DISABLED'))
+		END END AS reason,
+		CASE kind
+			WHEN 'enter' THEN old IS NOT NULL AND old <> 'DISABLED'
+			WHEN 'inner' THEN false
+			WHEN 'leave' THEN new <> 'DISABLED' AND new IS DISTINCT FROM pre AND COALESCE(pre, '') <> 'DISABLED'
+				AND (seen OR new NOT IN ('ONLINE', 'WARNING'))
+			ELSE old IS NOT NULL AND old <> 'DISABLED' AND new <> 'DISABLED'
+				AND (seen OR new NOT IN ('ONLINE', 'WARNING')) END AS notify
+	FROM kinded
+	WHERE NOT cut
+),
+changed AS (
+	-- The server_states row each change leaves behind.
+	SELECT *,
+		CASE WHEN kind = 'inner' THEN old_since ELSE at END AS st_since,
+		CASE WHEN kind = 'inner' THEN old_reason ELSE reason END AS st_reason,
+		CASE kind WHEN 'enter' THEN COALESCE(old, base) WHEN 'leave' THEN NULL ELSE pre END AS st_pre
+	FROM reasoned
 ),
 upd AS (
 	UPDATE server_states ss
-	SET state = c.new, since = c.at, reason = c.reason, seen = ss.seen OR c.new IN ('ONLINE', 'WARNING')
+	SET state = c.new, since = c.st_since, reason = c.st_reason, seen = ss.seen OR c.base IN ('ONLINE', 'WARNING'),
+		base_state = c.base, pre_maintenance_state = c.st_pre
 	FROM changed c
 	WHERE ss.server_id = c.id AND c.old IS NOT NULL AND ss.state = c.old
+		AND (c.kind <> 'inner' OR ss.base_state IS NOT DISTINCT FROM c.old_base)
 	RETURNING ss.server_id
 ),
 ins AS (
-	INSERT INTO server_states (server_id, state, since, reason, seen)
-	SELECT id, new, at, reason, new IN ('ONLINE', 'WARNING') FROM changed WHERE old IS NULL
+	INSERT INTO server_states (server_id, state, since, reason, seen, base_state, pre_maintenance_state)
+	SELECT id, new, st_since, st_reason, base IN ('ONLINE', 'WARNING'), base, st_pre FROM changed WHERE old IS NULL
 	ON CONFLICT (server_id) DO NOTHING
 	RETURNING server_id
 ),
 f AS (
 	INSERT INTO flips (server_id, at, from_state, to_state, reason, notify)
-	SELECT c.id, c.at, COALESCE(c.old, ''), c.new, c.reason, c.notify
+	SELECT c.id, c.at, c.from_state, c.to_state, c.reason, c.notify
 	FROM changed c
 	WHERE c.id IN (SELECT server_id FROM upd UNION ALL SELECT server_id FROM ins)
 	RETURNING id, server_id, at, from_state, to_state, reason, notify
@@ -112,6 +184,11 @@ const fleetEventLock = 7_460_211_010
 // Evaluate judges every server and records the changes.
 func (s *Store) Evaluate(ctx context.Context, p store.EvalParams) (store.EvalResult, error) {
 	var res store.EvalResult
+	// Scheduled windows first, so an occurrence that began is judged in
+	// this round.
+	if _, err := s.MaterializeSchedules(ctx); err != nil {
+		return res, fmt.Errorf("evaluate: %w", err)
+	}
 	rows, err := s.pool.Query(ctx, evaluateSQL, p.HostCutOff)
 	if err != nil {
 		return res, fmt.Errorf("evaluate: %w", s.interpret(err))

@@ -623,6 +623,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 		LEFT JOIN server_states st ON st.server_id = s.id
 		LEFT JOIN (SELECT server_id, count(*) AS active FROM alerts WHERE resolved_at IS NULL GROUP BY server_id) a
 			ON a.server_id = s.id
+		LEFT JOIN `+activeWindowsSQL+` mw ON mw.server_id = s.id
 		ORDER BY s.name`)
 	if err != nil {
 		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))

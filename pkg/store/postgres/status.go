@@ -21,6 +21,9 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 		FROM servers s
 		LEFT JOIN heartbeats h ON h.server_id = s.id
 		LEFT JOIN server_states st ON st.server_id = s.id
+		LEFT JOIN LATERAL (SELECT COALESCE(w.ended_at, w.ends_at) AS until, w.reason FROM maintenance_windows w
+			WHERE w.server_id = s.id AND w.starts_at <= now() AND now() < COALESCE(w.ended_at, w.ends_at)
+			ORDER BY w.starts_at DESC, w.id DESC LIMIT 1) mw ON true
 		WHERE s.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, store.ErrNotFound)
@@ -32,7 +35,8 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 }
 
 // statusColumns are a status row's server, heartbeat and evaluated-state
-// columns (aliases s, h and st). A query selects now() before them and the server's active
+// columns (aliases s, h and st) and the active maintenance window (alias
+// mw: until, reason; see activeWindowsSQL). A query selects now() before them and the server's active
 // alert count after them, as scanStatus reads.
 const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
 	s.host_key, s.host_key_is_ca, s.seen_host_key, s.mode, s.enabled, s.stale_after_ms, COALESCE(s.tokenless_from, ''), s.created_at,
@@ -41,7 +45,15 @@ const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
 	COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
 	COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
 	COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_banner_us, 0), COALESCE(h.phase_kex_us, 0),
-	COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0)`
+	COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0),
+	mw.until, COALESCE(mw.reason, '')`
+
+// activeWindowsSQL is each server's active maintenance window at now()
+// (the latest-starting one if several overlap), for a join as mw.
+const activeWindowsSQL = `(SELECT DISTINCT ON (w.server_id) w.server_id, COALESCE(w.ended_at, w.ends_at) AS until, w.reason
+	FROM maintenance_windows w
+	WHERE COALESCE(w.ended_at, w.ends_at) > now() AND w.starts_at <= now()
+	ORDER BY w.server_id, w.starts_at DESC, w.id DESC)`
 
 // scanStatus reads one status row: the store's clock, statusColumns and
 // the active alert count; every time comes back in UTC.
@@ -59,7 +71,8 @@ func scanStatus(row pgx.Row) (time.Time, store.ServerStatus, error) {
 		&st.State, &st.StateSince,
 		&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
-		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4], &st.ActiveAlerts); err != nil {
+		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4],
+		&st.MaintenanceUntil, &st.MaintenanceReason, &st.ActiveAlerts); err != nil {
 		return time.Time{}, store.ServerStatus{}, err
 	}
 	st.TokenlessFrom = store.ParseStoredTokenless(tokenless)
@@ -68,6 +81,8 @@ func scanStatus(row pgx.Row) (time.Time, store.ServerStatus, error) {
 	st.StateSince = utcPtr(st.StateSince)
 	st.LastHeartbeat = utcPtr(st.LastHeartbeat)
 	st.LastProbe = utcPtr(st.LastProbe)
+	st.MaintenanceUntil = utcPtr(st.MaintenanceUntil)
+	st.InMaintenance = st.MaintenanceUntil != nil
 	st.Latency = time.Duration(latencyMicros) * time.Microsecond
 	st.Phases = store.PhasesFromMicros(phases)
 	return now.UTC(), st, nil

@@ -13,61 +13,122 @@ import (
 // compared in integer milliseconds, which is several times cheaper per row
 // than date arithmetic on the stored text; the stale moment itself is only
 // computed for the rows that change. Times are nowSQL's text, so min/max
-// work on them as strings; an empty string sorts before any time.
+// work on them as strings; an empty string sorts before any time. base is
+// the state the heartbeat rules give; new is DISABLED, else MAINTENANCE
+// inside an active window, else base; prev is the state underneath before
+// this round. ?4 says whether any maintenance window is active.
 const judgedSQL = `
-judged AS (
+based AS (
 	SELECT s.id, s.mode, s.stale_after_ms,
-		st.state AS old, st.since AS old_since, COALESCE(st.seen, 0) AS seen,
+		st.state AS old, st.since AS old_since, st.reason AS old_reason, COALESCE(st.seen, 0) AS seen,
+		st.base_state AS old_base, st.pre_maintenance_state AS pre,
 		h.last_heartbeat AS lhb, COALESCE(h.last_error_class, '') AS ec, COALESCE(h.last_error, '') AS err,
 		COALESCE(a.active, 0) AS alerts, ?1 AS t,
+		mw.server_id IS NOT NULL AS in_mw, mw.reason AS mw_reason, mw.created_by AS mw_by, mw.starts_at AS mw_start,
+		CASE WHEN st.state = 'MAINTENANCE' THEN (SELECT max(COALESCE(w.ended_at, w.ends_at)) FROM maintenance_windows w
+			WHERE w.server_id = s.id AND COALESCE(w.ended_at, w.ends_at) <= ?1) END AS mw_end,
 		CASE WHEN NOT s.enabled THEN 'DISABLED'
 			WHEN h.last_heartbeat IS NULL
 				OR ?3 - CAST(round(unixepoch(h.last_heartbeat, 'subsec') * 1000) AS INTEGER) > s.stale_after_ms THEN 'OFFLINE'
 			WHEN a.active > 0 THEN 'WARNING'
-			ELSE 'ONLINE' END AS new
+			ELSE 'ONLINE' END AS base
 	FROM servers s
 	LEFT JOIN heartbeats h ON h.server_id = s.id
 	LEFT JOIN server_states st ON st.server_id = s.id
 	LEFT JOIN (SELECT server_id, count(*) AS active FROM alerts WHERE resolved_at IS NULL GROUP BY server_id) a
 		ON a.server_id = s.id
+	-- Only when some window is active at all (one probe of the end
+	-- index), each server's latest active window by its own index.
+	LEFT JOIN maintenance_windows mw ON ?4 AND mw.id = (SELECT w.id FROM maintenance_windows w
+		WHERE w.server_id = s.id AND w.starts_at <= ?1 AND ?1 < COALESCE(w.ended_at, w.ends_at)
+		ORDER BY w.starts_at DESC, w.id DESC LIMIT 1)
+),
+judged AS (
+	SELECT *, CASE WHEN base <> 'DISABLED' AND in_mw THEN 'MAINTENANCE' ELSE base END AS new,
+		CASE WHEN old = 'MAINTENANCE' THEN old_base ELSE old END AS prev
+	FROM based
 )`
 
 // suppressedSQL is the condition under which a cut-off host keeps an ssh
 // server from going OFFLINE.
 const suppressedSQL = `?2 AND mode = 'ssh' AND new = 'OFFLINE' AND old IS NOT NULL AND old NOT IN ('OFFLINE', 'DISABLED')`
 
-// evaluateSQL records a flip for every server whose judged state differs
-// from its recorded one; the same rules as the Postgres engine, which the
-// conformance suite holds them to. The transaction holds SQLite's write
-// lock from its first statement (_txlock=immediate), so a second
-// evaluator waits, then reads the states this one wrote and records
-// nothing twice.
-const evaluateSQL = `WITH ` + judgedSQL + `
+// changedSQL is every change this round records, with the flip it makes
+// and the server_states row it leaves; the same rules as the Postgres
+// engine (see its evaluateSQL for the four kinds), which the conformance
+// suite holds them to.
+const changedSQL = `WITH ` + judgedSQL + `,
+kinded AS (
+	SELECT *,
+		CASE WHEN new = 'MAINTENANCE' AND old IS NOT 'MAINTENANCE' THEN 'enter'
+			WHEN old = 'MAINTENANCE' AND new <> 'MAINTENANCE' THEN 'leave'
+			WHEN old = 'MAINTENANCE' THEN 'inner'
+			ELSE 'plain' END AS kind,
+		CASE WHEN old = 'MAINTENANCE' AND new = 'MAINTENANCE' THEN base ELSE new END AS target
+	FROM judged
+	WHERE (old IS NOT new OR (old = 'MAINTENANCE' AND new = 'MAINTENANCE' AND old_base IS NOT base))
+		AND NOT (?2 AND mode = 'ssh' AND old IS NOT NULL
+			AND ((new = 'OFFLINE' AND old NOT IN ('OFFLINE', 'DISABLED'))
+				OR (old = 'MAINTENANCE' AND new = 'MAINTENANCE' AND base = 'OFFLINE' AND COALESCE(old_base, '') NOT IN ('OFFLINE', 'DISABLED'))))
+),
+reasoned AS (
+	SELECT id, old, new, base, kind, old_since, old_reason, pre, seen,
+		CASE kind WHEN 'inner' THEN COALESCE(old_base, '') ELSE COALESCE(old, '') END AS from_state, target AS to_state,
+		CASE kind
+			WHEN 'enter' THEN min(t, max(COALESCE(old_since, ''), mw_start))
+			WHEN 'leave' THEN min(t, max(COALESCE(old_since, ''), COALESCE(mw_end, t),
+				CASE WHEN new = 'OFFLINE' AND lhb IS NOT NULL THEN strftime('%Y-%m-%dT%H:%M:%fZ', lhb, '+' || (stale_after_ms / 1000.0) || ' seconds') ELSE '' END))
+			ELSE min(t, max(COALESCE(old_since, ''),
+				CASE WHEN target = 'OFFLINE' AND lhb IS NOT NULL THEN strftime('%Y-%m-%dT%H:%M:%fZ', lhb, '+' || (stale_after_ms / 1000.0) || ' seconds')
+					WHEN (prev IS NULL OR prev = 'OFFLINE') AND target IN ('ONLINE', 'WARNING') AND lhb IS NOT NULL THEN lhb
+					ELSE t END)) END AS at,
+		CASE WHEN kind = 'enter' THEN 'maintenance started' || CASE WHEN mw_by <> '' THEN ' by ' || mw_by ELSE '' END || ': ' || mw_reason
+		ELSE CASE WHEN kind = 'leave' AND new <> 'DISABLED' THEN 'maintenance ended; ' ELSE '' END
+			|| CASE target
+			WHEN 'DISABLED' THEN 'disabled'
+			WHEN 'OFFLINE' THEN
+				CASE WHEN lhb IS NULL THEN 'no heartbeat yet'
+					WHEN stale_after_ms % 1000 = 0 THEN 'no heartbeat for ' || (stale_after_ms / 1000) || 's'
+					ELSE 'no heartbeat for ' || stale_after_ms || 'ms' END
+				|| CASE WHEN ec <> '' THEN '; last probe: ' || ec || ': ' || err ELSE '' END
+			WHEN 'WARNING' THEN alerts || CASE WHEN alerts = 1 THEN ' active alert' ELSE ' active alerts' END
+			ELSE CASE WHEN prev = 'WARNING' THEN 'no active alerts'
+				WHEN NOT seen THEN 'first heartbeat'
+				ELSE 'heartbeat received' END
+		END END AS reason,
+		CASE kind
+			WHEN 'enter' THEN old IS NOT NULL AND old <> 'DISABLED'
+			WHEN 'inner' THEN 0
+			WHEN 'leave' THEN new <> 'DISABLED' AND new IS NOT pre AND COALESCE(pre, '') <> 'DISABLED'
+				AND (seen OR new NOT IN ('ONLINE', 'WARNING'))
+			ELSE old IS NOT NULL AND old <> 'DISABLED' AND new <> 'DISABLED'
+				AND (seen OR new NOT IN ('ONLINE', 'WARNING')) END AS notify
+	FROM kinded
+),
+changed AS (
+	SELECT *,
+		CASE WHEN kind = 'inner' THEN old_since ELSE at END AS st_since,
+		CASE WHEN kind = 'inner' THEN old_reason ELSE reason END AS st_reason,
+		CASE kind WHEN 'enter' THEN COALESCE(old, base) WHEN 'leave' THEN NULL ELSE pre END AS st_pre
+	FROM reasoned
+)`
+
+// evaluateSQL records a flip for every change. The transaction holds
+// SQLite's write lock from its first statement (_txlock=immediate), so a
+// second evaluator waits, then reads the states this one wrote and
+// records nothing twice.
+const evaluateSQL = changedSQL + `
 INSERT INTO flips (server_id, at, from_state, to_state, reason, notify)
-SELECT id,
-	min(t, max(COALESCE(old_since, ''),
-		CASE WHEN new = 'OFFLINE' AND lhb IS NOT NULL
-				THEN strftime('%Y-%m-%dT%H:%M:%fZ', lhb, '+' || (stale_after_ms / 1000.0) || ' seconds')
-			WHEN (old IS NULL OR old = 'OFFLINE') AND new IN ('ONLINE', 'WARNING') AND lhb IS NOT NULL THEN lhb
-			ELSE t END)),
-	COALESCE(old, ''), new,
-	CASE new
-		WHEN 'DISABLED' THEN 'disabled'
-		WHEN 'OFFLINE' THEN
-			CASE WHEN lhb IS NULL THEN 'no heartbeat yet'
-				WHEN stale_after_ms % 1000 = 0 THEN 'no heartbeat for ' || (stale_after_ms / 1000) || 's'
-				ELSE 'no heartbeat for ' || stale_after_ms || 'ms' END
-			|| CASE WHEN ec <> '' THEN '; last probe: ' || ec || ': ' || err ELSE '' END
-		WHEN 'WARNING' THEN alerts || CASE WHEN alerts = 1 THEN ' active alert' ELSE ' active alerts' END
-		ELSE CASE WHEN old = 'WARNING' THEN 'no active alerts'
-			WHEN NOT seen THEN 'first heartbeat'
-			ELSE 'heartbeat received' END
-	END,
-	(old IS NOT NULL AND old <> 'DISABLED' AND new <> 'DISABLED'
-		AND (seen OR new NOT IN ('ONLINE', 'WARNING')))
-FROM judged
-WHERE old IS NOT new AND NOT (` + suppressedSQL + `)
-ORDER BY id`
+SELECT id, at, from_state, to_state, reason, notify FROM changed ORDER BY id`
+
+// statesSQL writes the server_states rows the same changes leave; it runs
+// after evaluateSQL in the same transaction, which changed nothing that
+// changedSQL reads, so both see the same changes.
+const statesSQL = changedSQL + `
+INSERT INTO server_states (server_id, state, since, reason, seen, base_state, pre_maintenance_state)
+SELECT id, new, st_since, st_reason, base IN ('ONLINE', 'WARNING'), base, st_pre FROM changed WHERE true
+ON CONFLICT (server_id) DO UPDATE SET state = excluded.state, since = excluded.since, reason = excluded.reason,
+	seen = seen OR excluded.seen, base_state = excluded.base_state, pre_maintenance_state = excluded.pre_maintenance_state`
 
 // Evaluate judges every server and records the changes, in one write
 // transaction of a few set-based statements.
@@ -80,6 +141,11 @@ func (s *Store) Evaluate(ctx context.Context, p store.EvalParams) (store.EvalRes
 		return fail(err)
 	}
 	defer tx.Rollback()
+	// Scheduled windows first, in this transaction, so an occurrence that
+	// began is judged in this round.
+	if _, err := materialize(ctx, tx); err != nil {
+		return fail(err)
+	}
 	var now string
 	var before int64
 	if err := tx.QueryRowContext(ctx, `SELECT `+nowSQL+`, COALESCE((SELECT max(id) FROM flips), 0)`).Scan(&now, &before); err != nil {
@@ -89,20 +155,27 @@ func (s *Store) Evaluate(ctx context.Context, p store.EvalParams) (store.EvalRes
 	if res.Now, err = parseTime(now); err != nil {
 		return fail(err)
 	}
+	// ?4: whether any window is active, so a fleet without one skips the
+	// per-server window lookup.
+	var anyWindow bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM maintenance_windows
+		WHERE COALESCE(ended_at, ends_at) > ?1 AND starts_at <= ?1)`, now).Scan(&anyWindow); err != nil {
+		return fail(err)
+	}
 	if p.HostCutOff {
-		if err := tx.QueryRowContext(ctx, `WITH `+judgedSQL+` SELECT count(*) FROM judged WHERE `+suppressedSQL, now, p.HostCutOff, res.Now.UnixMilli()).Scan(&res.Suppressed); err != nil {
+		if err := tx.QueryRowContext(ctx, `WITH `+judgedSQL+` SELECT count(*) FROM judged WHERE `+suppressedSQL, now, p.HostCutOff, res.Now.UnixMilli(), anyWindow).Scan(&res.Suppressed); err != nil {
 			return fail(err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, evaluateSQL, now, p.HostCutOff, res.Now.UnixMilli()); err != nil {
+	recorded, err := tx.ExecContext(ctx, evaluateSQL, now, p.HostCutOff, res.Now.UnixMilli(), anyWindow)
+	if err != nil {
 		return fail(err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO server_states (server_id, state, since, reason, seen)
-		SELECT server_id, to_state, at, reason, to_state IN ('ONLINE', 'WARNING') FROM flips
-		WHERE id > ? AND server_id IS NOT NULL
-		ON CONFLICT (server_id) DO UPDATE SET state = excluded.state, since = excluded.since,
-			reason = excluded.reason, seen = seen OR excluded.seen`, before); err != nil {
-		return fail(err)
+	// A quiet round (the usual one) judges the fleet once, not twice.
+	if n, err := recorded.RowsAffected(); err != nil || n > 0 {
+		if _, err := tx.ExecContext(ctx, statesSQL, now, p.HostCutOff, res.Now.UnixMilli(), anyWindow); err != nil {
+			return fail(err)
+		}
 	}
 	kind, reason, absent := store.StateReconnected, "the monitoring host reaches servers again", store.StateReconnected
 	if p.HostCutOff {

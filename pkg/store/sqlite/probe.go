@@ -269,6 +269,13 @@ func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (store.Pr
 		if err != nil {
 			return out, fmt.Errorf("prune flips: %w", err)
 		}
+		// The expression index on the effective end finds them.
+		n, err = s.pruneBatches(ctx, batches, `DELETE FROM maintenance_windows WHERE id IN (SELECT id FROM maintenance_windows
+			WHERE COALESCE(ended_at, ends_at) < ? ORDER BY id LIMIT ?)`, p.FlipsBefore, size)
+		out.Windows = n
+		if err != nil {
+			return out, fmt.Errorf("prune maintenance windows: %w", err)
+		}
 	}
 	if !p.DeliveriesBefore.IsZero() {
 		n, err := s.pruneBatches(ctx, batches, `DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries

@@ -683,6 +683,7 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
 		FROM servers s LEFT JOIN heartbeats h ON h.server_id = s.id
 		LEFT JOIN server_states st ON st.server_id = s.id
+		LEFT JOIN `+activeWindowsSQL+` mw ON mw.server_id = s.id AND mw.rn = 1
 		ORDER BY s.name`)
 	if err != nil {
 		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))

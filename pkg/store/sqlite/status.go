@@ -33,6 +33,7 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
 		FROM servers s LEFT JOIN heartbeats h ON h.server_id = s.id
 		LEFT JOIN server_states st ON st.server_id = s.id
+		LEFT JOIN `+activeWindowsSQL+` mw ON mw.server_id = s.id AND mw.rn = 1
 		WHERE s.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, store.ErrNotFound)
@@ -44,7 +45,8 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 }
 
 // statusColumns are a status row's server, heartbeat and evaluated-state
-// columns (aliases s, h and st); a query selects the server's active alert count after them, as
+// columns (aliases s, h and st) and the active maintenance window (alias
+// mw, see activeWindowsSQL); a query selects the server's active alert count after them, as
 // scanStatus reads.
 const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
 	s.host_key, s.host_key_is_ca, s.seen_host_key, s.mode, s.enabled, s.stale_after_ms, COALESCE(s.tokenless_from, ''), s.created_at,
@@ -53,7 +55,15 @@ const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
 	COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
 	COALESCE(h.latency_us, 0), COALESCE(h.consecutive_failures, 0),
 	COALESCE(h.phase_dial_us, 0), COALESCE(h.phase_banner_us, 0), COALESCE(h.phase_kex_us, 0),
-	COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0)`
+	COALESCE(h.phase_auth_us, 0), COALESCE(h.phase_exec_us, 0),
+	mw.until, COALESCE(mw.reason, '')`
+
+// activeWindowsSQL is the active maintenance windows at the store's clock,
+// numbered per server latest start first; join it as mw with mw.rn = 1.
+const activeWindowsSQL = `(SELECT server_id, COALESCE(ended_at, ends_at) AS until, reason,
+		row_number() OVER (PARTITION BY server_id ORDER BY starts_at DESC, id DESC) AS rn
+	FROM maintenance_windows
+	WHERE COALESCE(ended_at, ends_at) > ` + nowSQL + ` AND starts_at <= ` + nowSQL + `)`
 
 // scanStatus reads one status row: statusColumns and the active alert
 // count, parsing the stored text times.
@@ -65,6 +75,7 @@ func scanStatus(row interface{ Scan(...any) error }) (store.ServerStatus, error)
 		latencyMicros      int64
 		staleMillis        int64
 		since              sql.NullString
+		maintUntil         sql.NullString
 		phases             [store.PhaseColumns]int64
 	)
 	if err := row.Scan(&st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
@@ -72,7 +83,8 @@ func scanStatus(row interface{ Scan(...any) error }) (store.ServerStatus, error)
 		&st.State, &since,
 		&lastHB, &st.Source, &st.AgentVersion, &lastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
-		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4], &st.ActiveAlerts); err != nil {
+		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4],
+		&maintUntil, &st.MaintenanceReason, &st.ActiveAlerts); err != nil {
 		return store.ServerStatus{}, err
 	}
 	st.TokenlessFrom = store.ParseStoredTokenless(tokenless)
@@ -92,5 +104,9 @@ func scanStatus(row interface{ Scan(...any) error }) (store.ServerStatus, error)
 	}
 	st.Latency = time.Duration(latencyMicros) * time.Microsecond
 	st.Phases = store.PhasesFromMicros(phases)
+	if st.MaintenanceUntil, err = parseNullTime(maintUntil); err != nil {
+		return store.ServerStatus{}, err
+	}
+	st.InMaintenance = st.MaintenanceUntil != nil
 	return st, nil
 }

@@ -83,6 +83,13 @@ func Run(t *testing.T, open Opener) {
 		{"Reminders", testReminders},
 		{"PruneDeliveries", testPruneDeliveries},
 		{"Flapping", testFlapping},
+		{"MaintenanceWindows", testMaintenanceWindows},
+		{"MaintenanceEvaluate", testMaintenanceEvaluate},
+		{"MaintenanceExpires", testMaintenanceExpires},
+		{"MaintenanceSchedules", testMaintenanceSchedules},
+		{"MaintenanceRemovedServer", testMaintenanceRemovedServer},
+		{"PruneMaintenanceWindows", testPruneMaintenanceWindows},
+		{"MaintenanceHostCutOff", testMaintenanceHostCutOff},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
