@@ -186,6 +186,9 @@ func statusTable(app *App, r report.Report, verbose bool) error {
 			if s.Since != nil {
 				held = status.FormatAge(status.Age(r.Now, *s.Since))
 			}
+			if s.Flapping {
+				held += " (flapping)"
+			}
 			if s.Uptime24h != nil {
 				uptime = formatPercent(*s.Uptime24h)
 			}

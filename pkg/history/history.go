@@ -165,3 +165,25 @@ func ParseSince(v string, now time.Time) (time.Time, error) {
 	}
 	return now.Add(-d), nil
 }
+
+// Flapping applies the notification drain's flapping rule to one server's
+// flips (oldest first) at now: at least store.DefaultFlapChanges changes
+// within store.DefaultFlapWindow, the latest one less than
+// store.DefaultFlapSettle ago. While it holds, the server's notifications
+// are paused; status shows it so nobody wonders why no message came.
+func Flapping(flips []store.Flip, now time.Time) bool {
+	if len(flips) < store.DefaultFlapChanges {
+		return false
+	}
+	last := flips[len(flips)-1]
+	if now.Sub(last.At) >= store.DefaultFlapSettle {
+		return false
+	}
+	recent := 0
+	for _, f := range flips {
+		if f.From != "" && !f.At.Before(now.Add(-store.DefaultFlapWindow)) {
+			recent++
+		}
+	}
+	return recent >= store.DefaultFlapChanges
+}

@@ -81,3 +81,32 @@ func TestDaily(t *testing.T) {
 		}
 	}
 }
+
+func TestFlapping(t *testing.T) {
+	now := at(10)
+	flips := func(minutesAgo ...float64) []store.Flip {
+		var out []store.Flip
+		for i, m := range minutesAgo {
+			to := "OFFLINE"
+			if i%2 == 1 {
+				to = "ONLINE"
+			}
+			out = append(out, store.Flip{At: now.Add(-time.Duration(m * float64(time.Minute))), From: "X", To: to})
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		in   []store.Flip
+		want bool
+	}{
+		{"five changes in 15 minutes, the last 1 minute ago", flips(14, 10, 6, 3, 1), true},
+		{"four changes", flips(10, 6, 3, 1), false},
+		{"five changes, but spread over 20 minutes", flips(20, 16, 6, 3, 1), false},
+		{"settled: the last change 11 minutes ago", flips(14.5, 14, 13, 12, 11), false},
+	} {
+		if got := Flapping(tt.in, now); got != tt.want {
+			t.Errorf("%s: Flapping = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -54,6 +54,10 @@ type ServerStatus struct {
 	// OFFLINE (maintenance and disabled time excluded), null where not
 	// computed or nothing was monitored.
 	Uptime24h *float64 `json:"uptime_24h"`
+	// Flapping: the server changed state at least 5 times in the last 15
+	// minutes and has not held one state for 10, so its notifications are
+	// paused (computed where the 24-hour flips were read, else false).
+	Flapping bool `json:"flapping"`
 	// MaintenanceUntil is the end of the server's active maintenance
 	// window (RFC 3339 UTC), null outside one; MaintenanceReason its
 	// reason.
@@ -115,6 +119,7 @@ func BuildWithHistory(snap store.Snapshot, staleAfter time.Duration, flips24h []
 			if pct, ok := history.Uptime(spans); ok {
 				row.Uptime24h = &pct
 			}
+			row.Flapping = history.Flapping(byServer[s.ID], snap.Now)
 		}
 		r.Counts.Add(row.Status)
 		r.Servers = append(r.Servers, row)
