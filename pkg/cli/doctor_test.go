@@ -315,7 +315,7 @@ func TestDoctorProbeOutcomes(t *testing.T) {
 		// Never probed is neither a success nor a failure.
 		expectCheck(t, checks, "probe-failures", "ok", "no failures: none of the 7 enabled servers has been probed yet", "")
 
-		e.mustRun("probe-ssh", "--timeout", "2s")
+		e.mustRun("probe-ssh", "--all", "--timeout", "2s")
 		checks, r = e.doctor()
 		if r.code != 0 {
 			t.Errorf("servers failing is data, not a broken setup: exit %d\n%s", r.code, r.out)
@@ -330,7 +330,7 @@ func TestDoctorProbeOutcomes(t *testing.T) {
 		if _, err := fleet.RotateHostKey(0); err != nil {
 			t.Fatal(err)
 		}
-		e.mustRun("probe-ssh", "--timeout", "2s")
+		e.mustRun("probe-ssh", "--all", "--timeout", "2s")
 		checks, r = e.doctor()
 		if r.code != 0 {
 			t.Errorf("a changed host key warns, it does not fail: exit %d", r.code)
@@ -342,7 +342,7 @@ func TestDoctorProbeOutcomes(t *testing.T) {
 		for _, s := range fleet.Servers() {
 			e.mustRun("servers", "disable", s.Name)
 		}
-		e.mustRun("probe-ssh", "--timeout", "2s")
+		e.mustRun("probe-ssh", "--all", "--timeout", "2s")
 		checks, r = e.doctor()
 		if r.code != 1 {
 			t.Errorf("every server refused: exit %d, want 1", r.code)
