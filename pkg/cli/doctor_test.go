@@ -114,7 +114,7 @@ func healthyDoctor(t *testing.T, e *env) *sshtest.Fleet {
 	return fleet
 }
 
-var allChecks = []string{"binary", "store", "ssh-key", "schedule", "last-run", "probe-failures", "host-keys", "tokenless-pushes", "clock"}
+var allChecks = []string{"binary", "store", "ssh-key", "schedule", "last-run", "probe-hosts", "probe-failures", "host-keys", "tokenless-pushes", "clock"}
 
 func TestDoctorHealthy(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
@@ -137,6 +137,11 @@ func TestDoctorHealthy(t *testing.T) {
 		expectCheck(t, checks, "schedule", "ok", "2 probe-ssh cron lines installed by setup_heartbeat_cron.sh", "")
 		expectCheck(t, checks, "last-run", "ok", "2/2 answered", "")
 		expectCheck(t, checks, "probe-failures", "ok", "no failures: the last probe of all 2 enabled servers succeeded", "")
+		if e.vars["DATABASE_URL"] != "" {
+			expectCheck(t, checks, "probe-hosts", "ok", "1 probe host(s) share the fleet: ", "")
+		} else {
+			expectCheck(t, checks, "probe-hosts", "ok", "SQLite store: one probe host at a time", "")
+		}
 		// A server added since the last run has not succeeded yet.
 		e.mustRun("servers", "add", "newcomer", "--host", "127.0.0.1")
 		checks, _ = e.doctor()
@@ -180,7 +185,7 @@ func TestDoctorStoreProblems(t *testing.T) {
 			t.Errorf("exit %d, want 1", r.code)
 		}
 		expectCheck(t, checks, "store", "fail", "malformed store URL", "--db, HEARTBEAT_DB")
-		for _, name := range []string{"last-run", "probe-failures", "host-keys", "tokenless-pushes", "clock"} {
+		for _, name := range []string{"last-run", "probe-hosts", "probe-failures", "host-keys", "tokenless-pushes", "clock"} {
 			expectCheck(t, checks, name, "skip", "the store is not usable", "")
 		}
 		if strings.Contains(r.out, "topsecret") {

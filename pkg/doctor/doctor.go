@@ -43,6 +43,9 @@ const (
 	CheckClock    = "clock"
 	// CheckTokenless warns while servers accept pushes without a token.
 	CheckTokenless = "tokenless-pushes"
+	// CheckProbeHosts lists the probe hosts sharing the fleet and warns
+	// about one that stopped.
+	CheckProbeHosts = "probe-hosts"
 )
 
 // Defaults for the thresholds in Config.
@@ -147,12 +150,13 @@ func Run(ctx context.Context, cfg Config) []Result {
 	}
 	d.add(d.checkSchedule(ctx))
 	if s == nil {
-		for _, name := range []string{CheckLastRun, CheckFailures, CheckHostKeys, CheckTokenless, CheckClock} {
+		for _, name := range []string{CheckLastRun, CheckProbeHosts, CheckFailures, CheckHostKeys, CheckTokenless, CheckClock} {
 			d.add(Result{Check: name, Status: Skip, Message: "not checked: the store is not usable"})
 		}
 		return d.results
 	}
 	d.add(d.checkLastRun(ctx, s))
+	d.add(d.checkProbeHosts(ctx, s))
 	d.add(d.checkFailures(ctx, s))
 	d.add(d.checkHostKeys())
 	d.add(d.checkTokenless())
