@@ -68,7 +68,7 @@ func newSharedEnv(t *testing.T, n int) *sharedEnv {
 
 func (e *sharedEnv) config(host string, tick time.Duration) proberun.Config {
 	return proberun.Config{Host: host, User: "probe", Auth: probe.AuthConfig{KeyPath: e.keyPath}, Policy: hostkey.PolicyPin,
-		Concurrency: 16, Timeout: 5 * time.Second, Deadline: 30 * time.Second, Tick: tick, ClaimBatch: 25}
+		Concurrency: 16, Timeout: 20 * time.Second, Deadline: 60 * time.Second, Tick: tick, ClaimBatch: 25}
 }
 
 // accepts returns how many connections each server has accepted.
