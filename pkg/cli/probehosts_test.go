@@ -49,3 +49,15 @@ func TestPostgresProbeHostsShownAndStoppedHostWarned(t *testing.T) {
 	expectCheck(t, checks, "probe-hosts", "warn", "2 probe host(s) share the fleet: mon-a: last run", "cron lines")
 	expectCheck(t, checks, "probe-hosts", "warn", "mon-b: last run 10m", "")
 }
+
+// A probe host name keys the run lock and is printed in status and doctor:
+// one printable word of at most 64 characters, else a usage error.
+func TestProbeHostBadInput(t *testing.T) {
+	t.Parallel()
+	e := &env{t: t, home: t.TempDir(), vars: map[string]string{"HEARTBEAT_DB": t.TempDir() + "/hb.db"}}
+	e.expectFail(64, "--probe-host: \"mon 1\" has a space or control character", "probe-ssh", "--probe-host", "mon 1")
+	e.expectFail(64, "--probe-host: \"mon\\x1b1\" has a space or control character", "probe-ssh", "--probe-host", "mon\x1b1")
+	e.expectFail(64, "--probe-host: at most 64 characters, got 65", "probe-ssh", "--probe-host", strings.Repeat("m", 65))
+	e.vars["HEARTBEAT_PROBE_HOST"] = "a\tb"
+	e.expectFail(64, "HEARTBEAT_PROBE_HOST: \"a\\tb\" has a space", "probe-ssh")
+}
