@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stacksense/heartbeat/pkg/failure"
 	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
@@ -34,6 +35,10 @@ type HostShare struct {
 	// Stopped: the run is older than status.ProbeOverdue while another
 	// host's is not.
 	Stopped bool
+	// CutOff: the run could not connect to nearly any of its servers (the
+	// run header's rule, applied to each host's run), so that host itself
+	// is probably cut off.
+	CutOff bool
 }
 
 // Hosts is what `status --verbose` and doctor say about the probe hosts.
@@ -52,6 +57,13 @@ func NewHosts(now time.Time, runs []store.Run) Hosts {
 			continue
 		}
 		s := HostShare{Run: r, Age: status.Age(now, *r.FinishedAt), Failed: r.Probed - r.Succeeded}
+		connectFailed := 0
+		for c, n := range r.FailedByClass {
+			if failure.Class(c).Connect() {
+				connectFailed += n
+			}
+		}
+		s.CutOff = status.HostCutOff(connectFailed, r.Probed)
 		if s.Age <= status.ProbeOverdue {
 			running++
 			total += r.Servers
@@ -105,6 +117,9 @@ func (s HostShare) Line() string {
 		line += fmt.Sprintf(" (%.0f%%)", 100*s.Share)
 	}
 	line += fmt.Sprintf(", %s failed", output.Thousands(s.Failed))
+	if s.CutOff {
+		line += " (CUT OFF: it could not connect to nearly any server)"
+	}
 	if s.Run.DeadlineHit {
 		line += ", cut short by its deadline"
 	}

@@ -14,6 +14,10 @@ func TestHosts(t *testing.T) {
 		fin := now.Add(-finishedAgo)
 		return store.Run{Host: host, StartedAt: fin.Add(-5 * time.Second), FinishedAt: &fin, Servers: servers, Probed: servers, Succeeded: ok}
 	}
+	cutOff := func(r store.Run) store.Run {
+		r.FailedByClass = map[string]int{"timeout": r.Probed - r.Succeeded}
+		return r
+	}
 	tests := []struct {
 		name    string
 		runs    []store.Run
@@ -28,6 +32,9 @@ func TestHosts(t *testing.T) {
 		{"a host that stopped is named", []store.Run{run("mon1", 10*time.Second, 100, 100), run("mon\x1b2", 10*time.Minute, 50, 50)},
 			[]string{"probe host mon1: last run 10s ago, 100 servers (100%)", "STOPPED", "WARNING: probe host mon\\x1b2 (last run 10m0s ago) stopped running"},
 			nil, true},
+		{"a cut-off host is marked on its line", []store.Run{run("mon1", 10*time.Second, 100, 100), cutOff(run("mon2", 5*time.Second, 100, 2))},
+			[]string{"probe host mon2: last run 5s ago, 100 servers (50%), 98 failed (CUT OFF", "probe host mon1: last run 10s ago, 100 servers (50%), 0 failed"},
+			[]string{"mon1: last run 10s ago, 100 servers (50%), 0 failed (CUT OFF"}, false},
 		{"all stopped is the run header's overdue warning, not this one", []store.Run{run("mon1", 10*time.Minute, 100, 100), run("mon2", 11*time.Minute, 50, 50)},
 			nil, []string{"WARNING", "STOPPED"}, false},
 	}
