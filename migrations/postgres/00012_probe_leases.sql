@@ -19,7 +19,8 @@ CREATE TABLE probe_leases (
     lease_until TIMESTAMPTZ,
     run_id      BIGINT
 ) WITH (fillfactor = 50);
-CREATE INDEX probe_leases_due ON probe_leases (due_at);
+-- Claims walk this in order and stop at their LIMIT.
+CREATE INDEX probe_leases_due ON probe_leases (due_at, server_id);
 
 -- +goose Down
 DROP TABLE probe_leases;
