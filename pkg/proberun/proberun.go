@@ -1,5 +1,7 @@
 // Package proberun carries out one probe-ssh run against a store: it takes
-// the store's probe lock, turns the enabled ssh-mode servers into targets,
+// the probe lock (the store's, or on a store that leases, this host's),
+// turns the enabled ssh-mode servers into targets (on a store that leases:
+// those it claims, batch by batch, as the run goes; see shared.go),
 // loads and checks every credential before contacting anyone, records the
 // run, and stores results batch by batch while the probe goes on.
 //
@@ -117,7 +119,9 @@ type Outcome struct {
 	Interrupted int
 }
 
-// Execute runs one probe over every enabled ssh-mode server in s. It
+// Execute runs one probe over every enabled ssh-mode server in s or, when s
+// is a store.ProbeLeaser and cfg.All is not set, over the due servers this
+// run claims while other hosts claim the rest. It
 // returns ErrLocked, untouched, when another run holds the lock; wrapped
 // ErrLockLost or ErrInterrupted (with the Outcome so far) when the run was
 // cut short. Every error is one line.
