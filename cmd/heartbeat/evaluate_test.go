@@ -16,8 +16,6 @@ import (
 	"github.com/stacksense/heartbeat/pkg/store/backend"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
-
 // Evaluators in separate processes against one Postgres (probe hosts and
 // serve-api each run their own): every change is recorded by exactly one
 // of them.

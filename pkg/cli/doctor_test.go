@@ -114,7 +114,7 @@ func healthyDoctor(t *testing.T, e *env) *sshtest.Fleet {
 	return fleet
 }
 
-var allChecks = []string{"binary", "store", "ssh-key", "schedule", "last-run", "probe-failures", "host-keys", "tokenless-pushes", "clock", "notifications"}
+var allChecks = []string{"binary", "store", "ssh-key", "schedule", "last-run", "probe-hosts", "probe-failures", "host-keys", "tokenless-pushes", "clock", "notifications"}
 
 func TestDoctorHealthy(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
@@ -137,6 +137,11 @@ func TestDoctorHealthy(t *testing.T) {
 		expectCheck(t, checks, "schedule", "ok", "2 probe-ssh cron lines installed by setup_heartbeat_cron.sh", "")
 		expectCheck(t, checks, "last-run", "ok", "2/2 answered", "")
 		expectCheck(t, checks, "probe-failures", "ok", "no failures: the last probe of all 2 enabled servers succeeded", "")
+		if e.vars["DATABASE_URL"] != "" {
+			expectCheck(t, checks, "probe-hosts", "ok", "1 probe host(s) share the fleet: ", "")
+		} else {
+			expectCheck(t, checks, "probe-hosts", "ok", "SQLite store: one probe host at a time", "")
+		}
 		// A server added since the last run has not succeeded yet.
 		e.mustRun("servers", "add", "newcomer", "--host", "127.0.0.1")
 		checks, _ = e.doctor()
@@ -180,7 +185,7 @@ func TestDoctorStoreProblems(t *testing.T) {
 			t.Errorf("exit %d, want 1", r.code)
 		}
 		expectCheck(t, checks, "store", "fail", "malformed store URL", "--db, HEARTBEAT_DB")
-		for _, name := range []string{"last-run", "probe-failures", "host-keys", "tokenless-pushes", "clock"} {
+		for _, name := range []string{"last-run", "probe-hosts", "probe-failures", "host-keys", "tokenless-pushes", "clock"} {
 			expectCheck(t, checks, name, "skip", "the store is not usable", "")
 		}
 		if strings.Contains(r.out, "topsecret") {
@@ -315,7 +320,7 @@ func TestDoctorProbeOutcomes(t *testing.T) {
 		// Never probed is neither a success nor a failure.
 		expectCheck(t, checks, "probe-failures", "ok", "no failures: none of the 7 enabled servers has been probed yet", "")
 
-		e.mustRun("probe-ssh", "--timeout", "2s")
+		e.mustRun("probe-ssh", "--all", "--timeout", "2s")
 		checks, r = e.doctor()
 		if r.code != 0 {
 			t.Errorf("servers failing is data, not a broken setup: exit %d\n%s", r.code, r.out)
@@ -330,7 +335,7 @@ func TestDoctorProbeOutcomes(t *testing.T) {
 		if _, err := fleet.RotateHostKey(0); err != nil {
 			t.Fatal(err)
 		}
-		e.mustRun("probe-ssh", "--timeout", "2s")
+		e.mustRun("probe-ssh", "--all", "--timeout", "2s")
 		checks, r = e.doctor()
 		if r.code != 0 {
 			t.Errorf("a changed host key warns, it does not fail: exit %d", r.code)
@@ -342,7 +347,7 @@ func TestDoctorProbeOutcomes(t *testing.T) {
 		for _, s := range fleet.Servers() {
 			e.mustRun("servers", "disable", s.Name)
 		}
-		e.mustRun("probe-ssh", "--timeout", "2s")
+		e.mustRun("probe-ssh", "--all", "--timeout", "2s")
 		checks, r = e.doctor()
 		if r.code != 1 {
 			t.Errorf("every server refused: exit %d, want 1", r.code)

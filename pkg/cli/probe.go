@@ -44,6 +44,11 @@ type probeOptions struct {
 	KeepFlips          time.Duration
 	// PingURL is a dead-man's switch pinged after each healthy run.
 	PingURL string
+	// All probes every server now instead of the due ones (Postgres).
+	All bool
+	// ProbeHost names this probe host in the run records and keys its
+	// run lock; default the machine's host name.
+	ProbeHost string
 }
 
 func newProbeCommand(app *App, g *globalOptions) *cobra.Command {
@@ -56,8 +61,11 @@ user authentication (and --exec, if given). A successful login records a
 heartbeat; a failure records its class (dns, refused, unreachable, timeout,
 banner, handshake, hostkey-unknown, hostkey-mismatch, auth, exec).
 
-Meant for cron, twice a minute (see setup_heartbeat_cron.sh). Only one run
-per store at a time: a run that finds another in progress exits 0 at once.
+Meant for cron, twice a minute (see setup_heartbeat_cron.sh). On Postgres,
+several probe hosts share the fleet: each run claims the servers that are
+due in batches, with a lease, so every server is probed once per tick by
+one of them. Only one run per host at a time (on SQLite: per store): a run
+that finds another in progress exits 0 at once.
 Quiet on success; exit 0 whenever the run completed, whatever the servers'
 states, non-zero when the run itself failed (store, credentials, flags, lost
 lock), with one line on stderr; 130/143 when SIGINT/SIGTERM interrupted it.
@@ -86,6 +94,8 @@ run ends within --deadline plus a few seconds whatever the store does.`,
 	f.DurationVar(&o.KeepRuns, "keep-runs", proberun.DefaultKeepRuns, "delete probe run records older than this (negative: keep for ever)")
 	f.DurationVar(&o.KeepResolvedAlerts, "keep-resolved-alerts", proberun.DefaultKeepResolvedAlerts, "delete alerts resolved longer ago than this (negative: keep for ever)")
 	f.DurationVar(&o.KeepFlips, "keep-flips", proberun.DefaultKeepFlips, "delete state changes older than this (negative: keep for ever; uptime needs them)")
+	f.BoolVar(&o.All, "all", false, "probe every enabled server now, not only those due this tick (Postgres; by hand, to see every server)")
+	f.StringVar(&o.ProbeHost, "probe-host", "", "name of this probe host in run records and its run lock (env HEARTBEAT_PROBE_HOST; default the host name)")
 	f.StringVar(&o.PingURL, "ping-url", "", "dead-man's switch pinged after each healthy run: healthchecks.io, Uptime Kuma push or any URL (env HEARTBEAT_PING_URL)")
 	return cmd
 }
@@ -151,7 +161,10 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 		current = u.Username
 	}
 	creds := config.ResolveProbeCredentials(o.Key, o.User, o.KnownHosts, app.Getenv, app.Home, current)
-	host, _ := os.Hostname()
+	host, err := probeHost(o.ProbeHost, app.Getenv)
+	if err != nil {
+		return err
+	}
 
 	s, err := openStore(ctx, app, g)
 	if err != nil {
@@ -169,6 +182,7 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 		Host: host, User: creds.User,
 		Auth:      probe.AuthConfig{KeyPath: creds.KeyPath, AgentSocket: creds.AgentSocket, HomeDir: app.Home},
 		KeyOrigin: creds.KeyOrigin, Policy: policy, KnownHosts: creds.KnownHosts,
+		All:  o.All,
 		Exec: o.Exec, Concurrency: o.Concurrency, Timeout: o.Timeout, Deadline: o.Deadline,
 		KeepRuns: o.KeepRuns, KeepResolvedAlerts: o.KeepResolvedAlerts, KeepFlips: o.KeepFlips,
 		Log: log,
@@ -221,6 +235,29 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 		return interrupted
 	}
 	return ctx.Err()
+}
+
+// probeHost resolves the name a run records and locks under: the flag,
+// HEARTBEAT_PROBE_HOST, else the machine's host name. Two processes with
+// the same name never run at once, so a name must be one printable word.
+func probeHost(flag string, getenv func(string) string) (string, error) {
+	name, origin := flag, "--probe-host"
+	if name == "" {
+		name, origin = getenv("HEARTBEAT_PROBE_HOST"), "HEARTBEAT_PROBE_HOST"
+	}
+	if name == "" {
+		h, _ := os.Hostname()
+		return h, nil
+	}
+	if len(name) > 64 {
+		return "", usageErrorf("%s: at most 64 characters, got %d", origin, len(name))
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f {
+			return "", usageErrorf("%s: %q has a space or control character", origin, name)
+		}
+	}
+	return name, nil
 }
 
 // pingFail tells the dead-man's switch that the run failed, where its URL

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stacksense/heartbeat/pkg/sshtest"
 	"github.com/stacksense/heartbeat/pkg/sshtest/openssh"
+	"github.com/stacksense/heartbeat/pkg/store"
 )
 
 // fleetEnv starts an in-process SSH fleet, registers it in e's store and
@@ -63,7 +64,9 @@ type probeRun struct {
 
 func (e *env) probe(args ...string) probeRun {
 	e.t.Helper()
-	out := e.mustRun(append([]string{"probe-ssh", "--json"}, args...)...)
+	// --all: each call probes every server, however soon after the last
+	// (on Postgres a run otherwise probes only what is due this tick).
+	out := e.mustRun(append([]string{"probe-ssh", "--json", "--all"}, args...)...)
 	var r probeRun
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		e.t.Fatalf("probe-ssh --json: %v\n%s", err, out)
@@ -144,10 +147,10 @@ func TestProbeSSHRecordsEveryOutcome(t *testing.T) {
 		}
 
 		// Quiet by default: cron mails whatever a job prints.
-		if r := e.run("probe-ssh", "--key", key, "--timeout", "3s"); r.code != 0 || r.out != "" || r.err != "" {
+		if r := e.run("probe-ssh", "--all", "--key", key, "--timeout", "3s"); r.code != 0 || r.out != "" || r.err != "" {
 			t.Errorf("plain probe-ssh printed %q / %q (exit %d); want silence and 0", r.out, r.err, r.code)
 		}
-		if r := e.run("probe-ssh", "--key", key, "--timeout", "3s", "--summary"); !strings.HasPrefix(r.out, "probed 8 servers in ") ||
+		if r := e.run("probe-ssh", "--all", "--key", key, "--timeout", "3s", "--summary"); !strings.HasPrefix(r.out, "probed 8 servers in ") ||
 			!strings.Contains(r.out, "2 answered, 6 failed (") || strings.Count(r.out, "\n") != 1 {
 			t.Errorf("--summary printed %q", r.out)
 		}
@@ -228,7 +231,16 @@ func TestProbeSSHOneRunAtATime(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 1})
 		s := e.open()
-		lock, ok, err := s.TryProbeLock(context.Background())
+		// On Postgres hosts share the fleet and only runs of the same
+		// host exclude each other; on SQLite one run per store.
+		e.vars["HEARTBEAT_PROBE_HOST"] = "probe-one"
+		take := s.TryProbeLock
+		if leaser, ok := s.(store.ProbeLeaser); ok {
+			take = func(ctx context.Context) (store.ProbeLock, bool, error) {
+				return leaser.TryHostProbeLock(ctx, "probe-one")
+			}
+		}
+		lock, ok, err := take(context.Background())
 		if err != nil || !ok {
 			t.Fatalf("take lock: %v %v", ok, err)
 		}

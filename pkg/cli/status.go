@@ -144,6 +144,9 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 			for _, line := range report.NewRunHeader(snap.Now, last, aborted).Lines() {
 				fmt.Fprintln(app.Out, line)
 			}
+			if err := printProbeHosts(ctx, app.Out, s); err != nil {
+				return err
+			}
 		}
 		err = statusTable(app, rep, o.Verbose)
 	}

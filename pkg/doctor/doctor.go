@@ -45,6 +45,9 @@ const (
 	CheckTokenless = "tokenless-pushes"
 	// CheckNotify warns about failing channels and an old backlog.
 	CheckNotify = "notifications"
+	// CheckProbeHosts lists the probe hosts sharing the fleet and warns
+	// about one that stopped.
+	CheckProbeHosts = "probe-hosts"
 )
 
 // Defaults for the thresholds in Config.
@@ -149,12 +152,13 @@ func Run(ctx context.Context, cfg Config) []Result {
 	}
 	d.add(d.checkSchedule(ctx))
 	if s == nil {
-		for _, name := range []string{CheckLastRun, CheckFailures, CheckHostKeys, CheckTokenless, CheckClock, CheckNotify} {
+		for _, name := range []string{CheckLastRun, CheckProbeHosts, CheckFailures, CheckHostKeys, CheckTokenless, CheckClock, CheckNotify} {
 			d.add(Result{Check: name, Status: Skip, Message: "not checked: the store is not usable"})
 		}
 		return d.results
 	}
 	d.add(d.checkLastRun(ctx, s))
+	d.add(d.checkProbeHosts(ctx, s))
 	d.add(d.checkFailures(ctx, s))
 	d.add(d.checkHostKeys())
 	d.add(d.checkTokenless())

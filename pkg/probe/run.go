@@ -5,6 +5,7 @@ import (
 
 	"context"
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -42,23 +43,61 @@ func Run(ctx context.Context, targets []Target, opts Options, sink func([]Result
 
 // Run is Run with this Prober's options; see the package-level Run.
 func (p *Prober) Run(ctx context.Context, targets []Target, sink func([]Result)) Summary {
-	sum := Summary{Started: time.Now(), FailedByClass: make(map[failure.Class]int)}
-	runCtx, cancel := context.WithTimeout(ctx, p.opts.Deadline)
-	defer cancel()
-
 	if p.opts.Auth != nil {
 		// Parse per-target key files before contacting anyone; a bad file
 		// turns into failure.Auth results for its targets, not a crash.
 		_ = p.opts.Auth.LoadTargetKeys(ctx, targets)
 	}
+	given := false
+	return p.run(ctx, func(context.Context) []Target {
+		if given {
+			return nil
+		}
+		given = true
+		return targets
+	}, min(p.opts.Concurrency, len(targets)), len(targets), sink)
+}
 
-	workers := min(p.opts.Concurrency, len(targets))
+// RunFrom is Run over targets that arrive while the run goes on: next is
+// called, from one goroutine, for the next batch whenever the previous
+// one has been handed to the workers, until it returns an empty batch or
+// the run deadline passes (targets it returned are then reported as Run
+// reports targets left unstarted). It receives the run's context, which
+// the deadline cancels. Per-target key files are parsed batch by batch.
+// Several probe hosts sharing one fleet feed their claims through it.
+func RunFrom(ctx context.Context, next func(context.Context) []Target, opts Options, sink func([]Result)) Summary {
+	return NewProber(opts).RunFrom(ctx, next, sink)
+}
+
+// RunFrom is RunFrom with this Prober's options.
+func (p *Prober) RunFrom(ctx context.Context, next func(context.Context) []Target, sink func([]Result)) Summary {
+	return p.run(ctx, func(ctx context.Context) []Target {
+		batch := next(ctx)
+		if p.opts.Auth != nil && len(batch) > 0 {
+			_ = p.opts.Auth.LoadTargetKeys(ctx, batch)
+		}
+		return batch
+	}, p.opts.Concurrency, p.opts.BatchSize, sink)
+}
+
+// run is the worker pool behind Run and RunFrom: a feeder hands each
+// batch's targets to the workers, and the results are collected and
+// batched for sink on the calling goroutine. sizeHint bounds the first
+// result batch's allocation.
+func (p *Prober) run(ctx context.Context, next func(context.Context) []Target, workers, sizeHint int, sink func([]Result)) Summary {
+	sum := Summary{Started: time.Now(), FailedByClass: make(map[failure.Class]int)}
+	runCtx, cancel := context.WithTimeout(ctx, p.opts.Deadline)
+	defer cancel()
+
 	results := make(chan Result, workers+1)
-	jobs := make(chan int)
+	jobs := make(chan *Target)
+	var wg sync.WaitGroup
 	for range workers {
+		wg.Add(1)
 		go func() {
-			for i := range jobs {
-				r := p.probe(runCtx, runCtx, &targets[i])
+			defer wg.Done()
+			for t := range jobs {
+				r := p.probe(runCtx, runCtx, t)
 				// A failure that comes back after the caller cancelled
 				// is the cancellation's doing, not the server's.
 				r.Interrupted = !r.OK && ctx.Err() != nil
@@ -66,28 +105,47 @@ func (p *Prober) Run(ctx context.Context, targets []Target, sink func([]Result))
 			}
 		}()
 	}
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		defer close(jobs)
-		for i := range targets {
-			select {
-			case jobs <- i:
-			case <-runCtx.Done():
-				msg := "not started before the run deadline"
-				if !errors.Is(runCtx.Err(), context.DeadlineExceeded) {
-					msg = "not started: run cancelled"
-				}
-				interrupted := ctx.Err() != nil
-				for j := i; j < len(targets); j++ {
-					results <- Result{ServerID: targets[j].ServerID, Class: failure.Timeout, Message: msg, Interrupted: interrupted}
-				}
-				return
+		unstarted := func(targets []Target) {
+			msg := "not started before the run deadline"
+			if !errors.Is(runCtx.Err(), context.DeadlineExceeded) {
+				msg = "not started: run cancelled"
+			}
+			interrupted := ctx.Err() != nil
+			for j := range targets {
+				results <- Result{ServerID: targets[j].ServerID, Class: failure.Timeout, Message: msg, Interrupted: interrupted}
 			}
 		}
+		for {
+			targets := next(runCtx)
+			if len(targets) == 0 {
+				return
+			}
+			for i := range targets {
+				if runCtx.Err() != nil {
+					unstarted(targets[i:])
+					return
+				}
+				select {
+				case jobs <- &targets[i]:
+				case <-runCtx.Done():
+					unstarted(targets[i:])
+					return
+				}
+			}
+		}
+	}()
+	go func() {
+		wg.Wait()
+		close(results)
 	}()
 
 	ticker := time.NewTicker(p.opts.BatchInterval)
 	defer ticker.Stop()
-	batch := make([]Result, 0, min(p.opts.BatchSize, len(targets)))
+	batch := make([]Result, 0, min(p.opts.BatchSize, sizeHint))
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -95,12 +153,15 @@ func (p *Prober) Run(ctx context.Context, targets []Target, sink func([]Result))
 		if sink != nil {
 			sink(batch)
 		}
-		batch = make([]Result, 0, min(p.opts.BatchSize, len(targets)-sum.Probed-sum.Interrupted))
+		batch = make([]Result, 0, max(min(p.opts.BatchSize, sizeHint-sum.Probed-sum.Interrupted), 0))
 	}
-	for received := 0; received < len(targets); {
+	for done := false; !done; {
 		select {
-		case r := <-results:
-			received++
+		case r, ok := <-results:
+			if !ok {
+				done = true
+				break
+			}
 			switch {
 			case r.Interrupted:
 				sum.Interrupted++

@@ -1,5 +1,7 @@
 // Package proberun carries out one probe-ssh run against a store: it takes
-// the store's probe lock, turns the enabled ssh-mode servers into targets,
+// the probe lock (the store's, or on a store that leases, this host's),
+// turns the enabled ssh-mode servers into targets (on a store that leases:
+// those it claims, batch by batch, as the run goes; see shared.go),
 // loads and checks every credential before contacting anyone, records the
 // run, and stores results batch by batch while the probe goes on.
 //
@@ -73,6 +75,17 @@ type Config struct {
 	Concurrency int
 	Timeout     time.Duration
 	Deadline    time.Duration
+	// Tick is the schedule's interval on a store where hosts share the
+	// fleet (store.ProbeLeaser): a probed server is due again at the next
+	// tick (see the due rule there). 0 means DefaultTick.
+	Tick time.Duration
+	// All probes every enabled ssh-mode server now, as a run on a store
+	// without leases does, whatever is due (by hand, to see every server);
+	// on a leasing store it takes only the host lock and claims nothing.
+	All bool
+	// ClaimBatch caps how many servers a shared run claims at once; 0
+	// means min(Concurrency, DefaultClaimBatch).
+	ClaimBatch int
 	// StoreTimeout bounds each store call (lock, servers, run record,
 	// each batch of results, lock release); 0 means DefaultStoreTimeout.
 	// A run ends within Deadline plus about two StoreTimeouts whatever
@@ -106,7 +119,9 @@ type Outcome struct {
 	Interrupted int
 }
 
-// Execute runs one probe over every enabled ssh-mode server in s. It
+// Execute runs one probe over every enabled ssh-mode server in s or, when s
+// is a store.ProbeLeaser and cfg.All is not set, over the due servers this
+// run claims while other hosts claim the rest. It
 // returns ErrLocked, untouched, when another run holds the lock; wrapped
 // ErrLockLost or ErrInterrupted (with the Outcome so far) when the run was
 // cut short. Every error is one line.
@@ -122,7 +137,22 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 	bg := context.WithoutCancel(ctx)
 	st := &storeCalls{timeout: cfg.StoreTimeout}
 
-	lock, acquired, err := s.TryProbeLock(st.bound(bg))
+	// On a store that leases (Postgres) hosts share the fleet and only
+	// runs on the same host exclude each other; elsewhere (SQLite) one run
+	// per store probes everything.
+	leaser, leases := s.(store.ProbeLeaser)
+	// A run over every server (cfg.All) takes the host lock too but
+	// claims nothing: it leaves the schedule's shares alone.
+	shared := leases && !cfg.All
+	var (
+		lock     store.ProbeLock
+		acquired bool
+	)
+	if leases {
+		lock, acquired, err = leaser.TryHostProbeLock(st.bound(bg), cfg.Host)
+	} else {
+		lock, acquired, err = s.TryProbeLock(st.bound(bg))
+	}
 	st.done()
 	if err != nil {
 		return Outcome{}, st.describe("take the probe lock", err)
@@ -167,7 +197,15 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 	if ctx.Err() != nil {
 		return Outcome{}, fmt.Errorf("probe run: %w before it started", ErrInterrupted)
 	}
-	run, err := s.StartRun(st.bound(bg), cfg.Host, len(targets))
+	var run store.Run
+	switch {
+	case shared:
+		run, err = leaser.StartSharedRun(st.bound(bg), cfg.Host, 0, staleRunAge(cfg))
+	case leases:
+		run, err = leaser.StartSharedRun(st.bound(bg), cfg.Host, len(targets), staleRunAge(cfg))
+	default:
+		run, err = s.StartRun(st.bound(bg), cfg.Host, len(targets))
+	}
 	st.done()
 	if err != nil {
 		return Outcome{}, st.describe("record the run start", err)
@@ -190,43 +228,54 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 	// StoreTimeout to finish, so a hung store cannot hold the run.
 	tailCtx, cancelTail := context.WithCancel(bg)
 	defer cancelTail()
-	w := startWriter(tailCtx, s, lock, cfg.StoreTimeout)
-	pinned := make(map[int64]bool, len(targets))
-	for _, t := range targets {
-		pinned[t.ServerID] = t.PinnedHostKey != nil
-	}
-	// Only servers that showed a last-seen key when the run started have
-	// a warning to clear; telling the store about every accepted key would
-	// make each batch's write look at every server. A key seen by another
-	// host during this run is cleared by the next run.
-	warned := make(map[int64]bool)
-	for _, sv := range servers {
-		if sv.SeenHostKey != nil {
-			warned[sv.ID] = true
+	var finishLeases func(ctx context.Context, probed, released []int64) error
+	if shared {
+		finishLeases = func(ctx context.Context, probed, released []int64) error {
+			return leaser.FinishProbeTargets(ctx, run.ID, probed, released, tickOf(cfg))
 		}
 	}
-	sum := probe.Run(probeCtx, targets, probe.Options{
+	w := startWriter(tailCtx, s, lock, cfg.StoreTimeout, finishLeases)
+	// Only servers that showed a last-seen key when they were read have a
+	// warning to clear; telling the store about every accepted key would
+	// make each batch's write look at every server. A key seen by another
+	// host during this run is cleared by the next run.
+	known := newTargetInfo(servers, targets, names)
+	opts := probe.Options{
 		Auth: auth, HostKeys: checker, Exec: cfg.Exec,
 		Concurrency: cfg.Concurrency, Timeout: cfg.Timeout, Deadline: cfg.Deadline,
-	}, func(batch []probe.Result) {
+	}
+	sink := func(batch []probe.Result) {
 		rows := make([]store.ProbeResult, 0, len(batch))
+		var released []int64
 		for _, r := range batch {
 			if r.Interrupted {
+				released = append(released, r.ServerID)
 				continue
 			}
-			row := StoreResult(r, cfg.Policy, pinned[r.ServerID])
-			if !warned[r.ServerID] {
+			info := known.get(r.ServerID)
+			row := StoreResult(r, cfg.Policy, info.pinned)
+			if !info.warned {
 				row.AcceptedHostKey = nil
 			}
 			rows = append(rows, row)
 			if cfg.OnResult != nil {
-				cfg.OnResult(names[r.ServerID], r)
+				cfg.OnResult(info.name, r)
 			}
 		}
-		if len(rows) > 0 {
-			w.batches <- rows
+		if len(rows) > 0 || (shared && len(released) > 0) {
+			w.batches <- writeBatch{rows: rows, released: released}
 		}
-	})
+	}
+	var (
+		sum probe.Summary
+		cl  *claimer
+	)
+	if shared {
+		cl = newClaimer(leaser, run, cfg, known, time.Now())
+		sum = probe.RunFrom(probeCtx, cl.next, opts, sink)
+	} else {
+		sum = probe.Run(probeCtx, targets, opts, sink)
+	}
 	tail := time.AfterFunc(cfg.StoreTimeout, cancelTail)
 	defer tail.Stop()
 	out = Outcome{Elapsed: sum.Finished.Sub(sum.Started), Interrupted: sum.Interrupted}
@@ -234,6 +283,11 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 	st.hung = st.hung || errors.Is(w.err, context.DeadlineExceeded) || errors.Is(w.err, context.Canceled)
 
 	run.Probed, run.Succeeded, run.DeadlineHit = sum.Probed, sum.Succeeded, sum.DeadlineHit
+	planned := len(targets)
+	if cl != nil {
+		planned = cl.claimedCount()
+		run.Servers = planned
+	}
 	run.FailedByClass = make(map[string]int, len(sum.FailedByClass))
 	for c, n := range sum.FailedByClass {
 		run.FailedByClass[string(c)] = n
@@ -244,6 +298,11 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 		// The run record stays open; the next run closes it as aborted.
 		return out, fmt.Errorf("probe run %d: %w (%v); stopped probing and writing: %d results stored, %d not stored",
 			run.ID, ErrLockLost, lerr, w.stored, w.failed)
+	}
+	if cl != nil && cl.failure() != nil {
+		// The run record stays open; this host's next run closes it as
+		// aborted. Leases it could not finish expire.
+		return out, fmt.Errorf("probe run %d: %s (%d results stored)", run.ID, st.describe("claim servers to probe", cl.failure()), w.stored)
 	}
 	if w.err != nil {
 		// The store failed mid-run; the run record stays open and the
@@ -260,7 +319,7 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 	st.done()
 	if ctx.Err() != nil {
 		return out, fmt.Errorf("probe run %d: %w after %d of %d servers (%d left unprobed and untouched)",
-			run.ID, ErrInterrupted, run.Probed, len(targets), sum.Interrupted)
+			run.ID, ErrInterrupted, run.Probed, planned, sum.Interrupted)
 	}
 	return out, nil
 }
@@ -353,19 +412,25 @@ func buildTargets(servers []store.Server, defaultUser string) ([]probe.Target, m
 // failing store is not waited on batch after batch, and a run without the
 // lock must not write.
 type writer struct {
-	batches chan []store.ProbeResult
-	done    chan struct{}
-	elapsed time.Duration
+	batches chan writeBatch
+	// finishLeases, on a shared run, ends the leases of each batch once
+	// its results are stored: probed servers get their next due time,
+	// released ones (interrupted) are due again for another run.
+	finishLeases func(ctx context.Context, probed, released []int64) error
+	done         chan struct{}
+	elapsed      time.Duration
 	// stored and failed count results; err is the first failure.
 	stored, failed int
 	err            error
 }
 
-func startWriter(ctx context.Context, s store.Store, lock store.ProbeLock, timeout time.Duration) *writer {
-	w := &writer{batches: make(chan []store.ProbeResult, 8), done: make(chan struct{})}
+func startWriter(ctx context.Context, s store.Store, lock store.ProbeLock, timeout time.Duration,
+	finishLeases func(ctx context.Context, probed, released []int64) error) *writer {
+	w := &writer{batches: make(chan writeBatch, 8), done: make(chan struct{}), finishLeases: finishLeases}
 	go func() {
 		defer close(w.done)
-		for rows := range w.batches {
+		for b := range w.batches {
+			rows := b.rows
 			if w.err == nil {
 				w.err = lock.Err()
 			}
@@ -376,6 +441,13 @@ func startWriter(ctx context.Context, s store.Store, lock store.ProbeLock, timeo
 			wctx, cancel := context.WithTimeout(ctx, timeout)
 			start := time.Now()
 			err := s.RecordProbeResults(wctx, rows)
+			if err == nil && w.finishLeases != nil {
+				probed := make([]int64, len(rows))
+				for i, r := range rows {
+					probed[i] = r.ServerID
+				}
+				err = w.finishLeases(wctx, probed, b.released)
+			}
 			w.elapsed += time.Since(start)
 			cancel()
 			if err != nil {
@@ -387,6 +459,13 @@ func startWriter(ctx context.Context, s store.Store, lock store.ProbeLock, timeo
 		}
 	}()
 	return w
+}
+
+// writeBatch is one batch for the writer: results to store and, on a
+// shared run, servers whose lease is given back unprobed.
+type writeBatch struct {
+	rows     []store.ProbeResult
+	released []int64
 }
 
 // finish waits for the last batch to be stored and returns the total time

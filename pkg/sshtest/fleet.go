@@ -136,6 +136,9 @@ type Server struct {
 
 	ln     net.Listener
 	config atomic.Pointer[serverState]
+	// accepts counts TCP connections accepted, so tests can tell how
+	// often the server was probed.
+	accepts atomic.Int64
 	// previous is the state before the last RotateHostKey, for
 	// RestoreHostKey; only the test goroutine touches it.
 	previous *serverState
@@ -151,6 +154,9 @@ type serverState struct {
 
 // Addr returns host:port.
 func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// Accepts returns how many TCP connections the server has accepted.
+func (s *Server) Accepts() int64 { return s.accepts.Load() }
 
 // HostKey returns the server's current public host key.
 func (s *Server) HostKey() ssh.PublicKey { return s.config.Load().hostKey }
@@ -447,6 +453,7 @@ func (f *Fleet) serve(s *Server) {
 			time.Sleep(5 * time.Millisecond)
 			continue
 		}
+		s.accepts.Add(1)
 		if !f.track(c) {
 			c.Close()
 			return

@@ -567,7 +567,8 @@ type Run struct {
 	Host       string
 	StartedAt  time.Time
 	FinishedAt *time.Time
-	// Servers is how many servers the run set out to probe.
+	// Servers is how many servers the run set out to probe; for a run
+	// that claims its servers (ProbeLeaser), how many it claimed.
 	Servers       int
 	Probed        int
 	Succeeded     int

@@ -77,7 +77,7 @@ measure() {
 
 for i in $(seq "${runs}"); do
 	echo "run ${i}/${runs}..."
-	measure probe "${work}/heartbeat" probe-ssh --json --key "${work}/key" --user bench
+	measure probe "${work}/heartbeat" probe-ssh --json --all --key "${work}/key" --user bench
 	answered="$(grep -o '"succeeded": [0-9]*' "${work}/probe.out" | grep -o '[0-9]*$')"
 	store_s="$(grep -o '"store_seconds": [0-9.e-]*' "${work}/probe.out" | grep -o '[0-9.e-]*$')"
 	tail_s="$(grep -o '"store_tail_seconds": [0-9.e-]*' "${work}/probe.out" | grep -o '[0-9.e-]*$')"

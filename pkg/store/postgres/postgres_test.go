@@ -270,3 +270,9 @@ func TestPostgresSessionTimeoutFromURL(t *testing.T) {
 		t.Errorf("lock_timeout with the URL's 45s = %q, %v", got, err)
 	}
 }
+
+func TestPostgresLeaseConformance(t *testing.T) {
+	storetest.RunLeases(t, func(t *testing.T) storetest.LeaseStore {
+		return openMigrated(t, withParam(pgtest.URL(t), "timezone", "America/New_York"))
+	})
+}

@@ -121,6 +121,13 @@ func (s *Store) TrustHostCA(ctx context.Context, serverID int64, ca []byte) erro
 // terminated (pg_terminate_backend, a server restart), the lock is gone and
 // another run may already hold it, so the lock reports itself lost.
 func (s *Store) TryProbeLock(ctx context.Context) (store.ProbeLock, bool, error) {
+	return s.tryAdvisoryLock(ctx, `SELECT pg_try_advisory_lock($1)`, `SELECT pg_advisory_unlock($1)`, probeLockKey)
+}
+
+// tryAdvisoryLock takes a session-level advisory lock with lockSQL (which
+// returns whether it got it) on a connection held until Release, which
+// runs unlockSQL with the same arguments.
+func (s *Store) tryAdvisoryLock(ctx context.Context, lockSQL, unlockSQL string, args ...any) (store.ProbeLock, bool, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("probe lock: %w", err)
@@ -134,7 +141,7 @@ func (s *Store) TryProbeLock(ctx context.Context) (store.ProbeLock, bool, error)
 		return nil, false, fmt.Errorf("probe lock: %w", err)
 	}
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, probeLockKey).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, lockSQL, args...).Scan(&ok); err != nil {
 		conn.Release()
 		return nil, false, fmt.Errorf("probe lock: %w", err)
 	}
@@ -142,7 +149,7 @@ func (s *Store) TryProbeLock(ctx context.Context) (store.ProbeLock, bool, error)
 		conn.Release()
 		return nil, false, nil
 	}
-	l := &probeLock{conn: conn, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &probeLock{conn: conn, unlockSQL: unlockSQL, args: args, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.watch()
 	return l, true, nil
 }
@@ -157,6 +164,9 @@ const (
 // probeLock is a held advisory lock and the connection that holds it.
 type probeLock struct {
 	conn *pgxpool.Conn
+	// unlockSQL and args give the lock up.
+	unlockSQL string
+	args      []any
 	// mu serialises the watcher's checks with Release on the one
 	// connection.
 	mu      sync.Mutex
@@ -217,7 +227,7 @@ func (l *probeLock) Release(ctx context.Context) error {
 		l.conn.Conn().Close(ctx)
 		return nil
 	}
-	if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, probeLockKey); err != nil {
+	if _, err := l.conn.Exec(ctx, l.unlockSQL, l.args...); err != nil {
 		// Unlocking failed, so this session may still hold the lock;
 		// close it rather than return it to the pool.
 		l.conn.Conn().Close(ctx)
