@@ -174,7 +174,7 @@ func TestProbeSSHRecordsChangesAndPings(t *testing.T) {
 		e.mustRun("servers", "set", name, "--port", strconv.Itoa(closedPort(t)))
 		// Quiet on success, as cron needs, even when the run's round
 		// records a change.
-		if r := e.run("probe-ssh", "--key", key, "--timeout", "3s"); r.code != 0 || r.out != "" || r.err != "" {
+		if r := e.run("probe-ssh", "--all", "--key", key, "--timeout", "3s"); r.code != 0 || r.out != "" || r.err != "" {
 			t.Errorf("probe-ssh: exit %d, stdout %q, stderr %q; want a quiet success", r.code, r.out, r.err)
 		}
 		flips, err := s.Flips(context.Background(), store.FlipQuery{ServerID: sv.ID, Since: now.Add(-time.Hour)})
