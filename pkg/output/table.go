@@ -131,3 +131,35 @@ func JSON(w io.Writer, v any) error {
 	}
 	return nil
 }
+
+// JSONArray writes rows as the same indented array JSON writes, one
+// element at a time through a buffer, so a 100,000-row array never sits
+// in memory whole (JSON marshals it all, then indents a second copy).
+func JSONArray[T any](w io.Writer, rows []T) error {
+	if rows == nil {
+		return JSON(w, rows)
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if len(rows) == 0 {
+		bw.WriteString("[]\n")
+	} else {
+		bw.WriteString("[\n")
+		for i := range rows {
+			b, err := json.MarshalIndent(&rows[i], "  ", "  ")
+			if err != nil {
+				return fmt.Errorf("write JSON: %w", err)
+			}
+			bw.WriteString("  ")
+			bw.Write(b)
+			if i < len(rows)-1 {
+				bw.WriteString(",")
+			}
+			bw.WriteString("\n")
+		}
+		bw.WriteString("]\n")
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}
