@@ -143,14 +143,19 @@ func JSONArray[T any](w io.Writer, rows []T) error {
 	if len(rows) == 0 {
 		bw.WriteString("[]\n")
 	} else {
+		// One encoder and one buffer for every element: MarshalIndent
+		// would allocate both afresh per row.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetIndent("  ", "  ")
 		bw.WriteString("[\n")
 		for i := range rows {
-			b, err := json.MarshalIndent(&rows[i], "  ", "  ")
-			if err != nil {
+			buf.Reset()
+			if err := enc.Encode(&rows[i]); err != nil {
 				return fmt.Errorf("write JSON: %w", err)
 			}
 			bw.WriteString("  ")
-			bw.Write(b)
+			bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 			if i < len(rows)-1 {
 				bw.WriteString(",")
 			}
