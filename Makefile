@@ -31,6 +31,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./scripts/bench/probe.sh 10000 5
 	./scripts/bench/api.sh
+	./scripts/bench/status.sh
 
 clean:
 	rm -rf $(BIN)
