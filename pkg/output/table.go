@@ -139,31 +139,59 @@ func JSONArray[T any](w io.Writer, rows []T) error {
 	if rows == nil {
 		return JSON(w, rows)
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if len(rows) == 0 {
-		bw.WriteString("[]\n")
-	} else {
-		// One encoder and one buffer for every element: MarshalIndent
-		// would allocate both afresh per row.
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetIndent("  ", "  ")
-		bw.WriteString("[\n")
-		for i := range rows {
-			buf.Reset()
-			if err := enc.Encode(&rows[i]); err != nil {
-				return fmt.Errorf("write JSON: %w", err)
-			}
-			bw.WriteString("  ")
-			bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-			if i < len(rows)-1 {
-				bw.WriteString(",")
-			}
-			bw.WriteString("\n")
+	a := NewJSONArrayWriter(w)
+	for i := range rows {
+		if err := a.Add(&rows[i]); err != nil {
+			return err
 		}
-		bw.WriteString("]\n")
 	}
-	if err := bw.Flush(); err != nil {
+	return a.Close()
+}
+
+// JSONArrayWriter writes an indented JSON array, as JSON would write the
+// slice, element by element: the caller need not hold the elements.
+type JSONArrayWriter struct {
+	bw *bufio.Writer
+	// One encoder and one buffer for every element: MarshalIndent would
+	// allocate both afresh per element.
+	buf bytes.Buffer
+	enc *json.Encoder
+	n   int
+}
+
+// NewJSONArrayWriter starts an array on w; Close ends it.
+func NewJSONArrayWriter(w io.Writer) *JSONArrayWriter {
+	a := &JSONArrayWriter{bw: bufio.NewWriterSize(w, 64<<10)}
+	a.enc = json.NewEncoder(&a.buf)
+	a.enc.SetIndent("  ", "  ")
+	return a
+}
+
+// Add writes one element.
+func (a *JSONArrayWriter) Add(v any) error {
+	a.buf.Reset()
+	if err := a.enc.Encode(v); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	if a.n == 0 {
+		a.bw.WriteString("[\n  ")
+	} else {
+		a.bw.WriteString(",\n  ")
+	}
+	a.n++
+	// The buffered writer keeps its first error and Close reports it.
+	a.bw.Write(bytes.TrimSuffix(a.buf.Bytes(), []byte("\n")))
+	return nil
+}
+
+// Close ends the array ("[]" when nothing was added) and flushes it.
+func (a *JSONArrayWriter) Close() error {
+	if a.n == 0 {
+		a.bw.WriteString("[]\n")
+	} else {
+		a.bw.WriteString("\n]\n")
+	}
+	if err := a.bw.Flush(); err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}
 	return nil

@@ -73,7 +73,22 @@ func (c *Collector) Now() time.Time { return c.now }
 // Now, oldest first, as BuildWithHistory takes), each kept row gets its
 // 24-hour uptime. The collector is spent afterwards.
 func (c *Collector) Report(now time.Time, flips24h []store.Flip) Report {
-	r := Report{Now: c.now, Counts: c.counts, Servers: make([]ServerStatus, c.n)}
+	servers := make([]ServerStatus, 0, c.n)
+	r, _ := c.Each(now, flips24h, func(row *ServerStatus) error {
+		servers = append(servers, *row)
+		return nil
+	})
+	r.Servers = servers
+	return r
+}
+
+// Each hands fn the kept rows in the order Report lists them, with the
+// uptime Report would give them, without a second copy of the rows: what
+// `status --json` streams out. The Report it returns has Now and Counts
+// and no Servers; an error from fn stops it and is returned. The
+// collector is spent afterwards.
+func (c *Collector) Each(now time.Time, flips24h []store.Flip, fn func(*ServerStatus) error) (Report, error) {
+	r := Report{Now: c.now, Counts: c.counts}
 	if !c.started {
 		r.Now = now
 	}
@@ -90,18 +105,20 @@ func (c *Collector) Report(now time.Time, flips24h []store.Flip) Report {
 	if flips24h != nil {
 		byServer = history.ByServer(flips24h)
 	}
-	for k, i := range order {
+	defer func() { c.chunks, c.n = nil, 0 }()
+	for _, i := range order {
 		kr := at(i)
-		r.Servers[k] = kr.row
 		if byServer != nil {
 			spans := history.Spans(byServer[kr.row.ID], kr.evaluated, r.Now.Add(-24*time.Hour), r.Now)
 			if pct, ok := history.Uptime(spans); ok {
-				r.Servers[k].Uptime24h = &pct
+				kr.row.Uptime24h = &pct
 			}
 		}
+		if err := fn(&kr.row); err != nil {
+			return r, err
+		}
 	}
-	c.chunks, c.n = nil, 0
-	return r
+	return r, nil
 }
 
 // Before reports whether a row (state a, name an) sorts before another
