@@ -6,7 +6,8 @@
 #
 # Fills a database with N servers (default 100,000; scripts/bench/fleetfill:
 # 2 % OFFLINE, 2 % WARNING, one evaluation), then runs each read R times
-# (default 5) and prints the median wall time and the peak RSS (the CLI
+# (default 5) and prints the median wall time (and, for the CLI, of its
+# CPU seconds) and the peak RSS (the CLI
 # under /usr/bin/time -v; serve-api's VmHWM after its requests).
 # The machine may be shared: compare medians of runs made back to back.
 #
@@ -58,15 +59,18 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # cli NAME ARGS...: median seconds and peak RSS (MiB) of `heartbeat ARGS`.
 cli() {
-	local name="$1" times=() rss=0 out
+	local name="$1" times=() cpus=() rss=0 wall user sys kib
 	shift
 	for _ in $(seq "${runs}"); do
-		/usr/bin/time -o "${work}/time" -f '%e %M' "${hb}" "$@" >/dev/null 2>&1 || true
-		out="$(tail -1 "${work}/time")"
-		times+=("${out% *}")
-		if ((${out#* } > rss)); then rss="${out#* }"; fi
+		/usr/bin/time -o "${work}/time" -f '%e %U %S %M' "${hb}" "$@" >/dev/null 2>&1 || true
+		read -r wall user sys kib < <(tail -1 "${work}/time")
+		times+=("${wall}")
+		cpus+=("$(awk -v u="${user}" -v s="${sys}" 'BEGIN { print u + s }')")
+		if ((kib > rss)); then rss="${kib}"; fi
 	done
-	printf '%-28s median %6.2fs  peak RSS %5d MiB\n' "${name}" "$(printf '%s\n' "${times[@]}" | median)" $((rss / 1024))
+	# CPU seconds (user + sys) vary less than wall time on a shared box.
+	printf '%-28s median %6.2fs  CPU %5.2fs  peak RSS %5d MiB\n' "${name}" \
+		"$(printf '%s\n' "${times[@]}" | median)" "$(printf '%s\n' "${cpus[@]}" | median)" $((rss / 1024))
 }
 
 # The --all flag exists from the change that added it; earlier binaries
