@@ -32,6 +32,7 @@ bench: build
 	./scripts/bench/probe.sh 10000 5
 	./scripts/bench/api.sh
 	./scripts/bench/scaleout.sh 5000
+	./scripts/bench/status.sh
 
 clean:
 	rm -rf $(BIN)

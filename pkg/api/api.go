@@ -13,6 +13,7 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -301,6 +302,33 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	// The status is already sent; a failed write means the client left.
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeJSONArray answers 200 with rows as writeJSON would encode them,
+// one element at a time through a buffer: 100,000 rows never sit in
+// memory as one encoded copy.
+func writeJSONArray[T any](w http.ResponseWriter, rows []T) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteByte('[')
+	for i := range rows {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		b, err := json.Marshal(&rows[i])
+		if err != nil {
+			// The status is already sent: end the body short, which a
+			// client reads as broken JSON rather than a partial list.
+			return
+		}
+		bw.Write(b)
+	}
+	bw.WriteString("]\n")
+	// A failed write means the client left.
+	_ = bw.Flush()
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

@@ -165,7 +165,17 @@ func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.a.opts.StoreTimeout)
 	defer cancel()
-	snap, err := c.a.store.Status(ctx)
+	// The rows stream out of the store and only what is exported is
+	// kept: without per-server series, nothing but the counts.
+	col := &report.Collector{StaleAfter: c.a.opts.StaleAfter}
+	if c.a.opts.NoPerServerMetrics {
+		col.Keep = func(report.ServerStatus) bool { return false }
+	}
+	err := c.a.store.EachStatus(ctx, col.Add)
+	now := col.Now()
+	if err == nil && !col.Started() {
+		now, err = c.a.store.Now(ctx)
+	}
 	var run, aborted *store.Run
 	if err == nil {
 		run, err = c.a.store.LastFinishedRun(ctx)
@@ -179,12 +189,8 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descStoreUp, prometheus.GaugeValue, 1)
-	rep := report.Build(snap, c.a.opts.StaleAfter)
-	servers := rep.Servers
-	if c.a.opts.NoPerServerMetrics {
-		servers = nil
-	}
-	for _, s := range servers {
+	rep := col.Report(now, nil)
+	for _, s := range rep.Servers {
 		id := strconv.FormatInt(s.ID, 10)
 		for _, st := range []status.State{status.Online, status.Warning, status.Offline, status.Disabled} {
 			v := 0.0

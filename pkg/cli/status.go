@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,7 +20,10 @@ import (
 type statusOptions struct {
 	Verbose bool
 	JSON    bool
-	Server  string
+	// All lists ONLINE servers too when the fleet is bigger than
+	// shortListLimit.
+	All    bool
+	Server string
 	// StaleAfter, when given (staleAfterSet), overrides every server's own
 	// window.
 	StaleAfter    time.Duration
@@ -32,7 +36,7 @@ type statusOptions struct {
 func newStatusCommand(app *App, g *globalOptions) *cobra.Command {
 	o := &statusOptions{}
 	cmd := &cobra.Command{
-		Use:   "status [--verbose] [--json] [--check [--warn-offline N] [--crit-offline M]] [--server ID|NAME] [--stale-after 60s]",
+		Use:   "status [--verbose] [--all] [--json] [--check [--warn-offline N] [--crit-offline M]] [--server ID|NAME] [--stale-after 60s]",
 		Short: "Show which servers are ONLINE, WARNING or OFFLINE (exit 0/1/2/3 like a monitoring plugin)",
 		Long: `Shows every server's verdict:
   OFFLINE   no heartbeat, or the last one is older than the server's stale-after
@@ -41,7 +45,12 @@ func newStatusCommand(app *App, g *globalOptions) *cobra.Command {
   WARNING   a fresh heartbeat with active alerts or anomalies
   DISABLED  taken out of monitoring; never counts as down
 
-Exit status follows the monitoring-plugin convention:
+With more than 50 servers the table lists only the servers that are not
+ONLINE, then the counts and "N online servers not shown; --all to list
+them"; --all lists every server. --json always lists every server.
+
+Exit status follows the monitoring-plugin convention (over the whole
+fleet, listed or not):
 0 all ONLINE (or DISABLED), 1 some WARNING and none OFFLINE, 2 some OFFLINE,
 3 status could not be determined (store unreachable, unknown server, bad flag).
 
@@ -60,7 +69,8 @@ is WARNING; the counts are its performance data. Any error is one
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "add host, source, probe, latency, failure and error columns and a summary line")
-	f.BoolVar(&o.JSON, "json", false, "print a JSON array (schema in the README)")
+	f.BoolVar(&o.JSON, "json", false, "print a JSON array of every server (schema in the README)")
+	f.BoolVar(&o.All, "all", false, "list ONLINE servers too when there are more than 50 servers (the table then shows only the others)")
 	f.StringVar(&o.Server, "server", "", "only this server (ID or NAME)")
 	f.DurationVar(&o.StaleAfter, "stale-after", 0, "judge every server with this window instead of its own (servers add/set --stale-after; default 60s)")
 	f.BoolVar(&o.Check, "check", false, "print one monitoring-plugin line (HEARTBEAT OK - ... | perfdata) for Nagios/Icinga")
@@ -84,38 +94,17 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 		return err
 	}
 	defer s.Close()
-	var snap store.Snapshot
+	if o.JSON && o.Server == "" {
+		return streamFleetJSON(ctx, app, s, o)
+	}
+	var rep report.Report
 	if o.Server != "" {
-		// One server's rows, not the fleet's: as a Nagios check this runs
-		// once per server per minute.
-		sv, err := resolveServer(ctx, s, o.Server)
-		if err != nil {
+		if rep, err = serverReport(ctx, s, o); err != nil {
 			return err
 		}
-		st, now, err := s.ServerStatus(ctx, sv.ID)
-		if err != nil {
-			return err
-		}
-		snap = store.Snapshot{Now: now, Servers: []store.ServerStatus{st}}
-	} else if snap, err = s.Status(ctx); err != nil {
+	} else if rep, err = fleetReport(ctx, s, o); err != nil {
 		return err
 	}
-	var flips []store.Flip
-	if o.Verbose || o.JSON {
-		// The 24-hour uptime: the flips of that window (of one server
-		// with --server), read after the snapshot so none is missed.
-		q := store.FlipQuery{Since: snap.Now.Add(-24 * time.Hour)}
-		if o.Server != "" && len(snap.Servers) == 1 {
-			q.ServerID = snap.Servers[0].ID
-		}
-		if flips, err = s.Flips(ctx, q); err != nil {
-			return err
-		}
-		if flips == nil {
-			flips = []store.Flip{}
-		}
-	}
-	rep := report.BuildWithHistory(snap, o.StaleAfter, flips)
 	if o.Check {
 		line, code := fleetCheck(rep, o.WarnOffline, o.CritOffline)
 		if o.Server != "" {
@@ -141,7 +130,7 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 			if err != nil {
 				return err
 			}
-			for _, line := range report.NewRunHeader(snap.Now, last, aborted).Lines() {
+			for _, line := range report.NewRunHeader(rep.Now, last, aborted).Lines() {
 				fmt.Fprintln(app.Out, line)
 			}
 			if err := printProbeHosts(ctx, app.Out, s); err != nil {
@@ -153,10 +142,137 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 	if err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
-	if code := status.ExitCode(rep.States()); code != 0 {
+	if code := exitCode(rep.Counts); code != 0 {
 		return silentExit(code)
 	}
 	return nil
+}
+
+// shortListLimit is the fleet size above which `status` lists only the
+// servers that are not ONLINE unless --all is given: at 100,000 servers
+// the full table is 100,000 lines nobody reads, and took seconds.
+const shortListLimit = 50
+
+// serverReport judges one server (--server): one server's rows, not the
+// fleet's, since as a Nagios check this runs once per server per minute.
+func serverReport(ctx context.Context, s store.Store, o *statusOptions) (report.Report, error) {
+	sv, err := resolveServer(ctx, s, o.Server)
+	if err != nil {
+		return report.Report{}, err
+	}
+	st, now, err := s.ServerStatus(ctx, sv.ID)
+	if err != nil {
+		return report.Report{}, err
+	}
+	var flips []store.Flip
+	if o.Verbose || o.JSON {
+		if flips, err = s.Flips(ctx, store.FlipQuery{ServerID: sv.ID, Since: now.Add(-24 * time.Hour)}); err != nil {
+			return report.Report{}, err
+		}
+		if flips == nil {
+			flips = []store.Flip{}
+		}
+	}
+	return report.BuildWithHistory(store.Snapshot{Now: now, Servers: []store.ServerStatus{st}}, o.StaleAfter, flips), nil
+}
+
+// fleetReport judges the fleet from rows streamed out of the store,
+// keeping only what will be printed: every row for --json and --check,
+// else, past shortListLimit servers and without --all, the rows that are
+// not ONLINE (Report.Counts still covers every server, and so does the
+// exit code). The 24-hour flips (for the uptime of --verbose and --json)
+// are read after the rows, so none is missed.
+func fleetReport(ctx context.Context, s store.Store, o *statusOptions) (report.Report, error) {
+	c := &report.Collector{StaleAfter: o.StaleAfter}
+	short := !o.JSON && !o.Check && !o.All
+	if short {
+		// More than shortListLimit ONLINE rows means a fleet too big to
+		// list whole, whose ONLINE rows are dropped below anyway.
+		online := 0
+		c.Keep = func(r report.ServerStatus) bool {
+			if r.Status != status.Online {
+				return true
+			}
+			online++
+			return online <= shortListLimit
+		}
+	}
+	now, flips, err := collectFleet(ctx, s, c, o.Verbose || o.JSON)
+	if err != nil {
+		return report.Report{}, err
+	}
+	rep := c.Report(now, flips)
+	if short && countAll(rep.Counts) > shortListLimit {
+		rep.Servers = slices.DeleteFunc(rep.Servers, func(r report.ServerStatus) bool { return r.Status == status.Online })
+	}
+	return rep, nil
+}
+
+// collectFleet streams the fleet into c and returns the clock it was
+// judged at and, with uptime, the flips of the 24 hours before it (never
+// nil then), read after the rows so none is missed.
+func collectFleet(ctx context.Context, s store.Store, c *report.Collector, uptime bool) (time.Time, []store.Flip, error) {
+	if err := s.EachStatus(ctx, c.Add); err != nil {
+		return time.Time{}, nil, err
+	}
+	now, err := fleetNow(ctx, s, c)
+	if err != nil || !uptime {
+		return now, nil, err
+	}
+	flips, err := s.Flips(ctx, store.FlipQuery{Since: now.Add(-24 * time.Hour)})
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	if flips == nil {
+		flips = []store.Flip{}
+	}
+	return now, flips, nil
+}
+
+// streamFleetJSON is `status --json` for the fleet: every row, encoded
+// one at a time from the collected rows, so the report and its JSON never
+// sit in memory beside them (100,000 servers took 370 MiB when they did).
+func streamFleetJSON(ctx context.Context, app *App, s store.Store, o *statusOptions) error {
+	c := &report.Collector{StaleAfter: o.StaleAfter}
+	now, flips, err := collectFleet(ctx, s, c, true)
+	if err != nil {
+		return err
+	}
+	a := output.NewJSONArrayWriter(app.Out)
+	rep, err := c.Each(now, flips, func(r *report.ServerStatus) error { return a.Add(r) })
+	if err == nil {
+		err = a.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	if code := exitCode(rep.Counts); code != 0 {
+		return silentExit(code)
+	}
+	return nil
+}
+
+// fleetNow is the store's clock the collected rows were judged at, or,
+// for an empty fleet, the store's clock now.
+func fleetNow(ctx context.Context, s store.Store, c *report.Collector) (time.Time, error) {
+	if c.Started() {
+		return c.Now(), nil
+	}
+	return s.Now(ctx)
+}
+
+// countAll is how many servers the counts cover.
+func countAll(c status.Counts) int { return c.Online + c.Warning + c.Offline + c.Disabled }
+
+// exitCode is status.ExitCode over every server counted.
+func exitCode(c status.Counts) int {
+	switch {
+	case c.Offline > 0:
+		return status.ExitCritical
+	case c.Warning > 0:
+		return status.ExitWarning
+	}
+	return status.ExitOK
 }
 
 // statusTable prints the report as the `status` table; verbose adds the
@@ -201,7 +317,8 @@ func statusTable(app *App, r report.Report, verbose bool) error {
 		}
 		rows = append(rows, row)
 	}
-	if len(rows) == 0 {
+	hidden := countAll(r.Counts) - len(rows)
+	if len(rows) == 0 && hidden == 0 {
 		_, err := fmt.Fprintln(app.Out, "no servers registered; add one with `heartbeat servers add NAME --host HOST`")
 		return err
 	}
@@ -214,11 +331,18 @@ func statusTable(app *App, r report.Report, verbose bool) error {
 		}
 		return cell
 	}
-	if err := output.TableWith(app.Out, header, rows, opts); err != nil {
-		return err
+	if len(rows) > 0 {
+		if err := output.TableWith(app.Out, header, rows, opts); err != nil {
+			return err
+		}
 	}
-	if verbose {
+	if verbose || hidden > 0 {
 		if _, err := fmt.Fprintln(app.Out, r.Counts.String()); err != nil {
+			return err
+		}
+	}
+	if hidden > 0 {
+		if _, err := fmt.Fprintf(app.Out, "%d online servers not shown; --all to list them\n", hidden); err != nil {
 			return err
 		}
 	}

@@ -131,3 +131,68 @@ func JSON(w io.Writer, v any) error {
 	}
 	return nil
 }
+
+// JSONArray writes rows as the same indented array JSON writes, one
+// element at a time through a buffer, so a 100,000-row array never sits
+// in memory whole (JSON marshals it all, then indents a second copy).
+func JSONArray[T any](w io.Writer, rows []T) error {
+	if rows == nil {
+		return JSON(w, rows)
+	}
+	a := NewJSONArrayWriter(w)
+	for i := range rows {
+		if err := a.Add(&rows[i]); err != nil {
+			return err
+		}
+	}
+	return a.Close()
+}
+
+// JSONArrayWriter writes an indented JSON array, as JSON would write the
+// slice, element by element: the caller need not hold the elements.
+type JSONArrayWriter struct {
+	bw *bufio.Writer
+	// One encoder and one buffer for every element: MarshalIndent would
+	// allocate both afresh per element.
+	buf bytes.Buffer
+	enc *json.Encoder
+	n   int
+}
+
+// NewJSONArrayWriter starts an array on w; Close ends it.
+func NewJSONArrayWriter(w io.Writer) *JSONArrayWriter {
+	a := &JSONArrayWriter{bw: bufio.NewWriterSize(w, 64<<10)}
+	a.enc = json.NewEncoder(&a.buf)
+	a.enc.SetIndent("  ", "  ")
+	return a
+}
+
+// Add writes one element.
+func (a *JSONArrayWriter) Add(v any) error {
+	a.buf.Reset()
+	if err := a.enc.Encode(v); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	if a.n == 0 {
+		a.bw.WriteString("[\n  ")
+	} else {
+		a.bw.WriteString(",\n  ")
+	}
+	a.n++
+	// The buffered writer keeps its first error and Close reports it.
+	a.bw.Write(bytes.TrimSuffix(a.buf.Bytes(), []byte("\n")))
+	return nil
+}
+
+// Close ends the array ("[]" when nothing was added) and flushes it.
+func (a *JSONArrayWriter) Close() error {
+	if a.n == 0 {
+		a.bw.WriteString("[]\n")
+	} else {
+		a.bw.WriteString("\n]\n")
+	}
+	if err := a.bw.Flush(); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}

@@ -302,6 +302,12 @@ type Store interface {
 	// Status reads every server with its heartbeat and active alert count,
 	// ordered by name, in one query.
 	Status(ctx context.Context) (Snapshot, error)
+	// EachStatus reads what Status reads, in one query, and hands fn one
+	// row at a time with the store's clock (the same for every row), in
+	// no particular order, so a reader of a 100,000-server fleet need not
+	// hold the whole snapshot. An error from fn stops the read and is
+	// returned as is; fn is never called for an empty fleet.
+	EachStatus(ctx context.Context, fn func(now time.Time, st ServerStatus) error) error
 	// ServerStatus reads one server as Status would, in one query that
 	// touches only that server's rows, with the store's clock. Unknown id
 	// is ErrNotFound.

@@ -664,42 +664,65 @@ func (s *Store) Alerts(ctx context.Context, all bool) ([]store.Alert, error) {
 
 // Status reads the fleet in one query.
 func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
+	var snap store.Snapshot
+	now, err := s.eachStatus(ctx, "ORDER BY s.name", func(_ time.Time, st store.ServerStatus) error {
+		snap.Servers = append(snap.Servers, st)
+		return nil
+	})
+	if err != nil {
+		return store.Snapshot{}, err
+	}
+	snap.Now = now
+	return snap, nil
+}
+
+// EachStatus implements store.Store.
+func (s *Store) EachStatus(ctx context.Context, fn func(now time.Time, st store.ServerStatus) error) error {
+	_, err := s.eachStatus(ctx, "", fn)
+	return err
+}
+
+// eachStatus runs the fleet's status query with the given ORDER BY
+// clause, hands every row to fn and returns the clock it read.
+func (s *Store) eachStatus(ctx context.Context, orderBy string, fn func(now time.Time, st store.ServerStatus) error) (time.Time, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
+		return time.Time{}, fmt.Errorf("read status: %w", s.interpret(err))
 	}
 	defer tx.Rollback()
 	// The clock is read in the same transaction as the rows, so ages are
 	// measured against one consistent instant.
-	var now string
-	if err := tx.QueryRowContext(ctx, `SELECT `+nowSQL).Scan(&now); err != nil {
-		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
+	var nowText string
+	if err := tx.QueryRowContext(ctx, `SELECT `+nowSQL).Scan(&nowText); err != nil {
+		return time.Time{}, fmt.Errorf("read status: %w", s.interpret(err))
 	}
-	snap := store.Snapshot{}
-	if snap.Now, err = parseTime(now); err != nil {
-		return store.Snapshot{}, err
+	now, err := parseTime(nowText)
+	if err != nil {
+		return time.Time{}, err
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+statusColumns+`,
 			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
 		FROM servers s LEFT JOIN heartbeats h ON h.server_id = s.id
 		LEFT JOIN server_states st ON st.server_id = s.id
 		LEFT JOIN `+activeWindowsSQL+` mw ON mw.server_id = s.id AND mw.rn = 1
-		ORDER BY s.name`)
+		`+orderBy)
 	if err != nil {
-		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
+		return time.Time{}, fmt.Errorf("read status: %w", s.interpret(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		st, err := scanStatus(rows)
 		if err != nil {
-			return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
+			return time.Time{}, fmt.Errorf("read status: %w", s.interpret(err))
 		}
-		snap.Servers = append(snap.Servers, st)
+		if err := fn(now, st); err != nil {
+			return time.Time{}, err
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return store.Snapshot{}, fmt.Errorf("read status: %w", s.interpret(err))
+		return time.Time{}, fmt.Errorf("read status: %w", s.interpret(err))
 	}
-	return snap, nil
+	return now, nil
 }
 
 // formatTime is the stored form of an explicit time: the same text nowSQL

@@ -60,3 +60,59 @@ func testServerStatus(t *testing.T, ctx context.Context, s store.Store) {
 		t.Errorf("ServerStatus(unknown) = %v, want ErrNotFound", err)
 	}
 }
+
+// testEachStatus: EachStatus hands over exactly the rows Status returns
+// (in any order), all with one UTC clock no earlier than before the
+// call; an error from the callback stops the read and comes back as is;
+// an empty fleet calls nothing.
+func testEachStatus(t *testing.T, ctx context.Context, s store.Store) {
+	calls := 0
+	if err := s.EachStatus(ctx, func(time.Time, store.ServerStatus) error { calls++; return nil }); err != nil || calls != 0 {
+		t.Fatalf("EachStatus on an empty fleet: %d calls, %v", calls, err)
+	}
+	a := mustAdd(t, ctx, s, "bravo")
+	mustAdd(t, ctx, s, "alpha")
+	mustAdd(t, ctx, s, "charlie")
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: a.ID, OK: true, Latency: 3 * time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: a.ID, Kind: store.KindAlert, Severity: store.SeverityWarning, Message: "disk"}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := mustNow(t, ctx, s)
+	got := map[int64]store.ServerStatus{}
+	var clock time.Time
+	err = s.EachStatus(ctx, func(now time.Time, st store.ServerStatus) error {
+		if clock.IsZero() {
+			clock = now
+		}
+		if !now.Equal(clock) || now.Location() != time.UTC {
+			t.Errorf("row %s clock %v, first row's %v (want one UTC clock)", st.Name, now, clock)
+		}
+		got[st.ID] = st
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("EachStatus: %v", err)
+	}
+	if clock.Before(before) {
+		t.Errorf("EachStatus clock %v is before %v", clock, before)
+	}
+	if len(got) != len(snap.Servers) {
+		t.Errorf("EachStatus gave %d rows, Status %d", len(got), len(snap.Servers))
+	}
+	for _, want := range snap.Servers {
+		if !reflect.DeepEqual(got[want.ID], want) {
+			t.Errorf("EachStatus row %s =\n%+v\nStatus has\n%+v", want.Name, got[want.ID], want)
+		}
+	}
+	stop := errors.New("enough")
+	calls = 0
+	if err := s.EachStatus(ctx, func(time.Time, store.ServerStatus) error { calls++; return stop }); err != stop || calls != 1 {
+		t.Errorf("EachStatus with a failing callback: %d calls, %v; want 1 and the callback's error", calls, err)
+	}
+}

@@ -50,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		{"StatusJoinsHeartbeatAndAlerts", testStatusJoin},
 		{"PushUsesStoreClock", testPushClock},
 		{"ServerStatusMatchesStatus", testServerStatus},
+		{"EachStatusMatchesStatus", testEachStatus},
 		{"ConcurrentHeartbeats", testConcurrentHeartbeats},
 		{"ImportRejectsDuplicateNames", testImportDuplicateNames},
 		{"InvalidInputIsErrInvalid", testInvalidInput},
