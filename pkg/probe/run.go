@@ -120,6 +120,11 @@ func (p *Prober) run(ctx context.Context, next func(context.Context) []Target, w
 			}
 		}
 		for {
+			// A send can win its select against the deadline (both ready
+			// at once): never ask for more once the run is over.
+			if runCtx.Err() != nil {
+				return
+			}
 			targets := next(runCtx)
 			if len(targets) == 0 {
 				return

@@ -74,7 +74,13 @@ func TestRunFromStopsAtDeadline(t *testing.T) {
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("run took %v with a 1s deadline", time.Since(start))
 	}
-	if calls != 1 || !sum.DeadlineHit || len(got) != 10 || sum.FailedByClass[failure.Timeout] != 10 {
+	// Every target of every batch asked for is accounted for, each as a
+	// timeout; on a loaded machine a worker freed by the deadline may take
+	// one more job before the dispatcher sees it, so the exact split
+	// between "cancelled" and "not started" is not fixed, and neither is
+	// the number of batches (next itself fails the test if asked after
+	// the deadline).
+	if !sum.DeadlineHit || len(got) != 10*calls || sum.FailedByClass[failure.Timeout] != len(got) {
 		t.Fatalf("calls %d, summary %+v, %d results", calls, sum, len(got))
 	}
 	notStarted := 0
@@ -83,7 +89,7 @@ func TestRunFromStopsAtDeadline(t *testing.T) {
 			notStarted++
 		}
 	}
-	if notStarted != 6 {
-		t.Errorf("%d not started, want 6", notStarted)
+	if notStarted == 0 {
+		t.Errorf("no target was left unstarted by a 1s deadline over tarpits with 4 workers")
 	}
 }
