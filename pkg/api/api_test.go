@@ -526,6 +526,7 @@ func TestMetrics(t *testing.T) {
 			`heartbeat_servers{status="ONLINE"} 1`,
 			`heartbeat_servers{status="OFFLINE"} 1`,
 			`heartbeat_servers{status="WARNING"} 0`,
+			`heartbeat_servers{status="MAINTENANCE"} 0`,
 			`heartbeat_probe_run_duration_seconds `,
 			`heartbeat_probe_run_results{outcome="ok"} 1`,
 			`heartbeat_probe_run_results{outcome="timeout"} 1`,

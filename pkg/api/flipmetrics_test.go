@@ -115,3 +115,32 @@ heartbeat_notification_channel_retrying{channel="ops"} 1
 		}
 	})
 }
+
+// A server in a maintenance window is MAINTENANCE on /metrics too: its
+// per-state series say so and the fleet count has a MAINTENANCE series.
+func TestMaintenanceMetrics(t *testing.T) {
+	eachStore(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		a := api.New(s, api.Options{})
+		t.Cleanup(a.Close)
+		sv, err := s.AddServer(ctx, store.ServerSpec{Name: "web1", Host: "web1.example.net"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.StartMaintenance(ctx, store.MaintenanceSpec{ServerIDs: []int64{sv.ID}, For: time.Hour, Reason: "kernel upgrade", By: "root"}); err != nil {
+			t.Fatal(err)
+		}
+		want := `
+# HELP heartbeat_servers Servers by status.
+# TYPE heartbeat_servers gauge
+heartbeat_servers{status="DISABLED"} 0
+heartbeat_servers{status="MAINTENANCE"} 1
+heartbeat_servers{status="OFFLINE"} 0
+heartbeat_servers{status="ONLINE"} 0
+heartbeat_servers{status="WARNING"} 0
+`
+		if err := testutil.GatherAndCompare(a.Registry(), strings.NewReader(want), "heartbeat_servers"); err != nil {
+			t.Error(err)
+		}
+	})
+}

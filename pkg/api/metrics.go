@@ -121,7 +121,7 @@ var (
 	descStoreUp = prometheus.NewDesc("heartbeat_store_up",
 		"1 if the store answered this scrape, 0 if not (the fleet metrics are then absent).", nil, nil)
 	descServerStatus = prometheus.NewDesc("heartbeat_server_status",
-		"1 for the server's current status, 0 for the other three (ONLINE, WARNING, OFFLINE, DISABLED): every series always present, so a state change creates none.", []string{"id", "server", "status"}, nil)
+		"1 for the server's current status, 0 for the other four (ONLINE, WARNING, OFFLINE, MAINTENANCE, DISABLED): every series always present, so a state change creates none.", []string{"id", "server", "status"}, nil)
 	descServerLatency = prometheus.NewDesc("heartbeat_server_probe_latency_seconds",
 		"SSH handshake latency of the server's last successful probe; absent if it never answered a probe.", []string{"id", "server"}, nil)
 	descServerFailures = prometheus.NewDesc("heartbeat_server_consecutive_failures",
@@ -192,7 +192,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	rep := col.Report(now, nil)
 	for _, s := range rep.Servers {
 		id := strconv.FormatInt(s.ID, 10)
-		for _, st := range []status.State{status.Online, status.Warning, status.Offline, status.Disabled} {
+		for _, st := range []status.State{status.Online, status.Warning, status.Offline, status.Maintenance, status.Disabled} {
 			v := 0.0
 			if s.Status == st {
 				v = 1
@@ -226,7 +226,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		n     int
 	}{
 		{status.Online, rep.Counts.Online}, {status.Warning, rep.Counts.Warning},
-		{status.Offline, rep.Counts.Offline}, {status.Disabled, rep.Counts.Disabled},
+		{status.Offline, rep.Counts.Offline}, {status.Maintenance, rep.Counts.Maintenance}, {status.Disabled, rep.Counts.Disabled},
 	} {
 		ch <- prometheus.MustNewConstMetric(descServers, prometheus.GaugeValue, float64(sc.n), string(sc.state))
 	}

@@ -226,13 +226,15 @@ heartbeat_server_consecutive_failures{id="` + id + `",server="web1"} 0
 # HELP heartbeat_server_last_failure 1 with the failure class of the server's last SSH probe while that probe failed; absent after a success.
 # TYPE heartbeat_server_last_failure gauge
 heartbeat_server_last_failure{class="refused",id="` + dbID + `",server="db1"} 1
-# HELP heartbeat_server_status 1 for the server's current status, 0 for the other three (ONLINE, WARNING, OFFLINE, DISABLED): every series always present, so a state change creates none.
+# HELP heartbeat_server_status 1 for the server's current status, 0 for the other four (ONLINE, WARNING, OFFLINE, MAINTENANCE, DISABLED): every series always present, so a state change creates none.
 # TYPE heartbeat_server_status gauge
 heartbeat_server_status{id="` + dbID + `",server="db1",status="DISABLED"} 0
+heartbeat_server_status{id="` + dbID + `",server="db1",status="MAINTENANCE"} 0
 heartbeat_server_status{id="` + dbID + `",server="db1",status="OFFLINE"} 1
 heartbeat_server_status{id="` + dbID + `",server="db1",status="ONLINE"} 0
 heartbeat_server_status{id="` + dbID + `",server="db1",status="WARNING"} 0
 heartbeat_server_status{id="` + id + `",server="web1",status="DISABLED"} 0
+heartbeat_server_status{id="` + id + `",server="web1",status="MAINTENANCE"} 0
 heartbeat_server_status{id="` + id + `",server="web1",status="OFFLINE"} 0
 heartbeat_server_status{id="` + id + `",server="web1",status="ONLINE"} 1
 heartbeat_server_status{id="` + id + `",server="web1",status="WARNING"} 0
@@ -252,8 +254,8 @@ heartbeat_server_status{id="` + id + `",server="web1",status="WARNING"} 0
 		if err != nil || n != 0 {
 			t.Errorf("NoPerServerMetrics: %d per-server series (%v)", n, err)
 		}
-		if n, err := testutil.GatherAndCount(small.Registry(), "heartbeat_servers"); err != nil || n != 4 {
-			t.Errorf("NoPerServerMetrics: heartbeat_servers has %d series (%v), want 4", n, err)
+		if n, err := testutil.GatherAndCount(small.Registry(), "heartbeat_servers"); err != nil || n != 5 {
+			t.Errorf("NoPerServerMetrics: heartbeat_servers has %d series (%v), want 5 (one per status)", n, err)
 		}
 	})
 }

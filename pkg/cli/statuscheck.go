@@ -116,6 +116,7 @@ func fleetCheck(r report.Report, warnOffline, critOffline int) (string, int) {
 		perfValue("online", strconv.Itoa(c.Online), "", "", "", "0", total),
 		perfValue("warning", strconv.Itoa(c.Warning), "", "", "", "0", total),
 		perfValue("offline", strconv.Itoa(c.Offline), "", strconv.Itoa(warnOffline), strconv.Itoa(critOffline), "0", total),
+		perfValue("maintenance", strconv.Itoa(c.Maintenance), "", "", "", "0", total),
 		perfValue("disabled", strconv.Itoa(c.Disabled), "", "", "", "0", total),
 	}
 	return pluginLine(code, text, perf), code

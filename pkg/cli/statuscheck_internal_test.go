@@ -106,7 +106,7 @@ func TestFleetCheckLine(t *testing.T) {
 		checkPluginLine(t, line)
 	}
 	line, _ := fleetCheck(r, 1, 2)
-	if want := "HEARTBEAT WARNING - 5 servers: 1 online, 1 warning, 2 offline, 1 disabled (offline: a, b) | online=1;;;0;5 warning=1;;;0;5 offline=2;1;2;0;5 disabled=1;;;0;5"; line != want {
+	if want := "HEARTBEAT WARNING - 5 servers: 1 online, 1 warning, 2 offline, 1 disabled (offline: a, b) | online=1;;;0;5 warning=1;;;0;5 offline=2;1;2;0;5 maintenance=0;;;0;5 disabled=1;;;0;5"; line != want {
 		t.Errorf("fleet line\n got %q\nwant %q", line, want)
 	}
 	r.Servers, r.Counts = r.Servers[3:4], status.Counts{Online: 1}

@@ -25,7 +25,7 @@ func TestStatusCheckPlugin(t *testing.T) {
 			{[]string{"--bogus"}, 3, `^HEARTBEAT UNKNOWN - unknown flag: --bogus$`},
 			{[]string{"--server", "alive", "--json"}, 3, `^HEARTBEAT UNKNOWN - --check prints one plugin line`},
 			{[]string{"--timeout", "-1s"}, 3, `^HEARTBEAT UNKNOWN - --timeout must not be negative`},
-			{nil, 2, `^HEARTBEAT CRITICAL - 4 servers: 1 online, 1 warning, 1 offline, 1 disabled \(offline: silent\) \| online=1;;;0;4 warning=1;;;0;4 offline=1;0;0;0;4 disabled=1;;;0;4$`},
+			{nil, 2, `^HEARTBEAT CRITICAL - 4 servers: 1 online, 1 warning, 1 offline, 1 disabled \(offline: silent\) \| online=1;;;0;4 warning=1;;;0;4 offline=1;0;0;0;4 maintenance=0;;;0;4 disabled=1;;;0;4$`},
 			{[]string{"--crit-offline", "1"}, 1, `^HEARTBEAT WARNING - 4 servers`},
 		} {
 			args := append([]string{"status", "--check"}, tt.args...)
