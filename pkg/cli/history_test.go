@@ -192,3 +192,62 @@ func TestProbeSSHRecordsChangesAndPings(t *testing.T) {
 		}
 	})
 }
+
+// serve-api judges the fleet on its own every --evaluate-every: a push
+// agent that goes silent is recorded OFFLINE with no probe run and no
+// push, serve-api logs the change, and its dead-man's switch hears from
+// each healthy round.
+func TestServeAPIEvaluatesPushServers(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		e.mustRun("servers", "add", "agent", "--host", "10.0.0.7", "--mode", "push", "--stale-after", "2s")
+		s := e.open()
+		ctx := context.Background()
+		sv, err := s.ServerByName(ctx, "agent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushHeartbeat(t, s, sv.ID, time.Time{})
+		// Its first state, ONLINE, is recorded now, so the test does not
+		// depend on how fast serve-api starts.
+		if flips := e.evaluate(); len(flips) != 1 || flips[0].To != store.StateOnline {
+			t.Fatalf("first evaluation = %+v", flips)
+		}
+		var (
+			mu    sync.Mutex
+			pings int
+		)
+		uk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("status") == "up" {
+				mu.Lock()
+				pings++
+				mu.Unlock()
+			}
+		}))
+		defer uk.Close()
+		_, stop := e.startServe("--evaluate-every", "1s", "--ping-url", uk.URL+"/api/push/tok123?status=up&msg=OK")
+		var down *store.Flip
+		for deadline := time.Now().Add(20 * time.Second); down == nil && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			flips, err := s.Flips(ctx, store.FlipQuery{ServerID: sv.ID, Since: time.Now().Add(-time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range flips {
+				if f.From == store.StateOnline && f.To == store.StateOffline {
+					down = &f
+				}
+			}
+		}
+		code, log := stop()
+		if down == nil || down.Reason != "no heartbeat for 2s" || !down.Notify {
+			t.Fatalf("serve-api recorded no down-flip for the silent agent (got %+v); log:\n%s", down, log)
+		}
+		if code != 0 || !strings.Contains(log, `msg="state change" server=agent from=ONLINE to=OFFLINE`) {
+			t.Errorf("serve-api exit %d, log lacks the change:\n%s", code, log)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if pings == 0 {
+			t.Error("the Uptime Kuma push URL got no status=up ping from serve-api's rounds")
+		}
+	})
+}
