@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"embed"
 	"html/template"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -190,7 +188,7 @@ func newPageRow(now time.Time, s report.ServerStatus) pageRow {
 		row.Seen = s.LastHeartbeat.UTC().Format(time.RFC3339)
 	}
 	if s.Uptime24h != nil {
-		row.Uptime24h = percent(*s.Uptime24h)
+		row.Uptime24h = output.Percent(*s.Uptime24h)
 	}
 	return row
 }
@@ -204,7 +202,7 @@ func uptimeBar(days []history.Day) []barSegment {
 	for i, d := range days {
 		band, text := "none", "not monitored"
 		if d.OK {
-			text = percent(d.Uptime)
+			text = output.Percent(d.Uptime)
 			switch {
 			case d.Uptime >= 100:
 				band = "up"
@@ -226,14 +224,6 @@ func uptimeBar(days []history.Day) []barSegment {
 		out = append(out, barSegment{X: i, Width: 1, Band: band, Title: day + ": " + text})
 	}
 	return out
-}
-
-// percent renders an uptime as the CLI does: two decimals below 100.
-func percent(p float64) string {
-	if p >= 100 {
-		return "100%"
-	}
-	return strconv.FormatFloat(math.Floor(p*100)/100, 'f', 2, 64) + "%"
 }
 
 // render executes a template into a buffer first, so a template error

@@ -187,7 +187,7 @@ func runHistory(ctx context.Context, app *App, g *globalOptions, o *historyOptio
 		if !ok {
 			return nil
 		}
-		_, err = fmt.Fprintf(app.Out, "uptime since %s: %s\n", since.Format(time.RFC3339), formatPercent(pct))
+		_, err = fmt.Fprintf(app.Out, "uptime since %s: %s\n", since.Format(time.RFC3339), output.Percent(pct))
 		return err
 	})
 }
@@ -312,7 +312,7 @@ func runUptime(ctx context.Context, app *App, g *globalOptions, o *uptimeOptions
 		for _, w := range windows {
 			cell := ""
 			if p := r.Uptime[w.name]; p != nil {
-				cell = formatPercent(*p)
+				cell = output.Percent(*p)
 			}
 			row = append(row, cell)
 		}

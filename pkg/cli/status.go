@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -309,7 +308,7 @@ func statusTable(app *App, r report.Report, verbose bool) error {
 				held += " (flapping)"
 			}
 			if s.Uptime24h != nil {
-				uptime = formatPercent(*s.Uptime24h)
+				uptime = output.Percent(*s.Uptime24h)
 			}
 			row = append(row, held, uptime,
 				net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), s.Source, formatTime(s.LastProbe),
@@ -353,15 +352,6 @@ func statusTable(app *App, r report.Report, verbose bool) error {
 // tab-separated text otherwise (pipes, cron mail, scripts).
 func tableOptions(app *App) output.TableOptions {
 	return output.TableOptions{Plain: !app.OutIsTerminal}
-}
-
-// formatPercent renders an uptime: two decimals below 100, so that 99.99
-// and 100 never read the same.
-func formatPercent(p float64) string {
-	if p >= 100 {
-		return "100%"
-	}
-	return strconv.FormatFloat(math.Floor(p*100)/100, 'f', 2, 64) + "%"
 }
 
 // formatTime renders a stored time for a table: UTC to the second.

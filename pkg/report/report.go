@@ -115,11 +115,7 @@ func BuildWithHistory(snap store.Snapshot, staleAfter time.Duration, flips24h []
 	for _, s := range snap.Servers {
 		row := Server(snap.Now, s, staleAfter)
 		if byServer != nil {
-			spans := history.Spans(byServer[s.ID], s.State, snap.Now.Add(-24*time.Hour), snap.Now)
-			if pct, ok := history.Uptime(spans); ok {
-				row.Uptime24h = &pct
-			}
-			row.Flapping = history.Flapping(byServer[s.ID], snap.Now)
+			row.addHistory(byServer[s.ID], s.State, snap.Now)
 		}
 		r.Counts.Add(row.Status)
 		r.Servers = append(r.Servers, row)
@@ -190,4 +186,13 @@ func (r Report) States() []status.State {
 		out[i] = s.Status
 	}
 	return out
+}
+
+// addHistory fills what a row says about the last 24 hours, from its
+// server's flips (oldest first) and the state the store last recorded.
+func (row *ServerStatus) addHistory(flips []store.Flip, recorded string, now time.Time) {
+	if pct, ok := history.Uptime(history.Spans(flips, recorded, now.Add(-24*time.Hour), now)); ok {
+		row.Uptime24h = &pct
+	}
+	row.Flapping = history.Flapping(flips, now)
 }

@@ -109,11 +109,7 @@ func (c *Collector) Each(now time.Time, flips24h []store.Flip, fn func(*ServerSt
 	for _, i := range order {
 		kr := at(i)
 		if byServer != nil {
-			spans := history.Spans(byServer[kr.row.ID], kr.evaluated, r.Now.Add(-24*time.Hour), r.Now)
-			if pct, ok := history.Uptime(spans); ok {
-				kr.row.Uptime24h = &pct
-			}
-			kr.row.Flapping = history.Flapping(byServer[kr.row.ID], r.Now)
+			kr.row.addHistory(byServer[kr.row.ID], kr.evaluated, r.Now)
 		}
 		if err := fn(&kr.row); err != nil {
 			return r, err

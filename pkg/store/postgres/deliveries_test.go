@@ -9,6 +9,7 @@ import (
 
 	"github.com/stacksense/heartbeat/pkg/pgtest"
 	"github.com/stacksense/heartbeat/pkg/store"
+	"github.com/stacksense/heartbeat/pkg/store/storetest"
 )
 
 // TestPostgresClaimFromTwoConnections: two stores (separate pools, as two
@@ -71,30 +72,7 @@ func TestPostgresClaimFromTwoConnections(t *testing.T) {
 		t.Fatalf("queued %v, want %d in all", queued, 3*servers)
 	}
 
-	var mu sync.Mutex
-	count := map[int64]int{}
-	for w, s := range []store.Store{first, second, first, second} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				ds, err := s.ClaimDeliveries(ctx, store.ClaimParams{Claimer: fmt.Sprintf("host%d", w), Limit: 5, TTL: time.Hour})
-				if err != nil {
-					t.Errorf("ClaimDeliveries: %v", err)
-					return
-				}
-				if len(ds) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, d := range ds {
-					count[d.ID]++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	count := storetest.ClaimConcurrently(t, ctx, []store.Store{first, second, first, second}, 5)
 	if len(count) != 3*servers {
 		t.Errorf("claimed %d distinct deliveries, want %d", len(count), 3*servers)
 	}

@@ -18,17 +18,7 @@ import (
 // Postgres, < 1 s on SQLite.
 func BenchmarkEvaluate(b *testing.B, s store.Store, n int) {
 	ctx := context.Background()
-	specs := make([]store.ServerSpec, n)
-	for i := range specs {
-		specs[i] = store.ServerSpec{Name: fmt.Sprintf("srv-%06d", i), Host: "127.0.0.1", Port: 1 + i%65000}
-	}
-	if _, err := s.ImportServers(ctx, specs); err != nil {
-		b.Fatal(err)
-	}
-	list, err := s.Servers(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	list := benchFleet(b, s, n)
 	now, err := s.Now(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -75,4 +65,56 @@ func BenchmarkEvaluate(b *testing.B, s store.Store, n int) {
 			stale = !stale
 		}
 	})
+}
+
+// benchFleet registers n ssh servers in one import and returns them.
+func benchFleet(b *testing.B, s store.Store, n int) []store.Server {
+	ctx := context.Background()
+	specs := make([]store.ServerSpec, n)
+	for i := range specs {
+		specs[i] = store.ServerSpec{Name: fmt.Sprintf("srv-%06d", i), Host: "127.0.0.1", Port: 1 + i%65000}
+	}
+	if _, err := s.ImportServers(ctx, specs); err != nil {
+		b.Fatal(err)
+	}
+	list, err := s.Servers(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return list
+}
+
+// BenchmarkEvaluateMaintenance measures a quiet evaluation round (nothing
+// changes) over n servers, without maintenance windows and with 1,000
+// servers inside one plus 10,000 windows of history, so the cost of
+// judging windows is a figure, not a guess.
+func BenchmarkEvaluateMaintenance(b *testing.B, s store.Store, n int) {
+	ctx := context.Background()
+	list := benchFleet(b, s, n)
+	quiet := func(b *testing.B) {
+		if _, err := s.Evaluate(ctx, store.EvalParams{}); err != nil { // settle
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			res, err := s.Evaluate(ctx, store.EvalParams{})
+			if err != nil || len(res.Flips) != 0 {
+				b.Fatalf("quiet round: %d flips, %v", len(res.Flips), err)
+			}
+		}
+	}
+	b.Run("NoWindows", quiet)
+	ids := make([]int64, 0, 10000)
+	for _, sv := range list[:min(10000, len(list))] {
+		ids = append(ids, sv.ID)
+	}
+	if _, err := s.StartMaintenance(ctx, store.MaintenanceSpec{ServerIDs: ids, For: time.Hour, Reason: "old"}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.EndMaintenance(ctx, nil, true); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.StartMaintenance(ctx, store.MaintenanceSpec{ServerIDs: ids[:min(1000, len(ids))], For: time.Hour, Reason: "now"}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("1000InMaintenance", quiet)
 }

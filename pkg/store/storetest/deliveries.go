@@ -242,33 +242,7 @@ func testClaimOnce(t *testing.T, ctx context.Context, s store.Store) {
 	if n := mustEnqueue(t, ctx, s, store.EnqueueParams{}); n.Flips != 2*servers {
 		t.Fatalf("enqueued %d, want %d", n.Flips, 2*servers)
 	}
-	var (
-		mu    sync.Mutex
-		count = map[int64]int{}
-		wg    sync.WaitGroup
-	)
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				ds, err := s.ClaimDeliveries(ctx, store.ClaimParams{Claimer: fmt.Sprintf("w%d", w), Limit: 7, TTL: time.Hour})
-				if err != nil {
-					t.Errorf("ClaimDeliveries: %v", err)
-					return
-				}
-				if len(ds) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, d := range ds {
-					count[d.ID]++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	count := ClaimConcurrently(t, ctx, []store.Store{s, s, s, s}, 7)
 	if len(count) != 2*servers {
 		t.Errorf("claimed %d distinct deliveries, want %d", len(count), 2*servers)
 	}
@@ -507,4 +481,39 @@ func testFlapping(t *testing.T, ctx context.Context, s store.Store) {
 	if bs != 6 {
 		t.Errorf("with 20 changes allowed, %d of b's 6 changes were queued", bs)
 	}
+}
+
+// ClaimConcurrently runs one claimer per store in stores (the same store
+// several times, or separate connections to one database) until nothing
+// is left to claim, and counts how often each delivery id was claimed.
+func ClaimConcurrently(t *testing.T, ctx context.Context, stores []store.Store, limit int) map[int64]int {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		count = map[int64]int{}
+		wg    sync.WaitGroup
+	)
+	for w, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				ds, err := s.ClaimDeliveries(ctx, store.ClaimParams{Claimer: fmt.Sprintf("claimer%d", w), Limit: limit, TTL: time.Hour})
+				if err != nil {
+					t.Errorf("ClaimDeliveries: %v", err)
+					return
+				}
+				if len(ds) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range ds {
+					count[d.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return count
 }
