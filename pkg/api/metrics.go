@@ -171,7 +171,11 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.a.opts.NoPerServerMetrics {
 		col.Keep = func(report.ServerStatus) bool { return false }
 	}
-	err := c.a.store.EachStatus(ctx, col.Add)
+	var err error
+	col.Vantage, err = report.LoadVantage(ctx, c.a.store)
+	if err == nil {
+		err = c.a.store.EachStatus(ctx, col.Add)
+	}
 	now := col.Now()
 	if err == nil && !col.Started() {
 		now, err = c.a.store.Now(ctx)

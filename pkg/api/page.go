@@ -128,7 +128,12 @@ func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
 	if flips == nil {
 		flips = []store.Flip{}
 	}
-	rep := report.BuildWithHistory(snap, a.opts.StaleAfter, flips)
+	v, err := report.LoadVantage(ctx, a.store)
+	if err != nil {
+		a.storeFailed(w, r, "status page", err)
+		return
+	}
+	rep := report.BuildFrom(snap, a.opts.StaleAfter, flips, v)
 	byServer := history.ByServer(flips)
 	stored := make(map[int64]string, len(snap.Servers))
 	for _, sv := range snap.Servers {

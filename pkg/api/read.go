@@ -70,6 +70,9 @@ func (a *API) report(r *http.Request, q serversQuery) (rep report.Report, hasMor
 	defer cancel()
 	var afterState status.State
 	c := &report.Collector{StaleAfter: a.opts.StaleAfter}
+	if c.Vantage, err = report.LoadVantage(ctx, a.store); err != nil {
+		return report.Report{}, false, err
+	}
 	c.Keep = func(row report.ServerStatus) bool {
 		if row.Name == q.after && q.after != "" {
 			afterState = row.Status
@@ -164,7 +167,12 @@ func (a *API) server(w http.ResponseWriter, r *http.Request) {
 	if flips == nil {
 		flips = []store.Flip{}
 	}
-	rep := report.BuildWithHistory(store.Snapshot{Now: now, Servers: []store.ServerStatus{st}}, a.opts.StaleAfter, flips)
+	v, err := report.LoadVantage(ctx, a.store)
+	if err != nil {
+		a.storeFailed(w, r, "read status", err)
+		return
+	}
+	rep := report.BuildFrom(store.Snapshot{Now: now, Servers: []store.ServerStatus{st}}, a.opts.StaleAfter, flips, v)
 	writeJSON(w, http.StatusOK, rep.Servers[0])
 }
 

@@ -49,6 +49,9 @@ type probeOptions struct {
 	// ProbeHost names this probe host in the run records and keys its
 	// run lock; default the machine's host name.
 	ProbeHost string
+	// Location groups probe hosts: hosts of one location share the
+	// fleet, and every location probes every server (Postgres).
+	Location string
 }
 
 func newProbeCommand(app *App, g *globalOptions) *cobra.Command {
@@ -95,6 +98,7 @@ run ends within --deadline plus a few seconds whatever the store does.`,
 	f.DurationVar(&o.KeepResolvedAlerts, "keep-resolved-alerts", proberun.DefaultKeepResolvedAlerts, "delete alerts resolved longer ago than this (negative: keep for ever)")
 	f.DurationVar(&o.KeepFlips, "keep-flips", proberun.DefaultKeepFlips, "delete state changes older than this (negative: keep for ever; uptime needs them)")
 	f.BoolVar(&o.All, "all", false, "probe every enabled server now, not only those due this tick (Postgres; by hand, to see every server)")
+	f.StringVar(&o.Location, "location", "", "probe location of this host: hosts of one location share the fleet, each location probes every server (env HEARTBEAT_LOCATION; default \"default\"; Postgres)")
 	f.StringVar(&o.ProbeHost, "probe-host", "", "name of this probe host in run records and its run lock (env HEARTBEAT_PROBE_HOST; default the host name)")
 	f.StringVar(&o.PingURL, "ping-url", "", "dead-man's switch pinged after each healthy run: healthchecks.io, Uptime Kuma push or any URL (env HEARTBEAT_PING_URL)")
 	return cmd
@@ -165,6 +169,10 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 	if err != nil {
 		return err
 	}
+	location, err := probeLocation(o.Location, app.Getenv)
+	if err != nil {
+		return err
+	}
 
 	s, err := openStore(ctx, app, g)
 	if err != nil {
@@ -179,7 +187,7 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 	}
 	var results []probeResultJSON
 	out, err := proberun.Execute(ctx, s, proberun.Config{
-		Host: host, User: creds.User,
+		Host: host, Location: location, User: creds.User,
 		Auth:      probe.AuthConfig{KeyPath: creds.KeyPath, AgentSocket: creds.AgentSocket, HomeDir: app.Home},
 		KeyOrigin: creds.KeyOrigin, Policy: policy, KnownHosts: creds.KnownHosts,
 		All:  o.All,
@@ -196,6 +204,9 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 			}
 		},
 	})
+	if errors.Is(err, proberun.ErrSingleHost) {
+		return withCode(ExitUsage, err)
+	}
 	if errors.Is(err, proberun.ErrLocked) {
 		// Two cron lines must never pile up: the running run covers this tick.
 		log.Info(err.Error() + "; skipping this tick")
@@ -256,6 +267,22 @@ func probeHost(flag string, getenv func(string) string) (string, error) {
 		if r <= ' ' || r == 0x7f {
 			return "", usageErrorf("%s: %q has a space or control character", origin, name)
 		}
+	}
+	return name, nil
+}
+
+// probeLocation resolves the run's location: the flag, HEARTBEAT_LOCATION,
+// else store.DefaultLocation.
+func probeLocation(flag string, getenv func(string) string) (string, error) {
+	name, origin := flag, "--location"
+	if name == "" {
+		name, origin = getenv("HEARTBEAT_LOCATION"), "HEARTBEAT_LOCATION"
+	}
+	if name == "" {
+		return store.DefaultLocation, nil
+	}
+	if err := store.ValidateLocation(name); err != nil {
+		return "", usageErrorf("%s: %v", origin, errors.Unwrap(err))
 	}
 	return name, nil
 }

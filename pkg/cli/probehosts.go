@@ -22,7 +22,16 @@ func printProbeHosts(ctx context.Context, w io.Writer, s store.Store) error {
 	if err != nil {
 		return err
 	}
-	for _, line := range report.NewHosts(now, runs).Lines() {
+	quorum, err := report.ReadQuorum(ctx, s)
+	if err != nil {
+		return err
+	}
+	hosts := report.NewHosts(now, runs)
+	lines := hosts.Lines()
+	if l := report.NewVantage(hosts, quorum).Line(); l != "" {
+		lines = append(lines, l)
+	}
+	for _, line := range lines {
 		if _, err := fmt.Fprintln(w, line); err != nil {
 			return err
 		}

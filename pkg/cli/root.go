@@ -246,6 +246,7 @@ ONLINE, WARNING or OFFLINE.`,
 		newPushCommand(app),
 		newDoctorCommand(app, g),
 		newNotifyCommand(app, g),
+		newConfigCommand(app, g),
 		newVersionCommand(app),
 	)
 	addTimeouts(root)

@@ -172,7 +172,11 @@ func serverReport(ctx context.Context, s store.Store, o *statusOptions) (report.
 			flips = []store.Flip{}
 		}
 	}
-	return report.BuildWithHistory(store.Snapshot{Now: now, Servers: []store.ServerStatus{st}}, o.StaleAfter, flips), nil
+	v, err := report.LoadVantage(ctx, s)
+	if err != nil {
+		return report.Report{}, err
+	}
+	return report.BuildFrom(store.Snapshot{Now: now, Servers: []store.ServerStatus{st}}, o.StaleAfter, flips, v), nil
 }
 
 // fleetReport judges the fleet from rows streamed out of the store,
@@ -211,6 +215,10 @@ func fleetReport(ctx context.Context, s store.Store, o *statusOptions) (report.R
 // judged at and, with uptime, the flips of the 24 hours before it (never
 // nil then), read after the rows so none is missed.
 func collectFleet(ctx context.Context, s store.Store, c *report.Collector, uptime bool) (time.Time, []store.Flip, error) {
+	var err error
+	if c.Vantage, err = report.LoadVantage(ctx, s); err != nil {
+		return time.Time{}, nil, err
+	}
 	if err := s.EachStatus(ctx, c.Add); err != nil {
 		return time.Time{}, nil, err
 	}
@@ -278,8 +286,14 @@ func exitCode(c status.Counts) int {
 // probe columns and the summary line.
 func statusTable(app *App, r report.Report, verbose bool) error {
 	header := []string{"ID", "NAME", "STATUS", "LAST HEARTBEAT", "AGE", "ALERTS"}
+	// LOCATIONS only where more than one location probes the fleet: one
+	// location says nothing the heartbeat columns do not.
+	locations := verbose && slices.ContainsFunc(r.Servers, func(s report.ServerStatus) bool { return s.SeenFrom != "" })
 	if verbose {
 		header = append(header, "FOR", "UPTIME 24H", "HOST:PORT", "SOURCE", "LAST PROBE", "LATENCY", "FAILURES", "LAST ERROR")
+		if locations {
+			header = append(header, "LOCATIONS")
+		}
 	}
 	rows := make([][]string, 0, len(r.Servers))
 	for _, s := range r.Servers {
@@ -313,6 +327,13 @@ func statusTable(app *App, r report.Report, verbose bool) error {
 			row = append(row, held, uptime,
 				net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), s.Source, formatTime(s.LastProbe),
 				latency, strconv.Itoa(s.ConsecutiveFailures), lastErr)
+			if locations {
+				seen := s.SeenFrom
+				if s.QuorumHeld {
+					seen += " (below quorum: not OFFLINE)"
+				}
+				row = append(row, seen)
+			}
 		}
 		rows = append(rows, row)
 	}

@@ -64,6 +64,16 @@ func Round(ctx context.Context, st store.Store, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	cctx, cancel := call()
+	v, err := report.LoadVantage(cctx, st)
+	cancel()
+	if err != nil {
+		return Result{}, fmt.Errorf("evaluation round: %w", err)
+	}
+	params.Need, params.MinVoteWindow = v.Need, status.ProbeOverdue
+	for loc := range v.Muted {
+		params.Muted = append(params.Muted, loc)
+	}
+	cctx, cancel = call()
 	res, err := st.Evaluate(cctx, params)
 	cancel()
 	if err != nil {

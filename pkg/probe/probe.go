@@ -87,6 +87,10 @@ type Options struct {
 	// BatchInterval has passed, whichever is first. Defaults 500, 200ms.
 	BatchSize     int
 	BatchInterval time.Duration
+	// Dial, if set, opens the TCP connection instead of a net.Dialer.
+	// It lets a test give one probe location its own view of the network
+	// (one cut off while another reaches the fleet) in one process.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Defaults for Options.
@@ -274,7 +278,11 @@ func (p *Prober) probe(runCtx, ctx context.Context, t *Target) Result {
 
 	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
 	start := time.Now()
-	conn, err := p.dialer.DialContext(ctx, "tcp", addr)
+	dial := p.dialer.DialContext
+	if p.opts.Dial != nil {
+		dial = p.opts.Dial
+	}
+	conn, err := dial(ctx, "tcp", addr)
 	r.Phases.Dial = time.Since(start)
 	if err != nil {
 		r.Class, r.Message = classify(err, phaseDial, st, runCtx, ctx, p.opts.Timeout)

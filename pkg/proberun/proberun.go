@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/stacksense/heartbeat/pkg/hostkey"
@@ -32,6 +33,10 @@ var ErrLocked = errors.New("another probe-ssh run is in progress on this store")
 // Postgres: its session was terminated or the server restarted). Another
 // run may hold it by then, so this one stopped probing and writing.
 var ErrLockLost = errors.New("lost the probe lock")
+
+// ErrSingleHost reports a setting that needs several probe hosts on a
+// store that has one (SQLite).
+var ErrSingleHost = errors.New("the store is single-host")
 
 // ErrInterrupted reports that the caller cancelled the run (a signal).
 // Results of probes that completed were stored; probes cut short and
@@ -60,6 +65,10 @@ const hungStoreTimeout = time.Second
 type Config struct {
 	// Host names this prober in the runs table.
 	Host string
+	// Location is the probe location (store.ValidateLocation; ""
+	// means store.DefaultLocation). Only a store where hosts share the
+	// fleet (store.ProbeLeaser) has locations other than the default.
+	Location string
 	// User is the login for servers without their own.
 	User string
 	// Auth says where the default credentials come from; it is only read
@@ -102,6 +111,8 @@ type Config struct {
 	// short by cancellation are not shown.
 	OnResult func(name string, r probe.Result)
 	Log      *slog.Logger
+	// Dial, if set, replaces the prober's TCP dialer (probe.Options.Dial).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Outcome is what a finished run did.
@@ -141,6 +152,16 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 	// runs on the same host exclude each other; elsewhere (SQLite) one run
 	// per store probes everything.
 	leaser, leases := s.(store.ProbeLeaser)
+	if cfg.Location == "" {
+		cfg.Location = store.DefaultLocation
+	}
+	if err := store.ValidateLocation(cfg.Location); err != nil {
+		return Outcome{}, err
+	}
+	if !leases && cfg.Location != store.DefaultLocation {
+		return Outcome{}, fmt.Errorf("location %q: this store has one probe host and so one location; "+
+			"locations need a store that several probe hosts share (Postgres): %w", cfg.Location, ErrSingleHost)
+	}
 	// A run over every server (cfg.All) takes the host lock too but
 	// claims nothing: it leaves the schedule's shares alone.
 	shared := leases && !cfg.All
@@ -200,9 +221,9 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 	var run store.Run
 	switch {
 	case shared:
-		run, err = leaser.StartSharedRun(st.bound(bg), cfg.Host, 0, staleRunAge(cfg))
+		run, err = leaser.StartSharedRun(st.bound(bg), cfg.Host, cfg.Location, 0, staleRunAge(cfg))
 	case leases:
-		run, err = leaser.StartSharedRun(st.bound(bg), cfg.Host, len(targets), staleRunAge(cfg))
+		run, err = leaser.StartSharedRun(st.bound(bg), cfg.Host, cfg.Location, len(targets), staleRunAge(cfg))
 	default:
 		run, err = s.StartRun(st.bound(bg), cfg.Host, len(targets))
 	}
@@ -243,6 +264,7 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 	opts := probe.Options{
 		Auth: auth, HostKeys: checker, Exec: cfg.Exec,
 		Concurrency: cfg.Concurrency, Timeout: cfg.Timeout, Deadline: cfg.Deadline,
+		Dial: cfg.Dial,
 	}
 	sink := func(batch []probe.Result) {
 		rows := make([]store.ProbeResult, 0, len(batch))
@@ -254,6 +276,7 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 			}
 			info := known.get(r.ServerID)
 			row := StoreResult(r, cfg.Policy, info.pinned)
+			row.Location = cfg.Location
 			if !info.warned {
 				row.AcceptedHostKey = nil
 			}

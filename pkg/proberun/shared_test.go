@@ -186,7 +186,7 @@ func TestPostgresSharedRunTakesOverExpiredLeases(t *testing.T) {
 	const n, dead = 60, 20
 	e := newSharedEnv(t, n)
 	ctx := context.Background()
-	run, err := e.store.StartSharedRun(ctx, "probe-dead", 0, time.Hour)
+	run, err := e.store.StartSharedRun(ctx, "probe-dead", store.DefaultLocation, 0, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

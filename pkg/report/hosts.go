@@ -110,7 +110,11 @@ func (h Hosts) Lines() []string {
 // Line is one host for people: "probe host mon1: last run 12s ago,
 // 5,000 servers (50%), 3 failed".
 func (s HostShare) Line() string {
-	line := fmt.Sprintf("probe host %s: last run %s ago, %s servers", output.Escape(s.Run.Host), status.FormatAge(s.Age), output.Thousands(s.Run.Servers))
+	name := output.Escape(s.Run.Host)
+	if s.Run.Location != "" && s.Run.Location != store.DefaultLocation {
+		name += " (" + output.Escape(s.Run.Location) + ")"
+	}
+	line := fmt.Sprintf("probe host %s: last run %s ago, %s servers", name, status.FormatAge(s.Age), output.Thousands(s.Run.Servers))
 	if s.Stopped {
 		line += ", STOPPED"
 	} else {

@@ -63,6 +63,15 @@ type ServerStatus struct {
 	// reason.
 	MaintenanceUntil  *time.Time `json:"maintenance_until"`
 	MaintenanceReason string     `json:"maintenance_reason"`
+	// Locations is each probe location's word on the server, present
+	// only when more than one location probes the fleet; SeenFrom says
+	// the same for people ("seen from fra, ams; nyc: timeout").
+	Locations []LocationView `json:"locations,omitempty"`
+	SeenFrom  string         `json:"seen_from,omitempty"`
+	// QuorumHeld: no location saw the server within its stale-after, but
+	// fewer locations than the quorum say it failed, so it is not
+	// OFFLINE.
+	QuorumHeld bool `json:"quorum_held,omitempty"`
 }
 
 // PhasesMS is a probe's phase timings in milliseconds, in `probe-ssh
@@ -107,13 +116,19 @@ func Build(snap store.Snapshot, staleAfter time.Duration) Report {
 // hours, from flips: every flip of the fleet recorded since 24 hours
 // before snap.Now (Store.Flips), oldest first.
 func BuildWithHistory(snap store.Snapshot, staleAfter time.Duration, flips24h []store.Flip) Report {
+	return BuildFrom(snap, staleAfter, flips24h, Vantage{})
+}
+
+// BuildFrom is BuildWithHistory judged with the probe locations' votes
+// (see Vantage).
+func BuildFrom(snap store.Snapshot, staleAfter time.Duration, flips24h []store.Flip, v Vantage) Report {
 	r := Report{Now: snap.Now, Servers: make([]ServerStatus, 0, len(snap.Servers))}
 	var byServer map[int64][]store.Flip
 	if flips24h != nil {
 		byServer = history.ByServer(flips24h)
 	}
 	for _, s := range snap.Servers {
-		row := Server(snap.Now, s, staleAfter)
+		row := Judge(snap.Now, s, staleAfter, v)
 		if byServer != nil {
 			row.addHistory(byServer[s.ID], s.State, snap.Now)
 		}
@@ -130,9 +145,16 @@ func BuildWithHistory(snap store.Snapshot, staleAfter time.Duration, flips24h []
 	return r
 }
 
-// Server judges one server at now, the store's clock. staleAfter
-// overrides the server's own window when positive.
+// Server judges one server at now, the store's clock, by the source
+// system's rule. staleAfter overrides the server's own window when
+// positive.
 func Server(now time.Time, s store.ServerStatus, staleAfter time.Duration) ServerStatus {
+	return Judge(now, s, staleAfter, Vantage{})
+}
+
+// Judge is Server with the probe locations' votes: a stale server that
+// fewer than the quorum of locations say failed is not OFFLINE.
+func Judge(now time.Time, s store.ServerStatus, staleAfter time.Duration, v Vantage) ServerStatus {
 	if staleAfter <= 0 {
 		staleAfter = s.StaleAfter
 	}
@@ -147,6 +169,7 @@ func Server(now time.Time, s store.ServerStatus, staleAfter time.Duration) Serve
 		LastProbe: s.LastProbe, LatencyMS: millis(s.Latency),
 		ConsecutiveFailures: s.ConsecutiveFailures, LastErrorClass: s.LastErrorClass, LastError: s.LastError,
 	}
+	row.addLocations(now, s, staleAfter, v)
 	if s.InMaintenance {
 		row.MaintenanceUntil, row.MaintenanceReason = s.MaintenanceUntil, s.MaintenanceReason
 		if row.Status != status.Disabled {

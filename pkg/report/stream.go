@@ -21,6 +21,9 @@ type Collector struct {
 	// Keep, when set, says which judged rows the report lists; every
 	// row is counted either way. nil keeps all.
 	Keep func(ServerStatus) bool
+	// Vantage judges stale servers by the probe locations' votes; the
+	// zero value is the source system's rule.
+	Vantage Vantage
 
 	now     time.Time
 	counts  status.Counts
@@ -48,7 +51,7 @@ func (c *Collector) Add(now time.Time, s store.ServerStatus) error {
 	if !c.started {
 		c.now, c.started = now, true
 	}
-	row := Server(now, s, c.StaleAfter)
+	row := Judge(now, s, c.StaleAfter, c.Vantage)
 	c.counts.Add(row.Status)
 	if c.Keep == nil || c.Keep(row) {
 		if c.n%chunkRows == 0 {

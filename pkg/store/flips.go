@@ -60,6 +60,18 @@ type EvalParams struct {
 	// the last fleet event already is one.
 	HostCutOff   bool
 	CutOffReason string
+	// Need is how many probe locations must say a stale ssh server
+	// failed before it goes OFFLINE (status.QuorumOffline; the quorum
+	// capped at the locations that can vote); Muted are the locations
+	// that do not vote (their own last runs were cut off). Need 1 or
+	// less is the source system's rule. Engines without per-location
+	// results ignore both.
+	Need  int
+	Muted []string
+	// MinVoteWindow is the least age at which a failed probe still
+	// counts as a vote (status.VoteWindow: the server's stale-after, but
+	// never less than this).
+	MinVoteWindow time.Duration
 }
 
 // EvalResult is what one Evaluate recorded.

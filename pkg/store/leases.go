@@ -26,14 +26,16 @@ type ProbeLeaser interface {
 	// TryProbeLock otherwise.
 	TryHostProbeLock(ctx context.Context, host string) (lock ProbeLock, acquired bool, err error)
 	// StartSharedRun records the start of a run on a store shared by
-	// several hosts.
+	// several hosts, in a location (see ValidateLocation): the run claims
+	// only that location's leases, so every location probes every server
+	// while the hosts of one location share it.
 	// The caller holds host's probe lock, so open runs of the same host
 	// are dead; open runs of other hosts are closed as aborted only once
 	// they started more than staleAfter ago (longer than any live run
 	// lasts). It also gives every server that has none a lease row, due
 	// now. The run's Servers starts at servers (0 for a run that claims:
 	// each claim adds to it).
-	StartSharedRun(ctx context.Context, host string, servers int, staleAfter time.Duration) (Run, error)
+	StartSharedRun(ctx context.Context, host, location string, servers int, staleAfter time.Duration) (Run, error)
 	// ClaimProbeTargets claims up to limit enabled ssh-mode servers that
 	// are due (due time passed, no unexpired lease) for run runID, with a
 	// lease of the given length on the store's clock, and adds their
@@ -48,7 +50,7 @@ type ProbeLeaser interface {
 	FinishProbeTargets(ctx context.Context, runID int64, probed, released []int64, tick time.Duration) error
 	// HostRuns returns, per host, its last finished run among those that
 	// finished within `within` of the store's clock, ordered by host, and
-	// the store's clock.
+	// the store's clock. Each run carries its location.
 	HostRuns(ctx context.Context, within time.Duration) ([]Run, time.Time, error)
 }
 

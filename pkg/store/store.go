@@ -176,7 +176,30 @@ type ServerStatus struct {
 	InMaintenance     bool
 	MaintenanceUntil  *time.Time
 	MaintenanceReason string
+	// Locations is each probe location's last word on the server, by
+	// location name, filled by engines that keep per-location results
+	// (Postgres) when more than one location has run within
+	// LocationWindow; nil otherwise (one location says nothing the
+	// heartbeat does not).
+	Locations []LocationResult
 }
+
+// LocationResult is one location's last probe of a server.
+type LocationResult struct {
+	Location string
+	// LastOK is its last successful probe, nil if none; LastProbe its
+	// last probe, successful or not.
+	LastOK    *time.Time
+	LastProbe time.Time
+	// ErrorClass and Error say why the last probe failed; empty when it
+	// succeeded.
+	ErrorClass string
+	Error      string
+}
+
+// LocationWindow is how recently a location must have finished a probe
+// run for status to show its results per server.
+const LocationWindow = time.Hour
 
 // Snapshot is the state of the fleet read in one query, with the store's
 // clock at that moment.
@@ -378,6 +401,13 @@ type Store interface {
 	// large backlog is worked off over several calls without long locks.
 	PruneHistory(ctx context.Context, p PruneParams) (Pruned, error)
 
+	// Setting reads a store-wide setting (see SettingQuorum); ok is false
+	// when it was never set.
+	Setting(ctx context.Context, key string) (value string, ok bool, err error)
+	// SetSetting writes a store-wide setting, replacing its value. The
+	// caller validates the value (ValidateSetting).
+	SetSetting(ctx context.Context, key, value string) error
+
 	// Evaluate judges every server against the store's clock in a few
 	// set-based statements and records each change of its evaluated state
 	// as a flip. Two evaluators at once never record the same change twice:
@@ -528,6 +558,10 @@ type ProbeResult struct {
 	// sets it, so callers set it only for servers that show a last-seen
 	// key (proberun does).
 	AcceptedHostKey []byte
+	// Location is the probe location the result comes from; engines that
+	// keep per-location results (Postgres) record it as that location's
+	// last word on the server, the others ignore it. "" records none.
+	Location string
 	// At, when set, is the time of the probe; zero means the store's
 	// clock, which is what probe-ssh uses. It is for tests that need
 	// distinct or old timestamps without sleeping, and for backfills.
@@ -569,8 +603,11 @@ type PushOutcome struct {
 
 // Run is one probe-ssh run.
 type Run struct {
-	ID         int64
-	Host       string
+	ID   int64
+	Host string
+	// Location is the probe location the run belongs to (DefaultLocation
+	// unless probe-ssh was given --location).
+	Location   string
 	StartedAt  time.Time
 	FinishedAt *time.Time
 	// Servers is how many servers the run set out to probe; for a run

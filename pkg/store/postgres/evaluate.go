@@ -55,7 +55,17 @@ base AS (
 		mw.server_id IS NOT NULL AS in_mw, mw.reason AS mw_reason, mw.created_by AS mw_by, mw.starts_at AS mw_start,
 		le.mw_end,
 		CASE WHEN NOT s.enabled THEN 'DISABLED'
-			WHEN h.last_heartbeat IS NULL OR clock.t - h.last_heartbeat > s.stale_after_ms * interval '1 millisecond' THEN 'OFFLINE'
+			WHEN (h.last_heartbeat IS NULL OR clock.t - h.last_heartbeat > s.stale_after_ms * interval '1 millisecond')
+				-- Quorum (status.QuorumOffline): a stale ssh server stays up
+				-- while fewer than $2 voting locations say it failed and some
+				-- location probed it recently. Read only for stale servers,
+				-- and only when a quorum above 1 can be reached.
+				AND NOT ($2 > 1 AND s.mode = 'ssh' AND h.last_heartbeat IS NOT NULL AND COALESCE((
+					SELECT count(*) > 0 AND count(*) FILTER (WHERE lr.location <> ALL($3)) < $2
+					FROM location_results lr
+					WHERE lr.server_id = s.id AND (lr.last_ok IS NULL OR lr.last_ok < lr.last_probe)
+						AND lr.last_probe >= clock.t - GREATEST(s.stale_after_ms * interval '1 millisecond', $4 * interval '1 microsecond')), false))
+				THEN 'OFFLINE'
 			WHEN COALESCE(a.active, 0) > 0 THEN 'WARNING'
 			ELSE 'ONLINE' END AS base
 	FROM servers s
@@ -189,7 +199,11 @@ func (s *Store) Evaluate(ctx context.Context, p store.EvalParams) (store.EvalRes
 	if _, err := s.MaterializeSchedules(ctx); err != nil {
 		return res, fmt.Errorf("evaluate: %w", err)
 	}
-	rows, err := s.pool.Query(ctx, evaluateSQL, p.HostCutOff)
+	muted := p.Muted
+	if muted == nil {
+		muted = []string{}
+	}
+	rows, err := s.pool.Query(ctx, evaluateSQL, p.HostCutOff, p.Need, muted, p.MinVoteWindow.Microseconds())
 	if err != nil {
 		return res, fmt.Errorf("evaluate: %w", s.interpret(err))
 	}

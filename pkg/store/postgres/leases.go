@@ -25,9 +25,13 @@ func (s *Store) TryHostProbeLock(ctx context.Context, host string) (store.ProbeL
 }
 
 // StartSharedRun closes the runs that are certainly dead, gives new
-// servers a lease row and records the run, in one transaction.
-func (s *Store) StartSharedRun(ctx context.Context, host string, servers int, staleAfter time.Duration) (store.Run, error) {
-	run := store.Run{Host: host, Servers: servers}
+// servers a lease row in the run's location and records the run, in one
+// transaction.
+func (s *Store) StartSharedRun(ctx context.Context, host, location string, servers int, staleAfter time.Duration) (store.Run, error) {
+	if err := store.ValidateLocation(location); err != nil {
+		return store.Run{}, fmt.Errorf("start shared run: %w", err)
+	}
+	run := store.Run{Host: host, Location: location, Servers: servers}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE probe_runs SET aborted_at = now()
 			WHERE finished_at IS NULL AND aborted_at IS NULL
@@ -35,13 +39,13 @@ func (s *Store) StartSharedRun(ctx context.Context, host string, servers int, st
 			return err
 		}
 		// An anti-join over the fleet, once per run rather than per claim.
-		if _, err := tx.Exec(ctx, `INSERT INTO probe_leases (server_id)
-			SELECT id FROM servers s WHERE NOT EXISTS (SELECT 1 FROM probe_leases l WHERE l.server_id = s.id)
-			ON CONFLICT DO NOTHING`); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO probe_leases (server_id, location)
+			SELECT id, $1 FROM servers s WHERE NOT EXISTS (SELECT 1 FROM probe_leases l WHERE l.server_id = s.id AND l.location = $1)
+			ON CONFLICT DO NOTHING`, location); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `INSERT INTO probe_runs (host, started_at, servers) VALUES ($1, now(), $2)
-			RETURNING id, started_at`, host, servers).Scan(&run.ID, &run.StartedAt)
+		return tx.QueryRow(ctx, `INSERT INTO probe_runs (host, location, started_at, servers) VALUES ($1, $2, now(), $3)
+			RETURNING id, started_at`, host, location, servers).Scan(&run.ID, &run.StartedAt)
 	})
 	if err != nil {
 		return store.Run{}, fmt.Errorf("start shared run: %w", s.interpret(err))
@@ -61,14 +65,15 @@ func (s *Store) ClaimProbeTargets(ctx context.Context, runID int64, limit int, l
 		return nil, nil
 	}
 	rows, err := s.pool.Query(ctx, `WITH picked AS (
-			SELECT l.server_id FROM probe_leases l JOIN servers s ON s.id = l.server_id
-			WHERE s.enabled AND s.mode = 'ssh' AND l.due_at <= now() AND (l.lease_until IS NULL OR l.lease_until <= now())
+			SELECT l.server_id, l.location FROM probe_leases l JOIN servers s ON s.id = l.server_id
+			WHERE l.location = (SELECT location FROM probe_runs WHERE id = $1)
+				AND s.enabled AND s.mode = 'ssh' AND l.due_at <= now() AND (l.lease_until IS NULL OR l.lease_until <= now())
 			ORDER BY l.due_at, l.server_id
 			LIMIT $2
 			FOR UPDATE OF l SKIP LOCKED
 		), claimed AS (
 			UPDATE probe_leases l SET lease_until = now() + $3 * interval '1 microsecond', run_id = $1
-			FROM picked WHERE l.server_id = picked.server_id
+			FROM picked WHERE l.server_id = picked.server_id AND l.location = picked.location
 			RETURNING l.server_id
 		), counted AS (
 			UPDATE probe_runs SET servers = servers + (SELECT count(*) FROM claimed) WHERE id = $1
@@ -125,7 +130,7 @@ func (s *Store) HostRuns(ctx context.Context, within time.Duration) ([]store.Run
 	if err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
 		return nil, time.Time{}, fmt.Errorf("read probe hosts: %w", s.interpret(err))
 	}
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (host) id, host, started_at, finished_at, servers, probed, succeeded, failed_by_class, deadline_hit
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (host) id, host, location, started_at, finished_at, servers, probed, succeeded, failed_by_class, deadline_hit
 		FROM probe_runs WHERE finished_at >= $1::timestamptz - $2 * interval '1 microsecond'
 		ORDER BY host, finished_at DESC, id DESC`, now, within.Microseconds())
 	if err != nil {
@@ -136,7 +141,7 @@ func (s *Store) HostRuns(ctx context.Context, within time.Duration) ([]store.Run
 			run    store.Run
 			failed string
 		)
-		if err := r.Scan(&run.ID, &run.Host, &run.StartedAt, &run.FinishedAt, &run.Servers, &run.Probed, &run.Succeeded, &failed, &run.DeadlineHit); err != nil {
+		if err := r.Scan(&run.ID, &run.Host, &run.Location, &run.StartedAt, &run.FinishedAt, &run.Servers, &run.Probed, &run.Succeeded, &failed, &run.DeadlineHit); err != nil {
 			return run, err
 		}
 		run.StartedAt = run.StartedAt.UTC()

@@ -647,7 +647,7 @@ func (s *Store) EachStatus(ctx context.Context, fn func(now time.Time, st store.
 // clause and hands every row to fn. now() is the transaction's start, so
 // every row carries the same clock.
 func (s *Store) eachStatus(ctx context.Context, orderBy string, fn func(now time.Time, st store.ServerStatus) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT now(), `+statusColumns+`, COALESCE(a.active, 0)
+	rows, err := s.pool.Query(ctx, `SELECT now(), `+statusColumns+`, COALESCE(a.active, 0), `+locationsColumn+`
 		FROM servers s
 		LEFT JOIN heartbeats h ON h.server_id = s.id
 		LEFT JOIN server_states st ON st.server_id = s.id

@@ -35,6 +35,8 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 		latency  = make([]int64, len(results))
 		ats      = make([]*time.Time, len(results)) // nil: the store's clock
 		phases   = make([][store.PhaseColumns]int64, len(results))
+		locs     = make([]string, len(results))
+		anyLoc   bool
 		keyIDs   []int64
 		pins     [][]byte
 		seen     [][]byte
@@ -46,6 +48,8 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 			ats[i] = &r.At
 		}
 		phases[i] = r.Phases.Micros()
+		locs[i] = r.Location
+		anyLoc = anyLoc || r.Location != ""
 		if r.PinHostKey != nil || r.SeenHostKey != nil || r.AcceptedHostKey != nil {
 			keyIDs = append(keyIDs, r.ServerID)
 			pins = append(pins, r.PinHostKey)
@@ -78,8 +82,28 @@ func (s *Store) RecordProbeResults(ctx context.Context, results []store.ProbeRes
 				phase_dial_us = excluded.phase_dial_us, phase_banner_us = excluded.phase_banner_us, phase_kex_us = excluded.phase_kex_us,
 				phase_auth_us = excluded.phase_auth_us, phase_exec_us = excluded.phase_exec_us`,
 			ids, oks, classes, messages, latency, ats, phaseColumn(phases, 0), phaseColumn(phases, 1), phaseColumn(phases, 2), phaseColumn(phases, 3), phaseColumn(phases, 4))
-		if err != nil || len(keyIDs) == 0 {
+		if err != nil {
 			return err
+		}
+		if anyLoc {
+			// Each location's last word, beside the aggregate heartbeat
+			// above: quorum and "seen from" read it.
+			if _, err := tx.Exec(ctx, `INSERT INTO location_results AS lr (server_id, location, last_ok, last_probe, error_class, error)
+					SELECT r.id, r.loc, CASE WHEN r.ok THEN COALESCE(r.at, now()) END, COALESCE(r.at, now()), r.class, r.msg
+					FROM unnest($1::bigint[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[])
+						AS r(id, loc, ok, class, msg, at)
+					JOIN servers s ON s.id = r.id
+					WHERE r.loc <> ''
+					ORDER BY r.id
+					ON CONFLICT (server_id, location) DO UPDATE SET
+						last_ok = COALESCE(excluded.last_ok, lr.last_ok), last_probe = excluded.last_probe,
+						error_class = excluded.error_class, error = excluded.error`,
+				ids, locs, oks, classes, messages, ats); err != nil {
+				return err
+			}
+		}
+		if len(keyIDs) == 0 {
+			return nil
 		}
 		// Servers whose keys would not change are skipped, so an
 		// accepted key costs a row write only while a warning is cleared.
@@ -239,7 +263,7 @@ func (l *probeLock) Release(ctx context.Context) error {
 // StartRun closes runs left open by killed processes, then records the
 // start of a probe run, in one transaction.
 func (s *Store) StartRun(ctx context.Context, host string, servers int) (store.Run, error) {
-	run := store.Run{Host: host, Servers: servers}
+	run := store.Run{Host: host, Location: store.DefaultLocation, Servers: servers}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE probe_runs SET aborted_at = now()
 			WHERE finished_at IS NULL AND aborted_at IS NULL`); err != nil {
@@ -287,9 +311,9 @@ func (s *Store) LastFinishedRun(ctx context.Context) (*store.Run, error) {
 		run    store.Run
 		failed string
 	)
-	err := s.pool.QueryRow(ctx, `SELECT id, host, started_at, finished_at, servers, probed, succeeded, failed_by_class, deadline_hit
+	err := s.pool.QueryRow(ctx, `SELECT id, host, location, started_at, finished_at, servers, probed, succeeded, failed_by_class, deadline_hit
 		FROM probe_runs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT 1`).
-		Scan(&run.ID, &run.Host, &run.StartedAt, &run.FinishedAt, &run.Servers, &run.Probed, &run.Succeeded, &failed, &run.DeadlineHit)
+		Scan(&run.ID, &run.Host, &run.Location, &run.StartedAt, &run.FinishedAt, &run.Servers, &run.Probed, &run.Succeeded, &failed, &run.DeadlineHit)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -307,9 +331,9 @@ func (s *Store) LastFinishedRun(ctx context.Context) (*store.Run, error) {
 // LastAbortedRun returns the most recently started aborted run, or nil.
 func (s *Store) LastAbortedRun(ctx context.Context) (*store.Run, error) {
 	var run store.Run
-	err := s.pool.QueryRow(ctx, `SELECT id, host, started_at, aborted_at, servers
+	err := s.pool.QueryRow(ctx, `SELECT id, host, location, started_at, aborted_at, servers
 		FROM probe_runs WHERE aborted_at IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1`).
-		Scan(&run.ID, &run.Host, &run.StartedAt, &run.AbortedAt, &run.Servers)
+		Scan(&run.ID, &run.Host, &run.Location, &run.StartedAt, &run.AbortedAt, &run.Servers)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

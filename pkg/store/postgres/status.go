@@ -2,8 +2,10 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,7 +19,7 @@ import (
 // all.
 func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus, time.Time, error) {
 	now, st, err := scanStatus(s.pool.QueryRow(ctx, `SELECT now(), `+statusColumns+`,
-			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL)
+			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL), `+locationsColumn+`
 		FROM servers s
 		LEFT JOIN heartbeats h ON h.server_id = s.id
 		LEFT JOIN server_states st ON st.server_id = s.id
@@ -55,8 +57,52 @@ const activeWindowsSQL = `(SELECT DISTINCT ON (w.server_id) w.server_id, COALESC
 	WHERE COALESCE(w.ended_at, w.ends_at) > now() AND w.starts_at <= now()
 	ORDER BY w.server_id, w.starts_at DESC, w.id DESC)`
 
-// scanStatus reads one status row: the store's clock, statusColumns and
-// the active alert count; every time comes back in UTC.
+// locationsColumn is the last column of a status row: the server's
+// per-location results as JSON (see decodeLocations), read only while
+// more than one location has finished a run within
+// store.LocationWindow (an InitPlan, run once per query); with one
+// location it is NULL and costs nothing per row.
+var locationsColumn = `CASE WHEN (SELECT count(DISTINCT location) FROM probe_runs
+		WHERE finished_at >= now() - ` + strconv.FormatInt(store.LocationWindow.Microseconds(), 10) + ` * interval '1 microsecond') >= 2 THEN
+	(SELECT json_agg(json_build_array(lr.location,
+		(extract(epoch FROM lr.last_ok) * 1000000)::bigint, (extract(epoch FROM lr.last_probe) * 1000000)::bigint,
+		lr.error_class, lr.error) ORDER BY lr.location)
+	FROM location_results lr WHERE lr.server_id = s.id) END`
+
+// decodeLocations reads locationsColumn.
+func decodeLocations(raw []byte) ([]store.LocationResult, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	var rows [][5]json.RawMessage
+	if err := json.Unmarshal(raw, &rows); err != nil {
+		return nil, fmt.Errorf("location results: %w", err)
+	}
+	out := make([]store.LocationResult, len(rows))
+	for i, r := range rows {
+		var (
+			okMicros    *int64
+			probeMicros int64
+		)
+		for _, f := range []struct {
+			raw json.RawMessage
+			to  any
+		}{{r[0], &out[i].Location}, {r[1], &okMicros}, {r[2], &probeMicros}, {r[3], &out[i].ErrorClass}, {r[4], &out[i].Error}} {
+			if err := json.Unmarshal(f.raw, f.to); err != nil {
+				return nil, fmt.Errorf("location results: %w", err)
+			}
+		}
+		if okMicros != nil {
+			t := time.UnixMicro(*okMicros).UTC()
+			out[i].LastOK = &t
+		}
+		out[i].LastProbe = time.UnixMicro(probeMicros).UTC()
+	}
+	return out, nil
+}
+
+// scanStatus reads one status row: the store's clock, statusColumns, the
+// active alert count and locationsColumn; every time comes back in UTC.
 func scanStatus(row pgx.Row) (time.Time, store.ServerStatus, error) {
 	var (
 		now           time.Time
@@ -65,6 +111,7 @@ func scanStatus(row pgx.Row) (time.Time, store.ServerStatus, error) {
 		staleMillis   int64
 		phases        [store.PhaseColumns]int64
 		tokenless     string
+		locations     []byte
 	)
 	if err := row.Scan(&now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
 		&st.HostKey, &st.HostKeyIsCA, &st.SeenHostKey, &st.Mode, &st.Enabled, &staleMillis, &tokenless, &st.CreatedAt,
@@ -72,7 +119,11 @@ func scanStatus(row pgx.Row) (time.Time, store.ServerStatus, error) {
 		&st.LastHeartbeat, &st.Source, &st.AgentVersion, &st.LastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
 		&phases[0], &phases[1], &phases[2], &phases[3], &phases[4],
-		&st.MaintenanceUntil, &st.MaintenanceReason, &st.ActiveAlerts); err != nil {
+		&st.MaintenanceUntil, &st.MaintenanceReason, &st.ActiveAlerts, &locations); err != nil {
+		return time.Time{}, store.ServerStatus{}, err
+	}
+	var err error
+	if st.Locations, err = decodeLocations(locations); err != nil {
 		return time.Time{}, store.ServerStatus{}, err
 	}
 	st.TokenlessFrom = store.ParseStoredTokenless(tokenless)

@@ -184,9 +184,9 @@ func (s *Store) LastFinishedRun(ctx context.Context) (*store.Run, error) {
 		started, finished string
 		failed            string
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT id, host, started_at, finished_at, servers, probed, succeeded, failed_by_class, deadline_hit
+	err := s.db.QueryRowContext(ctx, `SELECT id, host, location, started_at, finished_at, servers, probed, succeeded, failed_by_class, deadline_hit
 		FROM probe_runs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT 1`).
-		Scan(&run.ID, &run.Host, &started, &finished, &run.Servers, &run.Probed, &run.Succeeded, &failed, &run.DeadlineHit)
+		Scan(&run.ID, &run.Host, &run.Location, &started, &finished, &run.Servers, &run.Probed, &run.Succeeded, &failed, &run.DeadlineHit)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -220,9 +220,9 @@ func (s *Store) LastAbortedRun(ctx context.Context) (*store.Run, error) {
 		run              store.Run
 		started, aborted string
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT id, host, started_at, aborted_at, servers
+	err := s.db.QueryRowContext(ctx, `SELECT id, host, location, started_at, aborted_at, servers
 		FROM probe_runs WHERE aborted_at IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1`).
-		Scan(&run.ID, &run.Host, &started, &aborted, &run.Servers)
+		Scan(&run.ID, &run.Host, &run.Location, &started, &aborted, &run.Servers)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

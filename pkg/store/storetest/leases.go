@@ -32,6 +32,9 @@ func RunLeases(t *testing.T, open func(t *testing.T) LeaseStore) {
 		{"FinishAfterTakeoverChangesNothing", testFinishAfterTakeover},
 		{"StartSharedRunAbortsOnlyDeadRuns", testSharedRunAborts},
 		{"HostRuns", testHostRuns},
+		{"EachLocationClaimsTheWholeFleet", testLocationsClaim},
+		{"LocationResultsInStatus", testLocationResults},
+		{"EvaluateByQuorum", testEvaluateQuorum},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,7 +64,7 @@ func addMany(t *testing.T, ctx context.Context, s store.Store, n int) []int64 {
 
 func sharedRun(t *testing.T, ctx context.Context, s LeaseStore, host string) store.Run {
 	t.Helper()
-	run, err := s.StartSharedRun(ctx, host, 0, time.Hour)
+	run, err := s.StartSharedRun(ctx, host, store.DefaultLocation, 0, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,16 +234,16 @@ func testFinishAfterTakeover(t *testing.T, ctx context.Context, s LeaseStore) {
 }
 
 func testSharedRunAborts(t *testing.T, ctx context.Context, s LeaseStore) {
-	mine, err := s.StartSharedRun(ctx, "h1", 0, time.Hour)
+	mine, err := s.StartSharedRun(ctx, "h1", store.DefaultLocation, 0, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs, err := s.StartSharedRun(ctx, "h2", 0, time.Hour)
+	theirs, err := s.StartSharedRun(ctx, "h2", store.DefaultLocation, 0, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// h1's next run knows its own open run is dead; h2's is alive.
-	again, err := s.StartSharedRun(ctx, "h1", 0, time.Hour)
+	again, err := s.StartSharedRun(ctx, "h1", store.DefaultLocation, 0, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +256,7 @@ func testSharedRunAborts(t *testing.T, ctx context.Context, s LeaseStore) {
 	}
 	// Once older than staleAfter, another host's open run is dead too.
 	time.Sleep(50 * time.Millisecond)
-	if _, err := s.StartSharedRun(ctx, "h3", 0, 10*time.Millisecond); err != nil {
+	if _, err := s.StartSharedRun(ctx, "h3", store.DefaultLocation, 0, 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	aborted, err = s.LastAbortedRun(ctx)
@@ -264,7 +267,7 @@ func testSharedRunAborts(t *testing.T, ctx context.Context, s LeaseStore) {
 
 func testHostRuns(t *testing.T, ctx context.Context, s LeaseStore) {
 	finish := func(host string, probed int) store.Run {
-		run, err := s.StartSharedRun(ctx, host, probed, time.Hour)
+		run, err := s.StartSharedRun(ctx, host, store.DefaultLocation, probed, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,7 +280,7 @@ func testHostRuns(t *testing.T, ctx context.Context, s LeaseStore) {
 	finish("b", 5)
 	lastB := finish("b", 7)
 	lastA := finish("a", 3)
-	if _, err := s.StartSharedRun(ctx, "c", 0, time.Hour); err != nil { // open: not listed
+	if _, err := s.StartSharedRun(ctx, "c", store.DefaultLocation, 0, time.Hour); err != nil { // open: not listed
 		t.Fatal(err)
 	}
 	runs, now, err := s.HostRuns(ctx, time.Hour)

@@ -29,6 +29,7 @@ func Run(t *testing.T, open Opener) {
 		fn   func(t *testing.T, ctx context.Context, s store.Store)
 	}{
 		{"AddServer", testAddServer},
+		{"Settings", testSettings},
 		{"AddServerRejectsDuplicateName", testAddServerDuplicate},
 		{"AddServerRejectsInvalidSpec", testAddServerInvalid},
 		{"LookupUnknownServer", testLookupUnknown},
