@@ -282,7 +282,7 @@ func probeLocation(flag string, getenv func(string) string) (string, error) {
 		return store.DefaultLocation, nil
 	}
 	if err := store.ValidateLocation(name); err != nil {
-		return "", usageErrorf("%s: %v", origin, errors.Unwrap(err))
+		return "", usageErrorf("%s: %s", origin, strings.TrimSuffix(err.Error(), ": "+store.ErrInvalid.Error()))
 	}
 	return name, nil
 }

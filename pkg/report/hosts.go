@@ -28,7 +28,8 @@ type HostShare struct {
 	// Age is how long ago the run finished, by the store's clock.
 	Age time.Duration
 	// Share is the run's part of the servers claimed by the last runs of
-	// the hosts still running (0..1); 0 for a stopped host.
+	// the hosts of its location still running (0..1); 0 for a stopped
+	// host.
 	Share float64
 	// Failed counts the run's failed probes.
 	Failed int
@@ -51,7 +52,8 @@ type Hosts struct {
 // store.ProbeLeaser.HostRuns returns them), as seen at now.
 func NewHosts(now time.Time, runs []store.Run) Hosts {
 	var h Hosts
-	total, running := 0, 0
+	// Shares are within a location: each location probes the whole fleet.
+	total, running := map[string]int{}, 0
 	for _, r := range runs {
 		if r.FinishedAt == nil {
 			continue
@@ -66,7 +68,7 @@ func NewHosts(now time.Time, runs []store.Run) Hosts {
 		s.CutOff = status.HostCutOff(connectFailed, r.Probed)
 		if s.Age <= status.ProbeOverdue {
 			running++
-			total += r.Servers
+			total[r.Location] += r.Servers
 		}
 		h.Hosts = append(h.Hosts, s)
 	}
@@ -78,8 +80,8 @@ func NewHosts(now time.Time, runs []store.Run) Hosts {
 		case s.Age > status.ProbeOverdue && running > 0:
 			s.Stopped = true
 			stopped = append(stopped, fmt.Sprintf("%s (last run %s ago)", output.Escape(s.Run.Host), status.FormatAge(s.Age)))
-		case s.Age <= status.ProbeOverdue && total > 0:
-			s.Share = float64(s.Run.Servers) / float64(total)
+		case s.Age <= status.ProbeOverdue && total[s.Run.Location] > 0:
+			s.Share = float64(s.Run.Servers) / float64(total[s.Run.Location])
 		}
 	}
 	if len(stopped) > 0 {
