@@ -61,3 +61,38 @@ func TestProbeHostBadInput(t *testing.T) {
 	e.vars["HEARTBEAT_PROBE_HOST"] = "a\tb"
 	e.expectFail(64, "HEARTBEAT_PROBE_HOST: \"a\\tb\" has a space", "probe-ssh")
 }
+
+// With two locations, status --verbose names each host's location, adds
+// the LOCATIONS column and the locations line, and doctor warns about a
+// location that is cut off (its votes do not count, so nothing else
+// shows it).
+func TestPostgresLocationsShownAndCutOffLocationWarned(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.URL(t)
+	e := &env{t: t, home: t.TempDir(), vars: map[string]string{"DATABASE_URL": dbURL}}
+	e.mustRun("migrate")
+	_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 4})
+	e.vars["HEARTBEAT_PROBE_HOST"] = "mon-a"
+	e.mustRun("probe-ssh", "--key", key, "--location", "fra")
+
+	// mon-b in nyc could connect to none of the 4 servers just now.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `INSERT INTO probe_runs (host, location, started_at, finished_at, servers, probed, succeeded, failed_by_class)
+		VALUES ('mon-b', 'nyc', now() - interval '3 seconds', now() - interval '1 second', 4, 4, 0, '{"refused": 4}')`); err != nil {
+		t.Fatal(err)
+	}
+	verbose := e.run("status", "--verbose").out
+	for _, want := range []string{"probe host mon-a (fra): last run", "probe host mon-b (nyc): last run", "(CUT OFF",
+		"LOCATIONS", "seen from fra", "locations: fra, nyc (nyc cut off: not voting); quorum 1"} {
+		if !strings.Contains(verbose, want) {
+			t.Errorf("status --verbose lacks %q:\n%s", want, verbose)
+		}
+	}
+	checks, _ := e.doctor()
+	expectCheck(t, checks, "probe-hosts", "warn", "nyc cut off: not voting", "that site's network")
+}

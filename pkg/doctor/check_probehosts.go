@@ -35,6 +35,20 @@ func (d *doctor) checkProbeHosts(ctx context.Context, s store.Store) Result {
 		lines[i] = strings.TrimPrefix(hs.Line(), "probe host ")
 	}
 	r.Message = fmt.Sprintf("%d probe host(s) share the fleet: %s", len(h.Hosts), strings.Join(lines, "; "))
+	quorum, err := report.ReadQuorum(ctx, s)
+	if err != nil {
+		return readFailed(CheckProbeHosts, "read the quorum setting", err)
+	}
+	v := report.NewVantage(h, quorum)
+	if l := v.Line(); l != "" {
+		r.Message += "; " + l
+	}
+	if len(v.Muted) > 0 && r.Status == OK {
+		// A cut-off location is a site's network problem that no server
+		// shows (its votes are simply not counted), so it needs saying.
+		r.Status = Warn
+		r.Fix = "a location whose hosts cannot reach nearly any server does not vote: check that site's network (routes, firewall, DNS)"
+	}
 	if h.Has(report.HostStopped) {
 		r.Status = Warn
 		r.Fix = "on the stopped host: check its cron lines (crontab -l), its probe log and `heartbeat doctor` there; " +
