@@ -37,7 +37,8 @@ type ProbeLeaser interface {
 	// each claim adds to it).
 	StartSharedRun(ctx context.Context, host, location string, servers int, staleAfter time.Duration) (Run, error)
 	// ClaimProbeTargets claims up to limit enabled ssh-mode servers that
-	// are due (due time passed, no unexpired lease) for run runID, with a
+	// are due (due by the time the run started, no unexpired lease) for
+	// run runID, in the run's location, with a
 	// lease of the given length on the store's clock, and adds their
 	// number to the run's Servers. Concurrent claims never return the same
 	// server while its lease runs; none waits for another (SKIP LOCKED).

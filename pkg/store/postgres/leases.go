@@ -64,10 +64,16 @@ func (s *Store) ClaimProbeTargets(ctx context.Context, runID int64, limit int, l
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `WITH picked AS (
-			SELECT l.server_id, l.location FROM probe_leases l JOIN servers s ON s.id = l.server_id
-			WHERE l.location = (SELECT location FROM probe_runs WHERE id = $1)
-				AND s.enabled AND s.mode = 'ssh' AND l.due_at <= now() AND (l.lease_until IS NULL OR l.lease_until <= now())
+	rows, err := s.pool.Query(ctx, `WITH run AS (
+			SELECT location, started_at FROM probe_runs WHERE id = $1
+		), picked AS (
+			-- Due when the run started, not merely now: a run still claiming
+			-- when the servers it probed fall due again (it started just
+			-- before a tick's due time) leaves them to the runs that start
+			-- after, instead of probing them twice.
+			SELECT l.server_id, l.location FROM probe_leases l JOIN servers s ON s.id = l.server_id CROSS JOIN run
+			WHERE l.location = run.location
+				AND s.enabled AND s.mode = 'ssh' AND l.due_at <= run.started_at AND (l.lease_until IS NULL OR l.lease_until <= now())
 			ORDER BY l.due_at, l.server_id
 			LIMIT $2
 			FOR UPDATE OF l SKIP LOCKED

@@ -28,6 +28,7 @@ func RunLeases(t *testing.T, open func(t *testing.T) LeaseStore) {
 		{"ClaimOnlyDueSSHServers", testClaimDueSSH},
 		{"ConcurrentClaimsNeverOverlap", testConcurrentClaims},
 		{"FinishSetsNextTick", testFinishNextTick},
+		{"RunNeverClaimsWhatBecameDueAfterItStarted", testNoReclaimWithinRun},
 		{"ExpiredLeaseIsClaimedAgain", testExpiredLease},
 		{"FinishAfterTakeoverChangesNothing", testFinishAfterTakeover},
 		{"StartSharedRunAbortsOnlyDeadRuns", testSharedRunAborts},
@@ -189,13 +190,37 @@ func testFinishNextTick(t *testing.T, ctx context.Context, s LeaseStore) {
 	if again := claim(t, ctx, s, other.ID, 10, time.Minute); !sameIDs(again, released) {
 		t.Errorf("after finishing, claimed %v; want only the released %v", again, released)
 	}
-	// Probed ones are due by the next tick at the latest.
+	// Probed ones are due by the next tick at the latest, for the runs
+	// that start then.
 	time.Sleep(time.Until(finished.Add(tick + 100*time.Millisecond)))
-	if again := claim(t, ctx, s, other.ID, 10, time.Minute); !sameIDs(again, probed) {
+	next := sharedRun(t, ctx, s, "h3")
+	if again := claim(t, ctx, s, next.ID, 10, time.Minute); !sameIDs(again, probed) {
 		t.Errorf("a tick later, claimed %v; want the probed %v", again, probed)
 	}
 	if err := s.FinishProbeTargets(ctx, run.ID, nil, nil, tick); err != nil {
 		t.Errorf("finishing nothing: %v", err)
+	}
+}
+
+// A run that is still claiming when the servers it probed become due
+// again (it started just before a tick's due time) leaves them to the
+// runs that start after: it never probes a server twice. Seen as every
+// server probed twice by two processes that happened to start at :24.
+func testNoReclaimWithinRun(t *testing.T, ctx context.Context, s LeaseStore) {
+	ids := addMany(t, ctx, s, 4)
+	run := sharedRun(t, ctx, s, "h1")
+	got := claim(t, ctx, s, run.ID, 10, time.Minute)
+	const tick = 600 * time.Millisecond
+	if err := s.FinishProbeTargets(ctx, run.ID, got, nil, tick); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(tick + 100*time.Millisecond) // due again by the due rule
+	if again := claim(t, ctx, s, run.ID, 10, time.Minute); len(again) != 0 {
+		t.Errorf("the run that probed them claimed %v again", again)
+	}
+	later := sharedRun(t, ctx, s, "h2")
+	if again := claim(t, ctx, s, later.ID, 10, time.Minute); !sameIDs(again, ids) {
+		t.Errorf("a run started after they became due claimed %v; want %v", again, ids)
 	}
 }
 
