@@ -141,6 +141,9 @@ func runConfigSet(ctx context.Context, app *App, g *globalOptions, key, value st
 		return err
 	}
 	defer s.Close()
+	if _, shared := s.(store.ProbeLeaser); !shared && q > 1 {
+		return usageErrorf("quorum %d: this store has one probe host and so one location; a quorum above 1 needs several locations, which need a store the probe hosts share (Postgres)", q)
+	}
 	seen, err := locationsSeen(ctx, s)
 	if err != nil {
 		return err
