@@ -44,6 +44,9 @@ type pageRow struct {
 	Alerts       int
 	ErrorClass   string
 	Error        string
+	// SeenFrom is what each probe location saw, while several run
+	// ("seen from fra; nyc: refused").
+	SeenFrom string
 	// Uptime24h is the last day's uptime ("99.93%", "" when unknown);
 	// Bar is the daily uptime of the last BarDays days.
 	Uptime24h string
@@ -187,6 +190,7 @@ func newPageRow(now time.Time, s report.ServerStatus) pageRow {
 		ID: s.ID, Name: output.Escape(s.Name), Status: s.Status, Class: strings.ToLower(string(s.Status)),
 		Age: "never", Source: output.Escape(s.Source), AgentVersion: output.Escape(s.AgentVersion), Alerts: s.ActiveAlerts,
 		ErrorClass: output.Escape(s.LastErrorClass), Error: output.Escape(s.LastError),
+		SeenFrom: s.SeenFrom, // escaped by report.SeenFrom
 	}
 	if s.LastHeartbeat != nil {
 		row.Age = status.FormatAge(status.Age(now, *s.LastHeartbeat)) + " ago"
