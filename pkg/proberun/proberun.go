@@ -91,7 +91,8 @@ type Config struct {
 	// on a leasing store it takes only the host lock and claims nothing.
 	All bool
 	// ClaimBatch caps how many servers a shared run claims at once; 0
-	// means min(Concurrency, DefaultClaimBatch).
+	// means min(Concurrency, DefaultClaimBatch). A claim is smaller still
+	// when fewer workers are free (see claimer).
 	ClaimBatch int
 	// StoreTimeout bounds each store call (lock, servers, run record,
 	// each batch of results, lock release); 0 means DefaultStoreTimeout.
@@ -255,7 +256,14 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 		Auth: auth, HostKeys: checker, Exec: cfg.Exec,
 		Concurrency: cfg.Concurrency, Timeout: cfg.Timeout, Deadline: cfg.Deadline,
 	}
+	var cl *claimer
+	if shared {
+		cl = newClaimer(leaser, run, cfg, known, time.Now())
+	}
 	sink := func(batch []probe.Result) {
+		if cl != nil {
+			cl.done(len(batch))
+		}
 		rows := make([]store.ProbeResult, 0, len(batch))
 		var released []int64
 		for _, r := range batch {
@@ -277,12 +285,8 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 			w.batches <- writeBatch{rows: rows, released: released}
 		}
 	}
-	var (
-		sum probe.Summary
-		cl  *claimer
-	)
+	var sum probe.Summary
 	if shared {
-		cl = newClaimer(leaser, run, cfg, known, time.Now())
 		sum = probe.RunFrom(probeCtx, cl.next, opts, sink)
 	} else {
 		sum = probe.Run(probeCtx, targets, opts, sink)

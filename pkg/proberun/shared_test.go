@@ -268,3 +268,51 @@ func TestPostgresSharedRunSkipsBesideAnOlderBinary(t *testing.T) {
 		t.Error("an older binary took the store-wide lock while a shared run ran")
 	}
 }
+
+// With many workers and a small fleet, two hosts still share it: a run
+// claims no more than its workers can start, starting small and growing
+// as probes finish, instead of taking the whole fleet in one claim of up
+// to DefaultClaimBatch.
+func TestPostgresSharedRunsSplitASmallFleetEvenly(t *testing.T) {
+	const n = 200
+	e := newSharedEnv(t, n)
+	ctx := context.Background()
+	stores := make([]*postgres.Store, 2)
+	for i := range stores {
+		s, err := postgres.Open(ctx, e.url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	outs := make([]proberun.Outcome, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, host := range []string{"probe-a", "probe-b"} {
+		cfg := e.config(host, time.Hour)
+		cfg.Concurrency, cfg.ClaimBatch = 512, 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = proberun.Execute(ctx, stores[i], cfg)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i, o := range outs {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		t.Logf("run %d claimed %d of %d", i, o.Run.Servers, n)
+		total += o.Run.Servers
+		// An even split is 100 each; a quarter leaves room for one run
+		// starting a little late on a loaded machine.
+		if o.Run.Servers < n/4 {
+			t.Errorf("run %d claimed %d of %d servers; want at least %d", i, o.Run.Servers, n, n/4)
+		}
+	}
+	if total != n {
+		t.Errorf("runs claimed %d servers together; want %d", total, n)
+	}
+}
