@@ -185,6 +185,9 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		run, err = c.a.store.LastFinishedRun(ctx)
 	}
 	if err == nil {
+		run, err = headerRun(ctx, c.a.store, run)
+	}
+	if err == nil {
 		aborted, err = c.a.store.LastAbortedRun(ctx)
 	}
 	if err != nil {

@@ -207,6 +207,11 @@ func runProbe(ctx context.Context, app *App, g *globalOptions, o *probeOptions) 
 	if errors.Is(err, proberun.ErrSingleHost) {
 		return withCode(ExitUsage, err)
 	}
+	if errors.Is(err, proberun.ErrOlderRun) {
+		// Not quiet: it goes on every tick until that host is upgraded.
+		log.Warn(err.Error() + "; skipping this tick")
+		return nil
+	}
 	if errors.Is(err, proberun.ErrLocked) {
 		// Two cron lines must never pile up: the running run covers this tick.
 		log.Info(err.Error() + "; skipping this tick")

@@ -4,28 +4,27 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
-// printProbeHosts adds the probe hosts to `status --verbose` on a store
-// where several hosts share the fleet: each host's last run, its share and
-// failures, and a warning for a host that stopped. Other stores (SQLite)
-// have one probe host, which the run header already describes.
-func printProbeHosts(ctx context.Context, w io.Writer, s store.Store) error {
+// probeHostRuns reads each probe host's last run on a store where several
+// hosts share the fleet; other stores (SQLite) have one probe host, which
+// the run header already describes, and give nil.
+func probeHostRuns(ctx context.Context, s store.Store) ([]store.Run, time.Time, error) {
 	leaser, ok := s.(store.ProbeLeaser)
 	if !ok {
-		return nil
+		return nil, time.Time{}, nil
 	}
-	runs, now, err := leaser.HostRuns(ctx, report.HostWindow)
-	if err != nil {
-		return err
-	}
-	quorum, err := report.ReadQuorum(ctx, s)
-	if err != nil {
-		return err
-	}
+	return leaser.HostRuns(ctx, report.HostWindow)
+}
+
+// printProbeHosts adds the probe hosts to `status --verbose`: each host's
+// last run, its share and failures, a warning for a host that stopped,
+// and, with several locations or a quorum, the locations line.
+func printProbeHosts(w io.Writer, now time.Time, runs []store.Run, quorum int) error {
 	hosts := report.NewHosts(now, runs)
 	lines := hosts.Lines()
 	if l := report.NewVantage(hosts, quorum).Line(); l != "" {

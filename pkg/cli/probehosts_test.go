@@ -96,3 +96,26 @@ func TestPostgresLocationsShownAndCutOffLocationWarned(t *testing.T) {
 	checks, _ := e.doctor()
 	expectCheck(t, checks, "probe-hosts", "warn", "nyc cut off: not voting", "that site's network")
 }
+
+// With several hosts, a run that finds nothing due (the others probed
+// everything this tick) is often the last to finish; the run header must
+// not then say "0/0 answered" as if nothing had been probed.
+func TestPostgresRunHeaderSkipsARunThatClaimedNothing(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.URL(t)
+	e := &env{t: t, home: t.TempDir(), vars: map[string]string{"DATABASE_URL": dbURL}}
+	e.mustRun("migrate")
+	_, key := fleetEnv(t, e, sshtest.Group{Mode: sshtest.ModeOK, Count: 4}, sshtest.Group{Mode: sshtest.ModeAuthReject, Count: 1})
+	e.vars["HEARTBEAT_PROBE_HOST"] = "mon-a"
+	e.mustRun("probe-ssh", "--key", key)
+	// mon-b's run of the same tick finds every server probed.
+	e.vars["HEARTBEAT_PROBE_HOST"] = "mon-b"
+	e.mustRun("probe-ssh", "--key", key)
+	verbose := e.run("status", "--verbose").out
+	if strings.Contains(verbose, "0/0 answered") || !strings.Contains(verbose, "4/5 answered") {
+		t.Errorf("status --verbose header; want mon-a's 4/5 answered:\n%s", verbose)
+	}
+	if !strings.Contains(verbose, "probe host mon-b: last run ") {
+		t.Errorf("status --verbose does not list mon-b's empty run:\n%s", verbose)
+	}
+}

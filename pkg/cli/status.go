@@ -129,10 +129,18 @@ func runStatus(ctx context.Context, app *App, g *globalOptions, o *statusOptions
 			if err != nil {
 				return err
 			}
-			for _, line := range report.NewRunHeader(rep.Now, last, aborted).Lines() {
+			hostRuns, hostsNow, err := probeHostRuns(ctx, s)
+			if err != nil {
+				return err
+			}
+			for _, line := range report.NewRunHeader(rep.Now, report.HeaderRun(last, hostRuns), aborted).Lines() {
 				fmt.Fprintln(app.Out, line)
 			}
-			if err := printProbeHosts(ctx, app.Out, s); err != nil {
+			quorum, err := report.ReadQuorum(ctx, s)
+			if err != nil {
+				return err
+			}
+			if err := printProbeHosts(app.Out, hostsNow, hostRuns, quorum); err != nil {
 				return err
 			}
 		}

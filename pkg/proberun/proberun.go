@@ -29,6 +29,13 @@ import (
 // caller should skip this tick quietly.
 var ErrLocked = errors.New("another probe-ssh run is in progress on this store")
 
+// ErrOlderRun is ErrLocked when the run holding the lock is a probe-ssh
+// from before hosts shared the fleet: it probes every server itself under
+// the store-wide lock, so runs of this version skip their tick while it
+// runs, and it skips its own while they do. It goes on until that host is
+// upgraded, which is why it deserves more than ErrLocked's quiet skip.
+var ErrOlderRun = fmt.Errorf("%w: %w; upgrade heartbeat on every probe host", ErrLocked, store.ErrExclusiveProbeRun)
+
 // ErrLockLost reports that the run lost the store's probe lock mid-run (on
 // Postgres: its session was terminated or the server restarted). Another
 // run may hold it by then, so this one stopped probing and writing.
@@ -93,7 +100,8 @@ type Config struct {
 	// on a leasing store it takes only the host lock and claims nothing.
 	All bool
 	// ClaimBatch caps how many servers a shared run claims at once; 0
-	// means min(Concurrency, DefaultClaimBatch).
+	// means min(Concurrency, DefaultClaimBatch). A claim is smaller still
+	// when fewer workers are free (see claimer).
 	ClaimBatch int
 	// StoreTimeout bounds each store call (lock, servers, run record,
 	// each batch of results, lock release); 0 means DefaultStoreTimeout.
@@ -133,7 +141,8 @@ type Outcome struct {
 // Execute runs one probe over every enabled ssh-mode server in s or, when s
 // is a store.ProbeLeaser and cfg.All is not set, over the due servers this
 // run claims while other hosts claim the rest. It
-// returns ErrLocked, untouched, when another run holds the lock; wrapped
+// returns ErrLocked, untouched, when another run holds the lock (ErrOlderRun
+// when that is an older binary's store-wide run); wrapped
 // ErrLockLost or ErrInterrupted (with the Outcome so far) when the run was
 // cut short. Every error is one line.
 func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err error) {
@@ -175,6 +184,9 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 		lock, acquired, err = s.TryProbeLock(st.bound(bg))
 	}
 	st.done()
+	if errors.Is(err, store.ErrExclusiveProbeRun) {
+		return Outcome{}, ErrOlderRun
+	}
 	if err != nil {
 		return Outcome{}, st.describe("take the probe lock", err)
 	}
@@ -266,7 +278,14 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 		Concurrency: cfg.Concurrency, Timeout: cfg.Timeout, Deadline: cfg.Deadline,
 		Dial: cfg.Dial,
 	}
+	var cl *claimer
+	if shared {
+		cl = newClaimer(leaser, run, cfg, known, time.Now())
+	}
 	sink := func(batch []probe.Result) {
+		if cl != nil {
+			cl.done(len(batch))
+		}
 		rows := make([]store.ProbeResult, 0, len(batch))
 		var released []int64
 		for _, r := range batch {
@@ -289,12 +308,8 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 			w.batches <- writeBatch{rows: rows, released: released}
 		}
 	}
-	var (
-		sum probe.Summary
-		cl  *claimer
-	)
+	var sum probe.Summary
 	if shared {
-		cl = newClaimer(leaser, run, cfg, known, time.Now())
 		sum = probe.RunFrom(probeCtx, cl.next, opts, sink)
 	} else {
 		sum = probe.Run(probeCtx, targets, opts, sink)

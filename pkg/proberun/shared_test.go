@@ -2,8 +2,10 @@ package proberun_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,5 +211,108 @@ func TestPostgresSharedRunTakesOverExpiredLeases(t *testing.T) {
 		if a != 1 {
 			t.Errorf("server %d accepted %d connections; want exactly 1", i, a)
 		}
+	}
+}
+
+// Mixed versions: while a probe-ssh from before leases holds the
+// store-wide lock (TryProbeLock, on its own session) and probes every
+// server, a shared run skips its tick and says why; and while a shared run
+// holds its locks, that older run's try fails.
+func TestPostgresSharedRunSkipsBesideAnOlderBinary(t *testing.T) {
+	e := newSharedEnv(t, 4)
+	ctx := context.Background()
+	old, ok, err := e.store.TryProbeLock(ctx)
+	if err != nil || !ok {
+		t.Fatalf("older binary's lock = %v, %v", ok, err)
+	}
+	_, err = proberun.Execute(ctx, e.store, e.config("probe-new", time.Hour))
+	if !errors.Is(err, proberun.ErrLocked) || !errors.Is(err, proberun.ErrOlderRun) || !strings.Contains(err.Error(), "older heartbeat") {
+		t.Errorf("shared run beside an older binary's run: %v; want ErrOlderRun naming the older heartbeat", err)
+	}
+	for i, a := range e.accepts() {
+		if a != 0 {
+			t.Errorf("server %d accepted %d connections beside the older run; want 0", i, a)
+		}
+	}
+	if err := old.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The older binary tries while a shared run holds its locks.
+	other, err := postgres.Open(ctx, e.url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	cfg := e.config("probe-new", time.Hour)
+	var (
+		once  sync.Once
+		tried bool
+	)
+	cfg.OnResult = func(string, probe.Result) {
+		once.Do(func() {
+			l, ok, err := other.TryProbeLock(ctx)
+			if ok {
+				l.Release(ctx)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+			tried = ok
+		})
+	}
+	if _, err := proberun.Execute(ctx, e.store, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if tried {
+		t.Error("an older binary took the store-wide lock while a shared run ran")
+	}
+}
+
+// With many workers and a small fleet, two hosts still share it: a run
+// claims no more than its workers can start, starting small and growing
+// as probes finish, instead of taking the whole fleet in one claim of up
+// to DefaultClaimBatch.
+func TestPostgresSharedRunsSplitASmallFleetEvenly(t *testing.T) {
+	const n = 200
+	e := newSharedEnv(t, n)
+	ctx := context.Background()
+	stores := make([]*postgres.Store, 2)
+	for i := range stores {
+		s, err := postgres.Open(ctx, e.url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	outs := make([]proberun.Outcome, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, host := range []string{"probe-a", "probe-b"} {
+		cfg := e.config(host, time.Hour)
+		cfg.Concurrency, cfg.ClaimBatch = 512, 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = proberun.Execute(ctx, stores[i], cfg)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i, o := range outs {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		t.Logf("run %d claimed %d of %d", i, o.Run.Servers, n)
+		total += o.Run.Servers
+		// An even split is 100 each; a quarter leaves room for one run
+		// starting a little late on a loaded machine.
+		if o.Run.Servers < n/4 {
+			t.Errorf("run %d claimed %d of %d servers; want at least %d", i, o.Run.Servers, n, n/4)
+		}
+	}
+	if total != n {
+		t.Errorf("runs claimed %d servers together; want %d", total, n)
 	}
 }

@@ -64,6 +64,40 @@ func NewRunHeader(now time.Time, last, aborted *store.Run) RunHeader {
 	return h
 }
 
+// HeaderRun picks the run the header describes: last, the last finished
+// run, unless it claimed no server while another host's run did. Hosts
+// that share a fleet (hostRuns: each host's last finished run, as
+// store.ProbeLeaser.HostRuns returns them) often end a tick with a run
+// that found everything already probed by the others; read alone, it
+// would make the header say "0/0 answered". The header then describes the
+// most recently finished of the host runs that probed something.
+func HeaderRun(last *store.Run, hostRuns []store.Run) *store.Run {
+	if !ClaimedNothing(last) {
+		return last
+	}
+	var pick *store.Run
+	for i := range hostRuns {
+		r := &hostRuns[i]
+		if r.FinishedAt == nil || r.Probed == 0 {
+			continue
+		}
+		if pick == nil || r.FinishedAt.After(*pick.FinishedAt) || (r.FinishedAt.Equal(*pick.FinishedAt) && r.ID > pick.ID) {
+			pick = r
+		}
+	}
+	if pick == nil {
+		return last
+	}
+	return pick
+}
+
+// ClaimedNothing reports whether last is a finished run that had no server
+// to probe, so that HeaderRun looks further (callers read the host runs
+// only then).
+func ClaimedNothing(last *store.Run) bool {
+	return last != nil && last.Servers == 0 && last.Probed == 0
+}
+
 func newRunHeader(now time.Time, last *store.Run) RunHeader {
 	if last == nil || last.FinishedAt == nil {
 		return RunHeader{Summary: "no probe-ssh run has finished yet (servers that push over the API do not need one)"}

@@ -67,3 +67,31 @@ func TestRunHeader(t *testing.T) {
 		})
 	}
 }
+
+// The header describes the last run that probed something: a host's run
+// that found everything probed by the others says nothing about the fleet.
+func TestHeaderRunSkipsARunThatClaimedNothing(t *testing.T) {
+	at := func(s int) *time.Time { v := time.Date(2026, 1, 1, 0, 0, s, 0, time.UTC); return &v }
+	probedA := store.Run{ID: 1, Host: "a", FinishedAt: at(10), Servers: 5, Probed: 5, Succeeded: 4}
+	probedB := store.Run{ID: 2, Host: "b", FinishedAt: at(12), Servers: 3, Probed: 3, Succeeded: 3}
+	empty := store.Run{ID: 3, Host: "c", FinishedAt: at(20)}
+	for _, tc := range []struct {
+		name  string
+		last  *store.Run
+		hosts []store.Run
+		want  int64
+	}{
+		{"last probed", &probedB, []store.Run{probedA, probedB}, 2},
+		{"last empty: latest that probed", &empty, []store.Run{probedA, probedB, empty}, 2},
+		{"last empty, no host probed", &empty, []store.Run{empty}, 3},
+		{"last empty, no host runs (SQLite)", &empty, nil, 3},
+	} {
+		got := HeaderRun(tc.last, tc.hosts)
+		if got == nil || got.ID != tc.want {
+			t.Errorf("%s: HeaderRun = %+v; want run %d", tc.name, got, tc.want)
+		}
+	}
+	if HeaderRun(nil, []store.Run{probedA}) != nil {
+		t.Error("no finished run: HeaderRun is not nil")
+	}
+}

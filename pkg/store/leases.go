@@ -2,8 +2,15 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrExclusiveProbeRun reports that TryHostProbeLock found the store-wide
+// probe lock held exclusively: a probe-ssh from before hosts shared the
+// fleet (it takes that lock and probes every server itself) is running.
+// A run that gets it skips its tick, as when its host lock is taken.
+var ErrExclusiveProbeRun = errors.New("a probe-ssh from an older heartbeat (one that probes every server under the store-wide lock) is running on this store")
 
 // ProbeLeaser is implemented by stores on which several probe hosts share
 // the fleet (Postgres). Instead of one run per store under TryProbeLock,
@@ -22,8 +29,11 @@ import (
 type ProbeLeaser interface {
 	// TryHostProbeLock takes this host's probe lock without waiting (false
 	// if another run on the same host holds it), so two runs on one host
-	// never pile up; runs on other hosts go on. Same contract as
-	// TryProbeLock otherwise.
+	// never pile up; runs on other hosts go on. With it the run holds the
+	// store-wide lock of TryProbeLock in shared mode, so an older binary's
+	// exclusive run cannot start beside it; while such a run holds that
+	// lock, it returns ErrExclusiveProbeRun (and no lock). Same contract
+	// as TryProbeLock otherwise.
 	TryHostProbeLock(ctx context.Context, host string) (lock ProbeLock, acquired bool, err error)
 	// StartSharedRun records the start of a run on a store shared by
 	// several hosts, in a location (see ValidateLocation): the run claims

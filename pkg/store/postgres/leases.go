@@ -18,10 +18,43 @@ var _ store.ProbeLeaser = (*Store)(nil)
 // hash of the host name.
 const hostLockClass int32 = 0x68627068 // "hbph"
 
-// TryHostProbeLock takes the advisory lock of one host's probe runs.
+// TryHostProbeLock takes the advisory lock of one host's probe runs and,
+// on the same session, probeLockKey in shared mode. Runs of this version
+// only ever take that key shared, so they never exclude each other by it;
+// a probe-ssh from before leases takes it exclusively (TryProbeLock) and
+// probes every server, so while any shared run holds it, that older run's
+// try fails and it skips its tick, and while it holds it, this returns
+// store.ErrExclusiveProbeRun. Both locks go with the session.
 func (s *Store) TryHostProbeLock(ctx context.Context, host string) (store.ProbeLock, bool, error) {
-	return s.tryAdvisoryLock(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, `SELECT pg_advisory_unlock($1, hashtext($2))`,
-		hostLockClass, host)
+	conn, err := s.lockSession(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	var hostLock, storeLock bool
+	err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, hostLockClass, host).Scan(&hostLock)
+	if err == nil && hostLock {
+		err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock_shared($1)`, probeLockKey).Scan(&storeLock)
+	}
+	switch {
+	case err == nil && hostLock && storeLock:
+		// Both in one statement, each evaluated: the select list is.
+		return newProbeLock(conn, `SELECT pg_advisory_unlock_shared($3), pg_advisory_unlock($1, hashtext($2))`,
+			hostLockClass, host, probeLockKey), true, nil
+	case hostLock:
+		if _, uerr := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, hostLockClass, host); uerr != nil {
+			// The session may still hold the host lock: close it
+			// rather than return it to the pool.
+			conn.Conn().Close(ctx)
+		}
+	}
+	conn.Release()
+	if err != nil {
+		return nil, false, fmt.Errorf("probe lock: %w", err)
+	}
+	if hostLock {
+		return nil, false, store.ErrExclusiveProbeRun
+	}
+	return nil, false, nil
 }
 
 // StartSharedRun closes the runs that are certainly dead, gives new

@@ -152,17 +152,9 @@ func (s *Store) TryProbeLock(ctx context.Context) (store.ProbeLock, bool, error)
 // returns whether it got it) on a connection held until Release, which
 // runs unlockSQL with the same arguments.
 func (s *Store) tryAdvisoryLock(ctx context.Context, lockSQL, unlockSQL string, args ...any) (store.ProbeLock, bool, error) {
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.lockSession(ctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("probe lock: %w", err)
-	}
-	// If this host vanishes mid-run (power, network), the server keeps the
-	// session, and the lock, until TCP keepalive declares it dead: hours by
-	// default, during which no other probe host could run. These settings
-	// are per session and bring that down to about 25 s.
-	if _, err := conn.Exec(ctx, `SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3`); err != nil {
-		conn.Release()
-		return nil, false, fmt.Errorf("probe lock: %w", err)
+		return nil, false, err
 	}
 	var ok bool
 	if err := conn.QueryRow(ctx, lockSQL, args...).Scan(&ok); err != nil {
@@ -173,9 +165,32 @@ func (s *Store) tryAdvisoryLock(ctx context.Context, lockSQL, unlockSQL string, 
 		conn.Release()
 		return nil, false, nil
 	}
+	return newProbeLock(conn, unlockSQL, args...), true, nil
+}
+
+// lockSession takes a pool connection to hold a session-level lock on.
+func (s *Store) lockSession(ctx context.Context) (*pgxpool.Conn, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("probe lock: %w", err)
+	}
+	// If this host vanishes mid-run (power, network), the server keeps the
+	// session, and the lock, until TCP keepalive declares it dead: hours by
+	// default, during which no other probe host could run. These settings
+	// are per session and bring that down to about 25 s.
+	if _, err := conn.Exec(ctx, `SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3`); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("probe lock: %w", err)
+	}
+	return conn, nil
+}
+
+// newProbeLock hands out the lock(s) conn's session holds, watched until
+// Release, which runs unlockSQL with args.
+func newProbeLock(conn *pgxpool.Conn, unlockSQL string, args ...any) *probeLock {
 	l := &probeLock{conn: conn, unlockSQL: unlockSQL, args: args, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.watch()
-	return l, true, nil
+	return l
 }
 
 // LockCheckInterval is how often a held probe lock's session is checked;

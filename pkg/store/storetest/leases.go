@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -36,6 +37,7 @@ func RunLeases(t *testing.T, open func(t *testing.T) LeaseStore) {
 		{"EachLocationClaimsTheWholeFleet", testLocationsClaim},
 		{"LocationResultsInStatus", testLocationResults},
 		{"EvaluateByQuorum", testEvaluateQuorum},
+		{"HostLocksShareTheStoreLock", testHostLocksShareStoreLock},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -338,4 +340,49 @@ func sameIDs(a, b []int64) bool {
 		}
 	}
 	return true
+}
+
+// Mixed versions: a probe-ssh from before leases takes the store-wide lock
+// exclusively and probes every server. Host locks hold it shared, so
+// hosts coexist with each other but not with such a run, either way.
+func testHostLocksShareStoreLock(t *testing.T, ctx context.Context, s LeaseStore) {
+	a, ok, err := s.TryHostProbeLock(ctx, "a")
+	if err != nil || !ok {
+		t.Fatalf("TryHostProbeLock(a) = %v, %v", ok, err)
+	}
+	b, ok, err := s.TryHostProbeLock(ctx, "b")
+	if err != nil || !ok {
+		t.Fatalf("TryHostProbeLock(b) beside a = %v, %v; want acquired", ok, err)
+	}
+	if old, ok, err := s.TryProbeLock(ctx); err != nil || ok {
+		if ok {
+			old.Release(ctx)
+		}
+		t.Fatalf("store-wide TryProbeLock (an older binary) while hosts run = %v, %v; want not acquired", ok, err)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old, ok, err := s.TryProbeLock(ctx)
+	if err != nil || !ok {
+		t.Fatalf("store-wide TryProbeLock once the hosts are done = %v, %v; want acquired", ok, err)
+	}
+	if l, ok, err := s.TryHostProbeLock(ctx, "c"); !errors.Is(err, store.ErrExclusiveProbeRun) || ok {
+		if ok {
+			l.Release(ctx)
+		}
+		t.Fatalf("TryHostProbeLock(c) while an older binary's run holds the store lock = %v, %v; want ErrExclusiveProbeRun", ok, err)
+	}
+	if err := old.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The failed try above left c's host lock free.
+	c, ok, err := s.TryHostProbeLock(ctx, "c")
+	if err != nil || !ok {
+		t.Fatalf("TryHostProbeLock(c) after the older run = %v, %v; want acquired", ok, err)
+	}
+	c.Release(ctx)
 }
