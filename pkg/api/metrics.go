@@ -74,7 +74,7 @@ func newMetrics(a *API) *metrics {
 		m.externalAlerts.WithLabelValues(store.AlertSourceAlertmanager, outcome)
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.pushes, m.tokenless, m.batch, m.write, m.externalAlerts,
-		&fleetCollector{a: a}, newFlipCounter(a), &deliveryCollector{a: a},
+		&fleetCollector{a: a}, newFlipCounter(a), &deliveryCollector{a: a}, newNotifyCounter(a), &flapCollector{a: a},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -436,3 +436,31 @@ func (s *Store) DeliveryStats(ctx context.Context) (store.DeliveryStats, error) 
 	}
 	return st, nil
 }
+
+// DeliveryEvents lists deliveries delivered or given up at or after since.
+func (s *Store) DeliveryEvents(ctx context.Context, since time.Time) ([]store.DeliveryEvent, time.Time, error) {
+	var now time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return nil, time.Time{}, fmt.Errorf("read delivery events: %w", s.interpret(err))
+	}
+	rows, err := s.pool.Query(ctx, `SELECT d.id, c.url, d.delivered_at IS NOT NULL, COALESCE(d.delivered_at, d.gave_up_at) AS at
+		FROM deliveries d JOIN channels c ON c.id = d.channel_id
+		WHERE d.delivered_at >= $1 OR d.gave_up_at >= $1
+		ORDER BY at, d.id`, since)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read delivery events: %w", s.interpret(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.DeliveryEvent, error) {
+		var (
+			e   store.DeliveryEvent
+			url string
+		)
+		err := r.Scan(&e.ID, &url, &e.Sent, &e.At)
+		e.ChannelKind, e.At = store.ChannelKind(url), e.At.UTC()
+		return e, err
+	})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read delivery events: %w", s.interpret(err))
+	}
+	return out, now.UTC(), nil
+}

@@ -487,3 +487,41 @@ func (s *Store) DeliveryStats(ctx context.Context) (store.DeliveryStats, error) 
 	}
 	return st, nil
 }
+
+// DeliveryEvents lists deliveries delivered or given up at or after since.
+func (s *Store) DeliveryEvents(ctx context.Context, since time.Time) ([]store.DeliveryEvent, time.Time, error) {
+	fail := func(err error) ([]store.DeliveryEvent, time.Time, error) {
+		return nil, time.Time{}, fmt.Errorf("read delivery events: %w", s.interpret(err))
+	}
+	now, err := s.Now(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT d.id, c.url, d.delivered_at IS NOT NULL, COALESCE(d.delivered_at, d.gave_up_at) AS at
+		FROM deliveries d JOIN channels c ON c.id = d.channel_id
+		WHERE d.delivered_at >= ?1 OR d.gave_up_at >= ?1
+		ORDER BY at, d.id`, formatTime(since))
+	if err != nil {
+		return fail(err)
+	}
+	defer rows.Close()
+	var out []store.DeliveryEvent
+	for rows.Next() {
+		var (
+			e       store.DeliveryEvent
+			url, at string
+		)
+		if err := rows.Scan(&e.ID, &url, &e.Sent, &at); err != nil {
+			return fail(err)
+		}
+		if e.At, err = parseTime(at); err != nil {
+			return fail(err)
+		}
+		e.ChannelKind = store.ChannelKind(url)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	return out, now, nil
+}

@@ -82,6 +82,7 @@ func Run(t *testing.T, open Opener) {
 		{"ClaimDeliveriesOnce", testClaimOnce},
 		{"ClaimExpires", testClaimExpires},
 		{"DeliveryRetries", testDeliveryRetries},
+		{"DeliveryEvents", testDeliveryEvents},
 		{"Reminders", testReminders},
 		{"PruneDeliveries", testPruneDeliveries},
 		{"Flapping", testFlapping},
