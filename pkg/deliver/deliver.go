@@ -37,9 +37,9 @@ const (
 	// recordReserve is the most a drain keeps back from its deadline to
 	// record outcomes and release claims after sending stops.
 	recordReserve = time.Second
-	// claimMargin is added to the drain's own budget for its claims, so a
-	// claim outlives the drain that holds it but not by much.
-	claimMargin = 30 * time.Second
+	// DefaultClaimMargin is added to the drain's own budget for its
+	// claims, so a claim outlives the drain that holds it but not by much.
+	DefaultClaimMargin = 30 * time.Second
 	// defaultBudget is a drain's budget when its context has no deadline.
 	defaultBudget = time.Minute
 	// MinBudget is the least time left for which a drain starts at all:
@@ -68,6 +68,10 @@ type Options struct {
 	// Enqueue tunes the queueing step: the flapping rule (zero: the
 	// store's defaults).
 	Enqueue store.EnqueueParams
+	// ClaimMargin is how long a claim outlives the drain's deadline, and
+	// so how long a drainer that dies keeps its claims from the others
+	// (default DefaultClaimMargin).
+	ClaimMargin time.Duration
 	// Log receives one line per failed attempt (never a channel URL's
 	// secret); nil discards.
 	Log *slog.Logger
@@ -132,7 +136,7 @@ func Drain(ctx context.Context, st store.Store, opts Options) (Result, error) {
 			res.DeadlineHit = true
 			return res, nil
 		}
-		ttl := time.Until(deadline) + claimMargin
+		ttl := time.Until(deadline) + opts.ClaimMargin
 		batch, err := st.ClaimDeliveries(ctx, store.ClaimParams{Claimer: opts.Claimer, Limit: opts.BatchSize, TTL: ttl})
 		if err != nil {
 			return res, fmt.Errorf("drain: %w", err)
@@ -178,6 +182,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = notify.DefaultTimeout
+	}
+	if o.ClaimMargin <= 0 {
+		o.ClaimMargin = DefaultClaimMargin
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
