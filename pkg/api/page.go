@@ -126,22 +126,32 @@ func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
 		a.storeFailed(w, r, "status page", err)
 		return
 	}
-	// One read serves the 90-day bars, the 24-hour uptime and the recent
-	// changes.
-	flips, err := a.store.Flips(ctx, store.FlipQuery{Since: snap.Now.Add(-BarDays * 24 * time.Hour)})
-	if err != nil {
-		a.storeFailed(w, r, "status page", err)
-		return
-	}
-	if flips == nil {
-		flips = []store.Flip{}
-	}
 	v, err := report.LoadVantage(ctx, a.store)
 	if err != nil {
 		a.storeFailed(w, r, "status page", err)
 		return
 	}
-	rep := report.BuildFrom(snap, a.opts.StaleAfter, flips, v)
+	rep := report.BuildFrom(snap, a.opts.StaleAfter, nil, v)
+	shown := rep.Servers[:min(len(rep.Servers), maxPageRows)]
+	// The history of the rows shown only: at 100,000 servers, 90 days of
+	// the whole fleet's flips were read on every refresh to draw 500 bars.
+	ids := make([]int64, len(shown))
+	for i, s := range shown {
+		ids[i] = s.ID
+	}
+	since := snap.Now.Add(-BarDays * 24 * time.Hour)
+	var flips []store.Flip
+	if len(ids) > 0 {
+		if flips, err = a.store.Flips(ctx, store.FlipQuery{Since: since, ServerIDs: ids}); err != nil {
+			a.storeFailed(w, r, "status page", err)
+			return
+		}
+	}
+	recent, err := a.store.Flips(ctx, store.FlipQuery{Since: since, Newest: maxPageChanges})
+	if err != nil {
+		a.storeFailed(w, r, "status page", err)
+		return
+	}
 	byServer := history.ByServer(flips)
 	stored := make(map[int64]string, len(snap.Servers))
 	for _, sv := range snap.Servers {
@@ -149,21 +159,18 @@ func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	data := pageData{
 		Now: rep.Now.Format("2006-01-02 15:04:05Z"), Refresh: RefreshSeconds, Counts: rep.Counts,
-		Total: len(rep.Servers), StaleAfter: staleAfterText(a.opts.StaleAfter),
+		Total: len(rep.Servers), Hidden: len(rep.Servers) - len(shown), StaleAfter: staleAfterText(a.opts.StaleAfter),
 		CanLogout: a.opts.ReadToken != "", BarDays: BarDays,
 	}
-	for i, s := range rep.Servers {
-		if i == maxPageRows {
-			data.Hidden = len(rep.Servers) - i
-			break
-		}
+	for _, s := range shown {
+		s.AddHistory(byServer[s.ID], stored[s.ID], rep.Now)
 		row := newPageRow(rep.Now, s)
 		spans := history.Spans(byServer[s.ID], stored[s.ID], rep.Now.Add(-BarDays*24*time.Hour), rep.Now)
 		row.Bar = uptimeBar(history.Daily(spans, rep.Now, BarDays))
 		data.Rows = append(data.Rows, row)
 	}
-	for i := len(flips) - 1; i >= 0 && len(data.Changes) < maxPageChanges; i-- {
-		f := flips[i]
+	for i := len(recent) - 1; i >= 0; i-- {
+		f := recent[i]
 		name, to := output.Escape(f.ServerName), f.To
 		if f.ServerID == 0 {
 			name = "monitoring host"

@@ -130,7 +130,7 @@ func BuildFrom(snap store.Snapshot, staleAfter time.Duration, flips24h []store.F
 	for _, s := range snap.Servers {
 		row := Judge(snap.Now, s, staleAfter, v)
 		if byServer != nil {
-			row.addHistory(byServer[s.ID], s.State, snap.Now)
+			row.AddHistory(byServer[s.ID], s.State, snap.Now)
 		}
 		r.Counts.Add(row.Status)
 		r.Servers = append(r.Servers, row)
@@ -211,9 +211,10 @@ func (r Report) States() []status.State {
 	return out
 }
 
-// addHistory fills what a row says about the last 24 hours, from its
-// server's flips (oldest first) and the state the store last recorded.
-func (row *ServerStatus) addHistory(flips []store.Flip, recorded string, now time.Time) {
+// AddHistory fills what a row says about the last 24 hours, from its
+// server's flips (oldest first; older ones are ignored) and the state the
+// store last recorded.
+func (row *ServerStatus) AddHistory(flips []store.Flip, recorded string, now time.Time) {
 	if pct, ok := history.Uptime(history.Spans(flips, recorded, now.Add(-24*time.Hour), now)); ok {
 		row.Uptime24h = &pct
 	}

@@ -112,7 +112,7 @@ func (c *Collector) Each(now time.Time, flips24h []store.Flip, fn func(*ServerSt
 	for _, i := range order {
 		kr := at(i)
 		if byServer != nil {
-			kr.row.addHistory(byServer[kr.row.ID], kr.evaluated, r.Now)
+			kr.row.AddHistory(byServer[kr.row.ID], kr.evaluated, r.Now)
 		}
 		if err := fn(&kr.row); err != nil {
 			return r, err

@@ -101,4 +101,11 @@ type FlipQuery struct {
 	// that polls (the /metrics counter) asks for what is new since its
 	// last read.
 	AfterID int64
+	// ServerIDs, when not empty, limits the flips to these servers (fleet
+	// events excluded): the status page reads the history of the rows it
+	// shows, not of the whole fleet.
+	ServerIDs []int64
+	// Newest, when positive, keeps only the newest that many of the
+	// flips that match (still returned oldest first).
+	Newest int
 }

@@ -277,11 +277,18 @@ func (s *Store) fleetEvent(ctx context.Context, p store.EvalParams) (*store.Flip
 
 // Flips lists flips at or after q.Since, oldest first.
 func (s *Store) Flips(ctx context.Context, q store.FlipQuery) ([]store.Flip, error) {
-	rows, err := s.pool.Query(ctx, `SELECT f.id, COALESCE(f.server_id, 0), COALESCE(s.name, ''), f.at,
-			f.from_state, f.to_state, f.reason, f.notify
-		FROM flips f LEFT JOIN servers s ON s.id = f.server_id
-		WHERE f.at >= $1 AND ($2 = 0 OR f.server_id = $2) AND f.id > $3
-		ORDER BY f.at, f.id`, q.Since, q.ServerID, q.AfterID)
+	ids := q.ServerIDs
+	if ids == nil {
+		ids = []int64{}
+	}
+	// LIMIT NULL is no limit: without Newest every match is read.
+	rows, err := s.pool.Query(ctx, `SELECT * FROM (SELECT f.id, COALESCE(f.server_id, 0), COALESCE(s.name, ''), f.at,
+				f.from_state, f.to_state, f.reason, f.notify
+			FROM flips f LEFT JOIN servers s ON s.id = f.server_id
+			WHERE f.at >= $1 AND ($2 = 0 OR f.server_id = $2) AND f.id > $3
+				AND (cardinality($4::bigint[]) = 0 OR f.server_id = ANY($4))
+			ORDER BY f.at DESC, f.id DESC LIMIT NULLIF($5::int, 0)) newest
+		ORDER BY 4, 1`, q.Since, q.ServerID, q.AfterID, ids, q.Newest)
 	if err != nil {
 		return nil, fmt.Errorf("read flips: %w", s.interpret(err))
 	}

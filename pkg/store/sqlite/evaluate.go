@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/stacksense/heartbeat/pkg/store"
@@ -199,7 +200,21 @@ func (s *Store) Evaluate(ctx context.Context, p store.EvalParams) (store.EvalRes
 
 // Flips lists flips at or after q.Since, oldest first.
 func (s *Store) Flips(ctx context.Context, q store.FlipQuery) ([]store.Flip, error) {
-	out, err := s.flips(ctx, s.db, `f.at >= ? AND (? = 0 OR f.server_id = ?) AND f.id > ?`, formatTime(q.Since), q.ServerID, q.ServerID, q.AfterID)
+	where := `f.at >= ? AND (? = 0 OR f.server_id = ?) AND f.id > ?`
+	args := []any{formatTime(q.Since), q.ServerID, q.ServerID, q.AfterID}
+	if len(q.ServerIDs) > 0 {
+		ids, err := json.Marshal(q.ServerIDs)
+		if err != nil {
+			return nil, fmt.Errorf("read flips: %w", err)
+		}
+		where += ` AND f.server_id IN (SELECT value FROM json_each(?))`
+		args = append(args, string(ids))
+	}
+	if q.Newest > 0 {
+		where = `f.id IN (SELECT f.id FROM flips f WHERE ` + where + ` ORDER BY f.at DESC, f.id DESC LIMIT ?)`
+		args = append(args, q.Newest)
+	}
+	out, err := s.flips(ctx, s.db, where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read flips: %w", s.interpret(err))
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -147,6 +148,28 @@ func testEvaluateFlips(t *testing.T, ctx context.Context, s store.Store) {
 	if later, err := s.Flips(ctx, store.FlipQuery{ServerID: a.ID, Since: now.Add(time.Hour)}); err != nil || len(later) != 0 {
 		t.Errorf("Flips since the future = %+v, %v", later, err)
 	}
+	// A set of servers (the rows the status page shows), and the newest
+	// few (its recent changes), still oldest first.
+	all, _ := s.Flips(ctx, store.FlipQuery{Since: now.Add(-time.Hour)})
+	var others []int64
+	for _, f := range all {
+		if f.ServerID != a.ID && f.ServerID != 0 && !slices.Contains(others, f.ServerID) {
+			others = append(others, f.ServerID)
+		}
+	}
+	if only, err := s.Flips(ctx, store.FlipQuery{Since: now.Add(-time.Hour), ServerIDs: []int64{a.ID}}); err != nil || !sameFlips(only, flips) {
+		t.Errorf("Flips of [a] = %+v, %v; want a's %d", only, err, len(flips))
+	}
+	if rest, err := s.Flips(ctx, store.FlipQuery{Since: now.Add(-time.Hour), ServerIDs: others}); err != nil || len(rest) != 2 || slices.ContainsFunc(rest, func(f store.Flip) bool { return f.ServerID == a.ID }) {
+		t.Errorf("Flips of the others %v = %+v, %v; want their 2", others, rest, err)
+	}
+	if last, err := s.Flips(ctx, store.FlipQuery{Since: now.Add(-time.Hour), ServerID: a.ID, Newest: 3}); err != nil || !sameFlips(last, flips[len(flips)-3:]) {
+		t.Errorf("newest 3 = %+v, %v; want %+v", last, err, flips[len(flips)-3:])
+	}
+}
+
+func sameFlips(a, b []store.Flip) bool {
+	return slices.EqualFunc(a, b, func(x, y store.Flip) bool { return x.ID == y.ID })
 }
 
 func serverStatus(t *testing.T, ctx context.Context, s store.Store, id int64) store.ServerStatus {
