@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -518,4 +519,38 @@ func TestEventFromDelivery(t *testing.T) {
 	if !m.Grouped || m.Channel != "ops" || m.Source != "mon1" || len(m.Events) != 2 {
 		t.Errorf("Message = %+v", m)
 	}
+}
+
+// TestCutOffNamesTheMonitoringHost: the one message about a cut-off
+// monitoring host names that host (it said "monitoring host (unknown) is
+// cut off": a fleet event has no server to take a host from).
+func TestCutOffNamesTheMonitoringHost(t *testing.T) {
+	engines(t, func(t *testing.T, open func(t *testing.T) store.Store) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s := open(t)
+		rcv := newReceiver(t, "k")
+		fleet(t, ctx, s, 1)
+		addChannel(t, ctx, s, "c", rcv.url("/c"), "k")
+		if _, err := s.Evaluate(ctx, store.EvalParams{HostCutOff: true, CutOffHost: "mon-fra-1",
+			CutOffReason: "monitoring host cut off (probe run 7 on mon-fra-1): 3 of 3 servers failed to connect"}); err != nil {
+			t.Fatal(err)
+		}
+		drain(t, ctx, s, deliver.Options{})
+		msgs, _ := rcv.snapshot()
+		var found bool
+		for _, m := range msgs {
+			for _, e := range m.Events {
+				if e.Kind == notify.KindCutOff {
+					found = true
+					if e.Host != "mon-fra-1" || !strings.Contains(m.Text, "monitoring host mon-fra-1 is cut off") {
+						t.Errorf("cut-off event host %q, text %q; want mon-fra-1 named", e.Host, m.Text)
+					}
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("no cut-off message among %+v", msgs)
+		}
+	})
 }

@@ -129,7 +129,7 @@ func cutOff(ctx context.Context, st store.Store, opts Options, call func() (cont
 	if !h.Has(report.HostCutOff) {
 		return store.EvalParams{}, nil
 	}
-	return store.EvalParams{HostCutOff: true, CutOffReason: fmt.Sprintf("monitoring host cut off (probe run %d on %s): %s", run.ID, run.Host, h.Text(report.HostCutOff))}, nil
+	return store.EvalParams{HostCutOff: true, CutOffHost: run.Host, CutOffReason: fmt.Sprintf("monitoring host cut off (probe run %d on %s): %s", run.ID, run.Host, h.Text(report.HostCutOff))}, nil
 }
 
 // DefaultInterval is how often serve-api runs a round: a third of the

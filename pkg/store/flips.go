@@ -60,6 +60,9 @@ type EvalParams struct {
 	// the last fleet event already is one.
 	HostCutOff   bool
 	CutOffReason string
+	// CutOffHost names the monitoring host that was cut off: the fleet
+	// event carries it, so its message can say which host.
+	CutOffHost string
 	// Need is how many probe locations must say a stale ssh server
 	// failed before it goes OFFLINE (status.QuorumOffline; the quorum
 	// capped at the locations that can vote); Muted are the locations

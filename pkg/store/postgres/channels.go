@@ -304,7 +304,7 @@ claimed AS (
 	RETURNING d.id, d.flip_id, d.channel_id, d.kind, d.reminder, d.due_at, d.attempts, d.created_at, d.next_attempt_at
 )
 SELECT cl.id, c.id, c.name, c.url, c.secret, cl.kind, cl.reminder, f.id, COALESCE(f.server_id, 0),
-	COALESCE(s.name, ''), COALESCE(s.host, ''), f.from_state, f.to_state, f.reason, cl.due_at, cl.attempts, cl.created_at,
+	COALESCE(s.name, ''), COALESCE(s.host, f.host), f.from_state, f.to_state, f.reason, cl.due_at, cl.attempts, cl.created_at,
 	CASE WHEN cl.kind = 'up' THEN (SELECT p.at FROM flips p
 			WHERE p.server_id = f.server_id AND p.id < f.id AND p.to_state = 'OFFLINE'
 			ORDER BY p.at DESC, p.id DESC LIMIT 1)

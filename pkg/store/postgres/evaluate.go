@@ -180,8 +180,8 @@ ORDER BY f.at, f.id`
 // its kind ($1). The caller holds an advisory transaction lock, so two
 // evaluators cannot both find the condition true.
 const fleetEventSQL = `
-INSERT INTO flips (server_id, at, from_state, to_state, reason, notify)
-SELECT NULL, now(), COALESCE(last.to_state, ''), $1, $2, true
+INSERT INTO flips (server_id, at, from_state, to_state, reason, notify, host)
+SELECT NULL, now(), COALESCE(last.to_state, ''), $1, $2, true, $4
 FROM (SELECT 1) one
 LEFT JOIN LATERAL (SELECT to_state FROM flips WHERE server_id IS NULL ORDER BY at DESC, id DESC LIMIT 1) last ON true
 WHERE COALESCE(last.to_state, $3) <> $1
@@ -248,9 +248,9 @@ func (s *Store) Evaluate(ctx context.Context, p store.EvalParams) (store.EvalRes
 // event is not one, and a reconnection when it is no longer cut off and
 // the last fleet event is a cut-off.
 func (s *Store) fleetEvent(ctx context.Context, p store.EvalParams) (*store.Flip, error) {
-	kind, reason, absent := store.StateReconnected, "the monitoring host reaches servers again", store.StateReconnected
+	kind, reason, absent, host := store.StateReconnected, "the monitoring host reaches servers again", store.StateReconnected, ""
 	if p.HostCutOff {
-		kind, reason, absent = store.StateCutOff, p.CutOffReason, ""
+		kind, reason, absent, host = store.StateCutOff, p.CutOffReason, "", p.CutOffHost
 	}
 	var ev *store.Flip
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -258,7 +258,7 @@ func (s *Store) fleetEvent(ctx context.Context, p store.EvalParams) (*store.Flip
 			return err
 		}
 		var f store.Flip
-		err := tx.QueryRow(ctx, fleetEventSQL, kind, reason, absent).Scan(&f.ID, &f.At, &f.From, &f.To, &f.Reason, &f.Notify)
+		err := tx.QueryRow(ctx, fleetEventSQL, kind, reason, absent, host).Scan(&f.ID, &f.At, &f.From, &f.To, &f.Reason, &f.Notify)
 		if err == pgx.ErrNoRows {
 			return nil
 		}

@@ -323,7 +323,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 	}
 	idsJSON, _ := json.Marshal(ids)
 	rows, err = tx.QueryContext(ctx, `SELECT d.id, c.id, c.name, c.url, c.secret, d.kind, d.reminder, f.id, COALESCE(f.server_id, 0),
-			COALESCE(s.name, ''), COALESCE(s.host, ''), f.from_state, f.to_state, f.reason, d.due_at, d.attempts, d.created_at,
+			COALESCE(s.name, ''), COALESCE(s.host, f.host), f.from_state, f.to_state, f.reason, d.due_at, d.attempts, d.created_at,
 			CASE WHEN d.kind = 'up' THEN (SELECT p.at FROM flips p
 					WHERE p.server_id = f.server_id AND p.id < f.id AND p.to_state = 'OFFLINE'
 					ORDER BY p.at DESC, p.id DESC LIMIT 1)

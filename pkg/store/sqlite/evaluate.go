@@ -178,15 +178,15 @@ func (s *Store) Evaluate(ctx context.Context, p store.EvalParams) (store.EvalRes
 			return fail(err)
 		}
 	}
-	kind, reason, absent := store.StateReconnected, "the monitoring host reaches servers again", store.StateReconnected
+	kind, reason, absent, host := store.StateReconnected, "the monitoring host reaches servers again", store.StateReconnected, ""
 	if p.HostCutOff {
-		kind, reason, absent = store.StateCutOff, p.CutOffReason, ""
+		kind, reason, absent, host = store.StateCutOff, p.CutOffReason, "", p.CutOffHost
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO flips (server_id, at, from_state, to_state, reason, notify)
-		SELECT NULL, ?1, COALESCE(last.to_state, ''), ?2, ?3, 1
+	if _, err := tx.ExecContext(ctx, `INSERT INTO flips (server_id, at, from_state, to_state, reason, notify, host)
+		SELECT NULL, ?1, COALESCE(last.to_state, ''), ?2, ?3, 1, ?6
 		FROM (SELECT 1) one
 		LEFT JOIN (SELECT to_state FROM flips WHERE server_id IS NULL AND id <= ?5 ORDER BY at DESC, id DESC LIMIT 1) last ON 1
-		WHERE COALESCE(last.to_state, ?4) <> ?2`, now, kind, reason, absent, before); err != nil {
+		WHERE COALESCE(last.to_state, ?4) <> ?2`, now, kind, reason, absent, before, host); err != nil {
 		return fail(err)
 	}
 	if res.Flips, err = s.flips(ctx, tx, `f.id > ?`, before); err != nil {
