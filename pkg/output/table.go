@@ -152,9 +152,12 @@ func JSONArray[T any](w io.Writer, rows []T) error {
 // slice, element by element: the caller need not hold the elements.
 type JSONArrayWriter struct {
 	bw *bufio.Writer
-	// One encoder and one buffer for every element: MarshalIndent would
-	// allocate both afresh per element.
+	// One encoder and two buffers for every element: MarshalIndent would
+	// allocate them afresh per element. The encoder writes compact JSON
+	// that indentJSON indents: encoding/json's own indenting runs its
+	// full scanner over every byte and was a quarter of `status --json`.
 	buf bytes.Buffer
+	out []byte
 	enc *json.Encoder
 	n   int
 }
@@ -163,7 +166,6 @@ type JSONArrayWriter struct {
 func NewJSONArrayWriter(w io.Writer) *JSONArrayWriter {
 	a := &JSONArrayWriter{bw: bufio.NewWriterSize(w, 64<<10)}
 	a.enc = json.NewEncoder(&a.buf)
-	a.enc.SetIndent("  ", "  ")
 	return a
 }
 
@@ -180,8 +182,65 @@ func (a *JSONArrayWriter) Add(v any) error {
 	}
 	a.n++
 	// The buffered writer keeps its first error and Close reports it.
-	a.bw.Write(bytes.TrimSuffix(a.buf.Bytes(), []byte("\n")))
+	a.out = indentJSON(a.out[:0], bytes.TrimSuffix(a.buf.Bytes(), []byte("\n")), "  ", "  ")
+	a.bw.Write(a.out)
 	return nil
+}
+
+// indentJSON appends compact, valid JSON src to dst indented as
+// json.Indent would with prefix and indent: a new line for each element
+// and member, "{}" and "[]" kept whole, ": " after a key.
+func indentJSON(dst, src []byte, prefix, indent string) []byte {
+	depth, inString := 0, false
+	newline := func() {
+		dst = append(dst, '\n')
+		dst = append(dst, prefix...)
+		for i := 0; i < depth; i++ {
+			dst = append(dst, indent...)
+		}
+	}
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if inString {
+			dst = append(dst, c)
+			switch c {
+			case '\\':
+				i++
+				if i < len(src) {
+					dst = append(dst, src[i])
+				}
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+			dst = append(dst, c)
+		case '{', '[':
+			dst = append(dst, c)
+			if i+1 < len(src) && (src[i+1] == '}' || src[i+1] == ']') {
+				dst = append(dst, src[i+1])
+				i++
+				continue
+			}
+			depth++
+			newline()
+		case '}', ']':
+			depth--
+			newline()
+			dst = append(dst, c)
+		case ',':
+			dst = append(dst, c)
+			newline()
+		case ':':
+			dst = append(dst, ':', ' ')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 // Close ends the array ("[]" when nothing was added) and flushes it.
