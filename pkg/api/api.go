@@ -29,6 +29,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
@@ -314,9 +315,15 @@ func writeJSONArray[T any](w http.ResponseWriter, rows []T) {
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.WriteByte('[')
+	var buf []byte
 	for i := range rows {
 		if i > 0 {
 			bw.WriteByte(',')
+		}
+		if ap, ok := any(&rows[i]).(output.JSONAppender); ok {
+			buf = ap.AppendJSON(buf[:0])
+			bw.Write(buf)
+			continue
 		}
 		b, err := json.Marshal(&rows[i])
 		if err != nil {

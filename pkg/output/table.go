@@ -172,7 +172,9 @@ func NewJSONArrayWriter(w io.Writer) *JSONArrayWriter {
 // Add writes one element.
 func (a *JSONArrayWriter) Add(v any) error {
 	a.buf.Reset()
-	if err := a.enc.Encode(v); err != nil {
+	if ap, ok := v.(JSONAppender); ok {
+		a.buf.Write(ap.AppendJSON(a.buf.AvailableBuffer()))
+	} else if err := a.enc.Encode(v); err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}
 	if a.n == 0 {
