@@ -204,6 +204,15 @@ func indentJSON(dst, src []byte, prefix, indent string) []byte {
 	for i := 0; i < len(src); i++ {
 		c := src[i]
 		if inString {
+			// Copy the run up to the next quote or backslash at once:
+			// most of the bytes are inside strings.
+			if j := indexQuoteOrBackslash(src[i:]); j > 0 {
+				dst = append(dst, src[i:i+j]...)
+				i += j
+				c = src[i]
+			} else if j < 0 {
+				return append(dst, src[i:]...) // not valid JSON; copied as is
+			}
 			dst = append(dst, c)
 			switch c {
 			case '\\':
@@ -256,4 +265,9 @@ func (a *JSONArrayWriter) Close() error {
 		return fmt.Errorf("write JSON: %w", err)
 	}
 	return nil
+}
+
+// indexQuoteOrBackslash is the index of the first '"' or '\\' in b, or -1.
+func indexQuoteOrBackslash(b []byte) int {
+	return bytes.IndexAny(b, `"\\`)
 }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stacksense/heartbeat/pkg/output"
 	"github.com/stacksense/heartbeat/pkg/status"
 )
 
@@ -22,6 +24,28 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	times := []*time.Time{nil, &at, ptr(at.Truncate(time.Second)), ptr(at.In(time.FixedZone("x", 3600)))}
 	rng := rand.New(rand.NewPCG(1, 2))
 	pick := func(n int) int { return rng.IntN(n) }
+	var rows []ServerStatus
+	defer func() {
+		// The same rows through JSONArrayWriter (AppendJSON, then its own
+		// indenting) read exactly as json.MarshalIndent of the slice.
+		var got bytes.Buffer
+		a := output.NewJSONArrayWriter(&got)
+		for i := range rows {
+			if err := a.Add(&rows[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.MarshalIndent(rows, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != string(want)+"\n" {
+			t.Errorf("JSONArrayWriter differs from json.MarshalIndent (%d vs %d bytes)", got.Len(), len(want)+1)
+		}
+	}()
 	for i := 0; i < 3000; i++ {
 		s := ServerStatus{
 			ID: rng.Int64(), Name: strs[pick(len(strs))], Status: status.State(strs[pick(len(strs))]),
@@ -55,6 +79,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rows = append(rows, s)
 		if got := s.AppendJSON(nil); string(got) != string(want) {
 			t.Fatalf("row %d:\nAppendJSON   %s\nencoding/json %s", i, got, want)
 		}
