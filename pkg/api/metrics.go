@@ -185,7 +185,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		run, err = c.a.store.LastFinishedRun(ctx)
 	}
 	if err == nil {
-		run, err = headerRun(ctx, c.a.store, run)
+		run, err = report.LoadHeaderRun(ctx, c.a.store, run)
 	}
 	if err == nil {
 		aborted, err = c.a.store.LastAbortedRun(ctx)

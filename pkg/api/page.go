@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"embed"
 	"html/template"
 	"net/http"
@@ -117,7 +116,7 @@ func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
 		a.storeFailed(w, r, "status page", err)
 		return
 	}
-	if run, err = headerRun(ctx, a.store, run); err != nil {
+	if run, err = report.LoadHeaderRun(ctx, a.store, run); err != nil {
 		a.storeFailed(w, r, "status page", err)
 		return
 	}
@@ -321,19 +320,4 @@ func staleAfterText(override time.Duration) string {
 		return status.FormatAge(override)
 	}
 	return "its stale-after (60s unless set per server)"
-}
-
-// headerRun is report.HeaderRun for last, the last finished run: the host
-// runs are read only when last claimed nothing, on a store where hosts
-// share the fleet.
-func headerRun(ctx context.Context, s store.Store, last *store.Run) (*store.Run, error) {
-	leaser, ok := s.(store.ProbeLeaser)
-	if !ok || !report.ClaimedNothing(last) {
-		return last, nil
-	}
-	runs, _, err := leaser.HostRuns(ctx, report.HostWindow)
-	if err != nil {
-		return nil, err
-	}
-	return report.HeaderRun(last, runs), nil
 }

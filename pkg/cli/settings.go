@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -132,6 +133,7 @@ func runConfigSet(ctx context.Context, app *App, g *globalOptions, key, value st
 	if _, err := knownSetting(key); err != nil {
 		return err
 	}
+	// quorum is the only setting today; a second one gets its own case.
 	q, err := store.ParseQuorum(value)
 	if err != nil {
 		return usageErrorf("quorum: %q is not a whole number of locations from 1", value)
@@ -141,16 +143,19 @@ func runConfigSet(ctx context.Context, app *App, g *globalOptions, key, value st
 		return err
 	}
 	defer s.Close()
-	if _, shared := s.(store.ProbeLeaser); !shared && q > 1 {
-		return usageErrorf("quorum %d: this store has one probe host and so one location; a quorum above 1 needs several locations, which need a store the probe hosts share (Postgres)", q)
-	}
-	seen, err := locationsSeen(ctx, s)
-	if err != nil {
-		return err
-	}
-	if q > 1 && q > len(seen) {
-		return usageErrorf("quorum %d: only %d location(s) ran in the last hour (%s); a quorum above that could never be reached. "+
-			"Start probe-ssh --location on more hosts first", q, len(seen), strings.Join(seen, ", "))
+	if q > 1 {
+		leaser, shared := s.(store.ProbeLeaser)
+		if !shared {
+			return usageErrorf("quorum %d: this store has one probe host and so one location; a quorum above 1 needs several locations, which need a store the probe hosts share (Postgres)", q)
+		}
+		seen, err := locationsSeen(ctx, leaser)
+		if err != nil {
+			return err
+		}
+		if q > len(seen) {
+			return usageErrorf("quorum %d: only %d location(s) ran in the last hour (%s); a quorum above that could never be reached. "+
+				"Start probe-ssh --location on more hosts first", q, len(seen), strings.Join(seen, ", "))
+		}
 	}
 	if err := s.SetSetting(ctx, key, strconv.Itoa(q)); err != nil {
 		return err
@@ -160,23 +165,17 @@ func runConfigSet(ctx context.Context, app *App, g *globalOptions, key, value st
 }
 
 // locationsSeen lists the locations whose hosts finished a run within
-// report.HostWindow; a store without locations has the default one.
-func locationsSeen(ctx context.Context, s store.Store) ([]string, error) {
-	leaser, ok := s.(store.ProbeLeaser)
-	if !ok {
-		return []string{store.DefaultLocation}, nil
-	}
+// report.HostWindow.
+func locationsSeen(ctx context.Context, leaser store.ProbeLeaser) ([]string, error) {
 	runs, _, err := leaser.HostRuns(ctx, report.HostWindow)
 	if err != nil {
 		return nil, err
 	}
-	set := map[string]bool{}
+	var out []string
 	for _, r := range runs {
-		set[r.Location] = true
-	}
-	out := make([]string, 0, len(set))
-	for l := range set {
-		out = append(out, l)
+		if !slices.Contains(out, r.Location) {
+			out = append(out, r.Location)
+		}
 	}
 	sort.Strings(out)
 	return out, nil

@@ -17,15 +17,10 @@ func (d *doctor) checkLastRun(ctx context.Context, s store.Store) Result {
 	if err != nil {
 		return readFailed(CheckLastRun, "read the last probe run", err)
 	}
-	if leaser, ok := s.(store.ProbeLeaser); ok && report.ClaimedNothing(last) {
-		runs, err := call(ctx, d.cfg.CallTimeout, func(ctx context.Context) ([]store.Run, error) {
-			runs, _, err := leaser.HostRuns(ctx, report.HostWindow)
-			return runs, err
-		})
-		if err != nil {
-			return readFailed(CheckLastRun, "read the probe hosts' last runs", err)
-		}
-		last = report.HeaderRun(last, runs)
+	if last, err = call(ctx, d.cfg.CallTimeout, func(ctx context.Context) (*store.Run, error) {
+		return report.LoadHeaderRun(ctx, s, last)
+	}); err != nil {
+		return readFailed(CheckLastRun, "read the probe hosts' last runs", err)
 	}
 	aborted, err := call(ctx, d.cfg.CallTimeout, s.LastAbortedRun)
 	if err != nil {

@@ -109,8 +109,3 @@ func AppendJSONTimePtr(b []byte, t *time.Time) []byte {
 	}
 	return AppendJSONTime(b, *t)
 }
-
-// AppendJSONBool appends true or false.
-func AppendJSONBool(b []byte, v bool) []byte {
-	return strconv.AppendBool(b, v)
-}

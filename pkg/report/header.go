@@ -1,6 +1,7 @@
 package report
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -89,6 +90,21 @@ func HeaderRun(last *store.Run, hostRuns []store.Run) *store.Run {
 		return last
 	}
 	return pick
+}
+
+// LoadHeaderRun is HeaderRun for last, the last finished run, reading the
+// host runs only when last claimed nothing, on a store where hosts share
+// the fleet.
+func LoadHeaderRun(ctx context.Context, s store.Store, last *store.Run) (*store.Run, error) {
+	leaser, ok := s.(store.ProbeLeaser)
+	if !ok || !ClaimedNothing(last) {
+		return last, nil
+	}
+	runs, _, err := leaser.HostRuns(ctx, HostWindow)
+	if err != nil {
+		return nil, err
+	}
+	return HeaderRun(last, runs), nil
 }
 
 // ClaimedNothing reports whether last is a finished run that had no server

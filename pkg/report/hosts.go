@@ -19,8 +19,10 @@ import (
 const HostStopped WarningKind = "host-stopped"
 
 // HostWindow is how far back status --verbose and doctor look for probe
-// hosts: a host whose last run is older is forgotten (decommissioned).
-const HostWindow = time.Hour
+// hosts: a host whose last run is older is forgotten (decommissioned). It
+// is the store's window for per-location results, so the locations status
+// shows and the hosts it lists are the same ones.
+const HostWindow = store.LocationWindow
 
 // HostShare is one probe host's last finished run.
 type HostShare struct {

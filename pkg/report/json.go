@@ -33,7 +33,7 @@ func (s *ServerStatus) AppendJSON(b []byte) []byte {
 	b = append(b, `,"mode":`...)
 	b = output.AppendJSONString(b, s.Mode)
 	b = append(b, `,"enabled":`...)
-	b = output.AppendJSONBool(b, s.Enabled)
+	b = strconv.AppendBool(b, s.Enabled)
 	b = append(b, `,"host":`...)
 	b = output.AppendJSONString(b, s.Host)
 	b = append(b, `,"port":`...)
@@ -79,7 +79,7 @@ func (s *ServerStatus) AppendJSON(b []byte) []byte {
 		b = output.AppendJSONFloat(b, *s.Uptime24h)
 	}
 	b = append(b, `,"flapping":`...)
-	b = output.AppendJSONBool(b, s.Flapping)
+	b = strconv.AppendBool(b, s.Flapping)
 	b = append(b, `,"maintenance_until":`...)
 	b = output.AppendJSONTimePtr(b, s.MaintenanceUntil)
 	b = append(b, `,"maintenance_reason":`...)
@@ -102,7 +102,7 @@ func (s *ServerStatus) AppendJSON(b []byte) []byte {
 			b = append(b, `,"error_class":`...)
 			b = output.AppendJSONString(b, l.ErrorClass)
 			b = append(b, `,"cut_off":`...)
-			b = output.AppendJSONBool(b, l.CutOff)
+			b = strconv.AppendBool(b, l.CutOff)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
