@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stacksense/heartbeat/pkg/history"
+	"github.com/stacksense/heartbeat/pkg/notify"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
 
@@ -78,7 +79,13 @@ func (c *notifyCounter) catchUp() {
 		if !e.Sent {
 			outcome = "failed"
 		}
-		c.counter.WithLabelValues(e.ChannelKind, outcome).Inc()
+		// The kind as `notify list` names it; never the URL, which
+		// holds the channel's secrets.
+		kind, err := notify.ChannelKind(e.ChannelURL)
+		if err != nil {
+			kind = "other"
+		}
+		c.counter.WithLabelValues(kind, outcome).Inc()
 	}
 	for id, at := range c.seen {
 		if at.Before(now.Add(-2 * notifyLookback)) {

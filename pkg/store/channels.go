@@ -334,30 +334,10 @@ func (r *OutcomeResult) Count(sent, unsent, gaveUp bool) {
 // DeliveryEvent is a delivery's end: sent, or given up.
 type DeliveryEvent struct {
 	ID int64
-	// ChannelKind is ChannelKind of the channel's URL.
-	ChannelKind string
+	// ChannelURL is the channel's URL, secrets included: the caller names
+	// its kind (notify.ChannelKind) and shows nothing else of it.
+	ChannelURL string
 	// Sent: delivered; otherwise given up after DeliveryGiveUpAfter.
 	Sent bool
 	At   time.Time
-}
-
-// ChannelKind names the kind of a channel URL for metrics and logs, never
-// anything secret: its scheme, lower-cased, without a "+transport"
-// suffix ("webhook+https://…" is "webhook", "slack://…" is "slack",
-// "exec:/path" is "exec"); "other" when the URL has no scheme.
-func ChannelKind(url string) string {
-	i := strings.IndexByte(url, ':')
-	if i <= 0 {
-		return "other"
-	}
-	scheme := strings.ToLower(url[:i])
-	if j := strings.IndexByte(scheme, '+'); j > 0 {
-		scheme = scheme[:j]
-	}
-	for _, r := range scheme {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return "other"
-		}
-	}
-	return scheme
 }

@@ -452,8 +452,8 @@ type Store interface {
 	// DeliveryStats reads the backlog and the failing channels.
 	DeliveryStats(ctx context.Context) (DeliveryStats, error)
 	// DeliveryEvents lists the deliveries that were delivered or given
-	// up at or after since, oldest first, each with its channel's kind
-	// (ChannelKind), and the store's clock: what /metrics counts.
+	// up at or after since, oldest first, each with its channel's URL,
+	// and the store's clock: what /metrics counts.
 	DeliveryEvents(ctx context.Context, since time.Time) ([]DeliveryEvent, time.Time, error)
 	// StartMaintenance opens a window now (the store's clock) for each
 	// server of spec, in one statement, and returns them. An invalid spec

@@ -135,15 +135,3 @@ func pairsOrEmpty(p []string) []string {
 	}
 	return p
 }
-
-func TestChannelKind(t *testing.T) {
-	for url, want := range map[string]string{
-		"webhook+https://u:p@h/x?t=s": "webhook", "webhook+http://h": "webhook", "slack://hook:a-b-c@webhook": "slack",
-		"SMTP://u:p@mail:587/?to=x": "smtp", "exec:/usr/local/bin/page": "exec", "ntfy://ntfy.sh/topic": "ntfy",
-		"no scheme here": "other", "://x": "other", "we ird://x": "other",
-	} {
-		if got := ChannelKind(url); got != want {
-			t.Errorf("ChannelKind(%q) = %q, want %q", url, got, want)
-		}
-	}
-}

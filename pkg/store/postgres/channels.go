@@ -456,7 +456,7 @@ func (s *Store) DeliveryEvents(ctx context.Context, since time.Time) ([]store.De
 			url string
 		)
 		err := r.Scan(&e.ID, &url, &e.Sent, &e.At)
-		e.ChannelKind, e.At = store.ChannelKind(url), e.At.UTC()
+		e.ChannelURL, e.At = url, e.At.UTC()
 		return e, err
 	})
 	if err != nil {

@@ -517,7 +517,7 @@ func (s *Store) DeliveryEvents(ctx context.Context, since time.Time) ([]store.De
 		if e.At, err = parseTime(at); err != nil {
 			return fail(err)
 		}
-		e.ChannelKind = store.ChannelKind(url)
+		e.ChannelURL = url
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

@@ -519,7 +519,7 @@ func ClaimConcurrently(t *testing.T, ctx context.Context, stores []store.Store, 
 }
 
 // DeliveryEvents lists each delivery once it is sent or given up, by the
-// time that happened, with its channel's kind and nothing of its URL.
+// time that happened, with its channel's URL.
 func testDeliveryEvents(t *testing.T, ctx context.Context, s store.Store) {
 	a := seen(t, ctx, s, "a")
 	hook := mustAddChannel(t, ctx, s, store.ChannelSpec{Name: "hook", URL: "webhook+https://user:pw@hooks.example/x?token=secret", AllServers: true})
@@ -545,14 +545,14 @@ func testDeliveryEvents(t *testing.T, ctx context.Context, s store.Store) {
 	if err != nil || now.IsZero() {
 		t.Fatalf("DeliveryEvents: %v, now %v", err, now)
 	}
-	if len(events) != 1 || events[0].ID != chatID || !events[0].Sent || events[0].ChannelKind != "slack" || !events[0].At.Equal(t0) {
+	if len(events) != 1 || events[0].ID != chatID || !events[0].Sent || events[0].ChannelURL != "slack://hook:T-A-B@webhook" || !events[0].At.Equal(t0) {
 		t.Fatalf("after one sent, one retrying: %+v", events)
 	}
 	late := ds[0].CreatedAt.Add(store.DeliveryGiveUpAfter)
 	mustClaim(t, ctx, s, store.ClaimParams{Claimer: "d", Now: late})
 	mustOutcomes(t, ctx, s, store.OutcomeParams{Claimer: "d", At: late, Outcomes: []store.DeliveryOutcome{{ID: hookID, Error: "still 503"}}})
 	events, _, err = s.DeliveryEvents(ctx, t0.Add(-time.Second))
-	if err != nil || len(events) != 2 || events[1].ID != hookID || events[1].Sent || events[1].ChannelKind != "webhook" || !events[1].At.Equal(late) {
+	if err != nil || len(events) != 2 || events[1].ID != hookID || events[1].Sent || events[1].ChannelURL != hook.URL || !events[1].At.Equal(late) {
 		t.Fatalf("after giving up: %+v, %v", events, err)
 	}
 	if events, _, err = s.DeliveryEvents(ctx, t0.Add(time.Second)); err != nil || len(events) != 1 || events[0].ID != hookID {
