@@ -169,7 +169,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	// kept: without per-server series, nothing but the counts.
 	col := &report.Collector{StaleAfter: c.a.opts.StaleAfter}
 	if c.a.opts.NoPerServerMetrics {
-		col.Keep = func(report.ServerStatus) bool { return false }
+		col.Keep = func(*report.ServerStatus) bool { return false }
 	}
 	var err error
 	col.Vantage, err = report.LoadVantage(ctx, c.a.store)

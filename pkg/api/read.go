@@ -70,33 +70,18 @@ func (a *API) report(r *http.Request, q serversQuery) (rep report.Report, hasMor
 	defer cancel()
 	var afterState status.State
 	c := &report.Collector{StaleAfter: a.opts.StaleAfter}
-	if c.Vantage, err = report.LoadVantage(ctx, a.store); err != nil {
-		return report.Report{}, false, err
-	}
-	c.Keep = func(row report.ServerStatus) bool {
+	c.Keep = func(row *report.ServerStatus) bool {
 		if row.Name == q.after && q.after != "" {
 			afterState = row.Status
 		}
 		return q.states == nil || q.states[row.Status]
 	}
-	if err := a.store.EachStatus(ctx, c.Add); err != nil {
+	now, flips, err := c.Collect(ctx, a.store, true)
+	if err != nil {
 		return report.Report{}, false, err
 	}
 	if q.after != "" && afterState == "" {
 		return report.Report{}, false, errUnknownCursor
-	}
-	now := c.Now()
-	if !c.Started() {
-		if now, err = a.store.Now(ctx); err != nil {
-			return report.Report{}, false, err
-		}
-	}
-	flips, err := a.store.Flips(ctx, store.FlipQuery{Since: now.Add(-24 * time.Hour)})
-	if err != nil {
-		return report.Report{}, false, err
-	}
-	if flips == nil {
-		flips = []store.Flip{}
 	}
 	rep = c.Report(now, flips)
 	if q.after != "" {

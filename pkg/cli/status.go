@@ -200,7 +200,7 @@ func fleetReport(ctx context.Context, s store.Store, o *statusOptions) (report.R
 		// More than shortListLimit ONLINE rows means a fleet too big to
 		// list whole, whose ONLINE rows are dropped below anyway.
 		online := 0
-		c.Keep = func(r report.ServerStatus) bool {
+		c.Keep = func(r *report.ServerStatus) bool {
 			if r.Status != status.Online {
 				return true
 			}
@@ -208,7 +208,7 @@ func fleetReport(ctx context.Context, s store.Store, o *statusOptions) (report.R
 			return online <= shortListLimit
 		}
 	}
-	now, flips, err := collectFleet(ctx, s, c, o.Verbose || o.JSON)
+	now, flips, err := c.Collect(ctx, s, o.Verbose || o.JSON)
 	if err != nil {
 		return report.Report{}, err
 	}
@@ -219,37 +219,12 @@ func fleetReport(ctx context.Context, s store.Store, o *statusOptions) (report.R
 	return rep, nil
 }
 
-// collectFleet streams the fleet into c and returns the clock it was
-// judged at and, with uptime, the flips of the 24 hours before it (never
-// nil then), read after the rows so none is missed.
-func collectFleet(ctx context.Context, s store.Store, c *report.Collector, uptime bool) (time.Time, []store.Flip, error) {
-	var err error
-	if c.Vantage, err = report.LoadVantage(ctx, s); err != nil {
-		return time.Time{}, nil, err
-	}
-	if err := s.EachStatus(ctx, c.Add); err != nil {
-		return time.Time{}, nil, err
-	}
-	now, err := fleetNow(ctx, s, c)
-	if err != nil || !uptime {
-		return now, nil, err
-	}
-	flips, err := s.Flips(ctx, store.FlipQuery{Since: now.Add(-24 * time.Hour)})
-	if err != nil {
-		return time.Time{}, nil, err
-	}
-	if flips == nil {
-		flips = []store.Flip{}
-	}
-	return now, flips, nil
-}
-
 // streamFleetJSON is `status --json` for the fleet: every row, encoded
 // one at a time from the collected rows, so the report and its JSON never
 // sit in memory beside them (100,000 servers took 370 MiB when they did).
 func streamFleetJSON(ctx context.Context, app *App, s store.Store, o *statusOptions) error {
 	c := &report.Collector{StaleAfter: o.StaleAfter}
-	now, flips, err := collectFleet(ctx, s, c, true)
+	now, flips, err := c.Collect(ctx, s, true)
 	if err != nil {
 		return err
 	}
@@ -265,15 +240,6 @@ func streamFleetJSON(ctx context.Context, app *App, s store.Store, o *statusOpti
 		return silentExit(code)
 	}
 	return nil
-}
-
-// fleetNow is the store's clock the collected rows were judged at, or,
-// for an empty fleet, the store's clock now.
-func fleetNow(ctx context.Context, s store.Store, c *report.Collector) (time.Time, error) {
-	if c.Started() {
-		return c.Now(), nil
-	}
-	return s.Now(ctx)
 }
 
 // countAll is how many servers the counts cover.

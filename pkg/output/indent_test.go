@@ -13,6 +13,7 @@ func TestIndentJSONMatchesEncodingJSON(t *testing.T) {
 		`{}`, `[]`, `1`, `"a"`, `null`,
 		`{"a":1,"b":[1,2,{}],"c":{"d":[],"e":"x,y:{z}[\"q\\\\"},"f":null,"g":-1.5e3}`,
 		`[{"name":"a\u003cb","tags":["x","y"],"uptime_24h":99.5,"nested":{"k":{"l":[[],[1]]}}}]`,
+		`[[[[[[[[[[[{"deep":[1,{"deeper":2}]}]]]]]]]]]],{"back":"up"}]`,
 	} {
 		var want bytes.Buffer
 		if err := json.Indent(&want, []byte(src), "  ", "  "); err != nil {

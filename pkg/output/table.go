@@ -194,12 +194,16 @@ func (a *JSONArrayWriter) Add(v any) error {
 // and member, "{}" and "[]" kept whole, ": " after a key.
 func indentJSON(dst, src []byte, prefix, indent string) []byte {
 	depth, inString := 0, false
+	// Each new line is a prefix of one string, newline, prefix and the
+	// indent a few times over, grown when a deeper value needs it: one
+	// append per line instead of one per indent step.
+	nl := make([]byte, 0, 1+len(prefix)+8*len(indent))
+	nl = append(append(nl, '\n'), prefix...)
 	newline := func() {
-		dst = append(dst, '\n')
-		dst = append(dst, prefix...)
-		for i := 0; i < depth; i++ {
-			dst = append(dst, indent...)
+		for n := 1 + len(prefix) + depth*len(indent); len(nl) < n; {
+			nl = append(nl, indent...)
 		}
+		dst = append(dst, nl[:1+len(prefix)+depth*len(indent)]...)
 	}
 	for i := 0; i < len(src); i++ {
 		c := src[i]
@@ -268,6 +272,13 @@ func (a *JSONArrayWriter) Close() error {
 }
 
 // indexQuoteOrBackslash is the index of the first '"' or '\\' in b, or -1.
+// A plain loop: the runs are short (a name, a time), and bytes.IndexAny
+// builds its byte set on every call, which cost more than the search.
 func indexQuoteOrBackslash(b []byte) int {
-	return bytes.IndexAny(b, `"\\`)
+	for i, c := range b {
+		if c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return -1
 }

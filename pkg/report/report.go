@@ -215,7 +215,7 @@ func (r Report) States() []status.State {
 // server's flips (oldest first; older ones are ignored) and the state the
 // store last recorded.
 func (row *ServerStatus) AddHistory(flips []store.Flip, recorded string, now time.Time) {
-	if pct, ok := history.Uptime(history.Spans(flips, recorded, now.Add(-24*time.Hour), now)); ok {
+	if pct, ok := history.UptimeOf(history.EachSpan(flips, recorded, now.Add(-24*time.Hour), now)); ok {
 		row.Uptime24h = &pct
 	}
 	row.Flapping = history.Flapping(flips, now)

@@ -1,10 +1,10 @@
 package report
 
 import (
+	"context"
 	"sort"
 	"time"
 
-	"github.com/stacksense/heartbeat/pkg/history"
 	"github.com/stacksense/heartbeat/pkg/status"
 	"github.com/stacksense/heartbeat/pkg/store"
 )
@@ -20,7 +20,7 @@ type Collector struct {
 	StaleAfter time.Duration
 	// Keep, when set, says which judged rows the report lists; every
 	// row is counted either way. nil keeps all.
-	Keep func(ServerStatus) bool
+	Keep func(*ServerStatus) bool
 	// Vantage judges stale servers by the probe locations' votes; the
 	// zero value is the source system's rule.
 	Vantage Vantage
@@ -46,22 +46,86 @@ type keptRow struct {
 const chunkRows = 4096
 
 // Add judges one streamed row; it has the signature Store.EachStatus
-// calls.
+// calls. The row is judged straight into its place in the current chunk
+// and given back if Keep says no: copying 300-byte rows from one
+// temporary to the next was most of Add's time.
 func (c *Collector) Add(now time.Time, s store.ServerStatus) error {
 	if !c.started {
 		c.now, c.started = now, true
 	}
-	row := Judge(now, s, c.StaleAfter, c.Vantage)
-	c.counts.Add(row.Status)
-	if c.Keep == nil || c.Keep(row) {
-		if c.n%chunkRows == 0 {
-			c.chunks = append(c.chunks, make([]keptRow, 0, chunkRows))
-		}
-		last := len(c.chunks) - 1
-		c.chunks[last] = append(c.chunks[last], keptRow{row, s.State})
-		c.n++
+	if c.n%chunkRows == 0 && len(c.chunks) == c.n/chunkRows {
+		c.chunks = append(c.chunks, make([]keptRow, 0, chunkRows))
 	}
+	chunk := &c.chunks[len(c.chunks)-1]
+	*chunk = append(*chunk, keptRow{})
+	kr := &(*chunk)[len(*chunk)-1]
+	kr.row, kr.evaluated = Judge(now, s, c.StaleAfter, c.Vantage), s.State
+	c.counts.Add(kr.row.Status)
+	if c.Keep != nil && !c.Keep(&kr.row) {
+		*kr = keptRow{} // holds nothing of the dropped row
+		*chunk = (*chunk)[:len(*chunk)-1]
+		return nil
+	}
+	c.n++
 	return nil
+}
+
+// Collect streams the fleet from s into c, judged with the probe
+// locations' votes, and returns the store's clock the rows were judged at
+// and, with uptime, every server's flips of the 24 hours before it
+// (Store.FlipStates; never nil then). The flips are read on a second
+// connection while the rows stream, from the moment the first row fixes
+// the clock: that read's snapshot is then later than the rows', so no
+// change a row reflects is missed, and the two reads overlap instead of
+// adding up.
+func (c *Collector) Collect(ctx context.Context, s store.Store, uptime bool) (time.Time, []store.Flip, error) {
+	var err error
+	if c.Vantage, err = LoadVantage(ctx, s); err != nil {
+		return time.Time{}, nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type read struct {
+		flips []store.Flip
+		err   error
+	}
+	var flips chan read
+	readFlips := func(now time.Time) {
+		flips = make(chan read, 1) // never blocks: the reader may be abandoned
+		go func() {
+			f, err := s.FlipStates(ctx, now.Add(-24*time.Hour))
+			flips <- read{f, err}
+		}()
+	}
+	err = s.EachStatus(ctx, func(now time.Time, st store.ServerStatus) error {
+		if uptime && flips == nil {
+			readFlips(now)
+		}
+		return c.Add(now, st)
+	})
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	now := c.now
+	if !c.started {
+		if now, err = s.Now(ctx); err != nil {
+			return time.Time{}, nil, err
+		}
+	}
+	if !uptime {
+		return now, nil, nil
+	}
+	if flips == nil {
+		readFlips(now)
+	}
+	r := <-flips
+	if r.err != nil {
+		return time.Time{}, nil, r.err
+	}
+	if r.flips == nil {
+		r.flips = []store.Flip{}
+	}
+	return now, r.flips, nil
 }
 
 // Started reports whether any row arrived, that is whether Now is known.
@@ -72,9 +136,9 @@ func (c *Collector) Now() time.Time { return c.now }
 
 // Report returns the kept rows worst first then by name, with the counts
 // of every row. now is used when no row arrived (an empty fleet). When
-// flips24h is not nil (every flip since 24 hours before the report's
-// Now, oldest first, as BuildWithHistory takes), each kept row gets its
-// 24-hour uptime. The collector is spent afterwards.
+// flips24h is not nil (every server's flips since 24 hours before the
+// report's Now, ordered by server as Store.FlipStates returns them), each
+// kept row gets its 24-hour uptime. The collector is spent afterwards.
 func (c *Collector) Report(now time.Time, flips24h []store.Flip) Report {
 	servers := make([]ServerStatus, 0, c.n)
 	r, _ := c.Each(now, flips24h, func(row *ServerStatus) error {
@@ -104,15 +168,11 @@ func (c *Collector) Each(now time.Time, flips24h []store.Flip, fn func(*ServerSt
 		a, b := &at(order[i]).row, &at(order[j]).row
 		return Before(a.Status, a.Name, b.Status, b.Name)
 	})
-	var byServer map[int64][]store.Flip
-	if flips24h != nil {
-		byServer = history.ByServer(flips24h)
-	}
 	defer func() { c.chunks, c.n = nil, 0 }()
 	for _, i := range order {
 		kr := at(i)
-		if byServer != nil {
-			kr.row.AddHistory(byServer[kr.row.ID], kr.evaluated, r.Now)
+		if flips24h != nil {
+			kr.row.AddHistory(store.FlipsOf(flips24h, kr.row.ID), kr.evaluated, r.Now)
 		}
 		if err := fn(&kr.row); err != nil {
 			return r, err

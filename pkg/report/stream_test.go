@@ -34,6 +34,9 @@ func TestCollectorMatchesBuild(t *testing.T) {
 		if i%10 == 0 {
 			flips = append(flips, store.Flip{ServerID: st.ID, At: now.Add(-time.Hour), From: store.StateOffline, To: store.StateOnline})
 		}
+		if i%20 == 0 { // ordered by server, as Store.FlipStates reads them
+			flips = append(flips, store.Flip{ServerID: st.ID, At: now.Add(-30 * time.Minute), From: store.StateOnline, To: store.StateOffline})
+		}
 		snap.Servers = append(snap.Servers, st)
 	}
 	want := report.BuildWithHistory(snap, 0, flips)
@@ -49,7 +52,7 @@ func TestCollectorMatchesBuild(t *testing.T) {
 		t.Fatalf("Collector report differs from BuildWithHistory (counts %+v vs %+v)", got.Counts, want.Counts)
 	}
 
-	c = &report.Collector{Keep: func(r report.ServerStatus) bool { return r.Status == status.Warning }}
+	c = &report.Collector{Keep: func(r *report.ServerStatus) bool { return r.Status == status.Warning }}
 	for _, st := range snap.Servers {
 		c.Add(now, st)
 	}
@@ -69,6 +72,23 @@ func TestCollectorMatchesBuild(t *testing.T) {
 	}
 	if len(names) == 0 || !reflect.DeepEqual(names, warnings) {
 		t.Errorf("kept %d rows, want the %d WARNING ones in order", len(names), len(warnings))
+	}
+
+	// Half the rows, past one chunk: rows given back do not shift the
+	// kept ones.
+	c = &report.Collector{Keep: func(r *report.ServerStatus) bool { return r.ID%2 == 0 }}
+	for _, i := range rng.Perm(len(snap.Servers)) {
+		c.Add(now, snap.Servers[i])
+	}
+	got = c.Report(time.Time{}, flips)
+	var even []report.ServerStatus
+	for _, r := range want.Servers {
+		if r.ID%2 == 0 {
+			even = append(even, r)
+		}
+	}
+	if !reflect.DeepEqual(got.Servers, even) {
+		t.Errorf("kept %d rows, want the %d even ones as BuildWithHistory has them", len(got.Servers), len(even))
 	}
 
 	empty := (&report.Collector{}).Report(now, nil)

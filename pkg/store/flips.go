@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"cmp"
+	"slices"
+	"time"
+)
 
 // Evaluated states, as server_states and flips hold them. They are the
 // words of pkg/status (which imports nothing of ours, so they are spelled
@@ -12,6 +16,68 @@ const (
 	StateDisabled    = "DISABLED"
 	StateMaintenance = "MAINTENANCE"
 )
+
+// InternState returns the state spelled by b as one of the constants
+// above, so reading a fleet's flips does not allocate a string per state
+// (an unknown word is copied).
+func InternState(b []byte) string {
+	for _, s := range [...]string{StateOnline, StateOffline, StateWarning, StateMaintenance, StateDisabled, StateCutOff, StateReconnected, ""} {
+		if string(b) == s {
+			return s
+		}
+	}
+	return string(b)
+}
+
+// FlipsOf returns server id's flips from flips ordered by server, as
+// Store.FlipStates returns them.
+func FlipsOf(flips []Flip, id int64) []Flip {
+	i, found := slices.BinarySearchFunc(flips, id, func(f Flip, id int64) int { return cmp.Compare(f.ServerID, id) })
+	if !found {
+		return nil
+	}
+	j := i + 1
+	for j < len(flips) && flips[j].ServerID == id {
+		j++
+	}
+	return flips[i:j:j]
+}
+
+// FlipAppender gathers a long read of flips in fixed-size chunks and
+// copies them into one slice at the end: appending 100,000 flips to one
+// growing slice copied them about five times over, half of the read's
+// time.
+type FlipAppender struct {
+	chunks [][]Flip
+	n      int
+}
+
+const flipChunk = 4096
+
+// Add appends f.
+func (a *FlipAppender) Add(f Flip) {
+	if a.n%flipChunk == 0 {
+		a.chunks = append(a.chunks, make([]Flip, 0, flipChunk))
+	}
+	last := &a.chunks[len(a.chunks)-1]
+	*last = append(*last, f)
+	a.n++
+}
+
+// Flips returns what was added, in order (nil when nothing was).
+func (a *FlipAppender) Flips() []Flip {
+	if a.n == 0 {
+		return nil
+	}
+	if len(a.chunks) == 1 {
+		return a.chunks[0]
+	}
+	out := make([]Flip, 0, a.n)
+	for _, c := range a.chunks {
+		out = append(out, c...)
+	}
+	return out
+}
 
 // Fleet events: flips that belong to no server (ServerID 0).
 const (

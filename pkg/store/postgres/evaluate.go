@@ -304,6 +304,35 @@ func (s *Store) Flips(ctx context.Context, q store.FlipQuery) ([]store.Flip, err
 	return out, nil
 }
 
+// FlipStates implements store.Store. The (server_id, at) index gives the
+// order, so nothing is sorted but ties on at; the states are read raw and
+// interned, and every row scans into the same two locals.
+func (s *Store) FlipStates(ctx context.Context, since time.Time) ([]store.Flip, error) {
+	rows, err := s.pool.Query(ctx, `SELECT server_id, at, from_state, to_state FROM flips
+		WHERE server_id IS NOT NULL AND at >= $1 ORDER BY server_id, at, id`, since)
+	if err != nil {
+		return nil, fmt.Errorf("read flip states: %w", s.interpret(err))
+	}
+	defer rows.Close()
+	var (
+		out store.FlipAppender
+		id  int64
+		at  time.Time
+	)
+	dest := []any{&id, &at, nil, nil}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("read flip states: %w", s.interpret(err))
+		}
+		raw := rows.RawValues()
+		out.Add(store.Flip{ServerID: id, At: at.UTC(), From: store.InternState(raw[2]), To: store.InternState(raw[3])})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read flip states: %w", s.interpret(err))
+	}
+	return out.Flips(), nil
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""

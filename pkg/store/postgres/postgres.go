@@ -172,8 +172,18 @@ func (s *Store) provider() (*goose.Provider, *sql.DB, error) {
 	cc := s.cfg.ConnConfig.Copy()
 	cc.RuntimeParams["statement_timeout"] = "0"
 	cc.RuntimeParams["lock_timeout"] = "0"
-	db := stdlib.OpenDB(*cc)
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Postgres(), goose.WithSessionLocker(locker))
+	return s.newProvider(stdlib.OpenDB(*cc), goose.WithSessionLocker(locker))
+}
+
+// checker is a provider that reads versions over the store's own pool:
+// the check every command makes at open needs neither a second
+// connection (a TLS handshake and a backend start) nor the lock.
+func (s *Store) checker() (*goose.Provider, *sql.DB, error) {
+	return s.newProvider(stdlib.OpenDBFromPool(s.pool))
+}
+
+func (s *Store) newProvider(db *sql.DB, opts ...goose.ProviderOption) (*goose.Provider, *sql.DB, error) {
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Postgres(), opts...)
 	if err != nil {
 		db.Close()
 		return nil, nil, err
@@ -183,7 +193,7 @@ func (s *Store) provider() (*goose.Provider, *sql.DB, error) {
 
 // Pending reports how many migrations the database lacks.
 func (s *Store) Pending(ctx context.Context) (int, error) {
-	p, db, err := s.provider()
+	p, db, err := s.checker()
 	if err != nil {
 		return 0, fmt.Errorf("check schema of %s: %w", s.name, err)
 	}
@@ -659,8 +669,9 @@ func (s *Store) eachStatus(ctx context.Context, orderBy string, fn func(now time
 		return fmt.Errorf("read status: %w", s.interpret(err))
 	}
 	defer rows.Close()
+	sc := newStatusScanner()
 	for rows.Next() {
-		now, st, err := scanStatus(rows)
+		now, st, err := sc.scan(rows)
 		if err != nil {
 			return fmt.Errorf("read status: %w", s.interpret(err))
 		}

@@ -2,8 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/stacksense/heartbeat/pkg/store"
 )
@@ -219,6 +221,35 @@ func (s *Store) Flips(ctx context.Context, q store.FlipQuery) ([]store.Flip, err
 		return nil, fmt.Errorf("read flips: %w", s.interpret(err))
 	}
 	return out, nil
+}
+
+// FlipStates implements store.Store.
+func (s *Store) FlipStates(ctx context.Context, since time.Time) ([]store.Flip, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT server_id, at, from_state, to_state FROM flips
+		WHERE server_id IS NOT NULL AND at >= ? ORDER BY server_id, at, id`, formatTime(since))
+	if err != nil {
+		return nil, fmt.Errorf("read flip states: %w", s.interpret(err))
+	}
+	defer rows.Close()
+	var (
+		out          store.FlipAppender
+		id           int64
+		at, from, to sql.RawBytes
+	)
+	for rows.Next() {
+		if err := rows.Scan(&id, &at, &from, &to); err != nil {
+			return nil, fmt.Errorf("read flip states: %w", s.interpret(err))
+		}
+		t, err := parseTime(string(at))
+		if err != nil {
+			return nil, fmt.Errorf("read flip states: %w", err)
+		}
+		out.Add(store.Flip{ServerID: id, At: t, From: store.InternState(from), To: store.InternState(to)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read flip states: %w", s.interpret(err))
+	}
+	return out.Flips(), nil
 }
 
 func (s *Store) flips(ctx context.Context, q querier, where string, args ...any) ([]store.Flip, error) {

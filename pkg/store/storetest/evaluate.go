@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -165,6 +166,47 @@ func testEvaluateFlips(t *testing.T, ctx context.Context, s store.Store) {
 	}
 	if last, err := s.Flips(ctx, store.FlipQuery{Since: now.Add(-time.Hour), ServerID: a.ID, Newest: 3}); err != nil || !sameFlips(last, flips[len(flips)-3:]) {
 		t.Errorf("newest 3 = %+v, %v; want %+v", last, err, flips[len(flips)-3:])
+	}
+	checkFlipStates(t, ctx, s, now.Add(-time.Hour))
+	if later, err := s.FlipStates(ctx, now.Add(time.Hour)); err != nil || len(later) != 0 {
+		t.Errorf("FlipStates since the future = %+v, %v", later, err)
+	}
+}
+
+// checkFlipStates: FlipStates is Flips without fleet events, ordered by
+// server then time, with only what uptime reads; FlipsOf finds each
+// server's.
+func checkFlipStates(t *testing.T, ctx context.Context, s store.Store, since time.Time) {
+	t.Helper()
+	all, err := s.Flips(ctx, store.FlipQuery{Since: since})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []store.Flip
+	for _, f := range all {
+		if f.ServerID != 0 {
+			want = append(want, store.Flip{ServerID: f.ServerID, At: f.At, From: f.From, To: f.To})
+		}
+	}
+	slices.SortStableFunc(want, func(a, b store.Flip) int { return cmp.Compare(a.ServerID, b.ServerID) })
+	got, err := s.FlipStates(ctx, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(got, want, func(a, b store.Flip) bool { return a == b }) {
+		t.Errorf("FlipStates = %+v\nwant %+v", got, want)
+	}
+	if len(want) == 0 {
+		t.Errorf("no server flips since %v to check FlipStates with", since)
+	}
+	for _, f := range want {
+		of := store.FlipsOf(got, f.ServerID)
+		if len(of) == 0 || slices.ContainsFunc(of, func(g store.Flip) bool { return g.ServerID != f.ServerID }) {
+			t.Errorf("FlipsOf(%d) = %+v", f.ServerID, of)
+		}
+	}
+	if of := store.FlipsOf(got, -1); of != nil {
+		t.Errorf("FlipsOf(no such server) = %+v", of)
 	}
 }
 
@@ -333,6 +375,7 @@ func testEvaluateHostCutOff(t *testing.T, ctx context.Context, s store.Store) {
 	if res = mustEvaluate(t, ctx, s, store.EvalParams{}); len(res.Flips) != 0 {
 		t.Errorf("a quiet round recorded %+v", res.Flips)
 	}
+	checkFlipStates(t, ctx, s, now.Add(-time.Hour)) // the fleet events stay out
 }
 
 // testPruneFlips: flips older than the cutoff go, newer ones stay, and
