@@ -229,7 +229,8 @@ func streamFleetJSON(ctx context.Context, app *App, s store.Store, o *statusOpti
 		return err
 	}
 	a := output.NewJSONArrayWriter(app.Out)
-	rep, err := c.Each(now, flips, func(r *report.ServerStatus) error { return a.Add(r) })
+	rep, rows := c.Rows(now, flips)
+	err = a.AddAll(rows.Len(), func(i int) output.JSONAppender { return rows.At(i) })
 	if err == nil {
 		err = a.Close()
 	}

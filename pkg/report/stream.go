@@ -150,16 +150,31 @@ func (c *Collector) Report(now time.Time, flips24h []store.Flip) Report {
 }
 
 // Each hands fn the kept rows in the order Report lists them, with the
-// uptime Report would give them, without a second copy of the rows: what
-// `status --json` streams out. The Report it returns has Now and Counts
-// and no Servers; an error from fn stops it and is returned. The
-// collector is spent afterwards.
+// uptime Report would give them, without a second copy of the rows. The
+// Report it returns has Now and Counts and no Servers; an error from fn
+// stops it and is returned. The collector is spent afterwards.
 func (c *Collector) Each(now time.Time, flips24h []store.Flip, fn func(*ServerStatus) error) (Report, error) {
+	r, rows := c.Rows(now, flips24h)
+	for i := range rows.Len() {
+		if err := fn(rows.At(i)); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// Rows is the kept rows in the order Report lists them, each filled with
+// its uptime when first read, for readers that take them in any order or
+// from several goroutines at once (`status --json` encodes them on every
+// CPU). The Report it returns has Now and Counts and no Servers. The
+// collector is spent afterwards; the rows stay valid.
+func (c *Collector) Rows(now time.Time, flips24h []store.Flip) (Report, SortedRows) {
 	r := Report{Now: c.now, Counts: c.counts}
 	if !c.started {
 		r.Now = now
 	}
-	at := func(i int32) *keptRow { return &c.chunks[i/chunkRows][i%chunkRows] }
+	chunks := c.chunks
+	at := func(i int32) *keptRow { return &chunks[i/chunkRows][i%chunkRows] }
 	order := make([]int32, c.n)
 	for i := range order {
 		order[i] = int32(i)
@@ -168,17 +183,30 @@ func (c *Collector) Each(now time.Time, flips24h []store.Flip, fn func(*ServerSt
 		a, b := &at(order[i]).row, &at(order[j]).row
 		return Before(a.Status, a.Name, b.Status, b.Name)
 	})
-	defer func() { c.chunks, c.n = nil, 0 }()
-	for _, i := range order {
-		kr := at(i)
-		if flips24h != nil {
-			kr.row.AddHistory(store.FlipsOf(flips24h, kr.row.ID), kr.evaluated, r.Now)
-		}
-		if err := fn(&kr.row); err != nil {
-			return r, err
-		}
+	c.chunks, c.n = nil, 0
+	return r, SortedRows{at: at, order: order, flips: flips24h, now: r.Now}
+}
+
+// SortedRows is Collector.Rows' ordered view of the kept rows.
+type SortedRows struct {
+	at    func(int32) *keptRow
+	order []int32
+	flips []store.Flip
+	now   time.Time
+}
+
+// Len is the number of rows.
+func (s SortedRows) Len() int { return len(s.order) }
+
+// At returns row i, with its uptime when flips were given. Goroutines
+// may call it at once for different rows, not for the same one (it
+// fills the row in).
+func (s SortedRows) At(i int) *ServerStatus {
+	kr := s.at(s.order[i])
+	if s.flips != nil {
+		kr.row.AddHistory(store.FlipsOf(s.flips, kr.row.ID), kr.evaluated, s.now)
 	}
-	return r, nil
+	return &kr.row
 }
 
 // Before reports whether a row (state a, name an) sorts before another
