@@ -160,6 +160,11 @@ type Phases struct {
 
 // ServerStatus joins a server with what status needs to judge it.
 type ServerStatus struct {
+	// Server is the server without its SSH credentials, keys and created
+	// time (User, KeyPath, HostKey, HostKeyIsCA, SeenHostKey,
+	// TokenlessFrom and CreatedAt are left zero): no status view shows
+	// them, and a fleet's host keys were a fifth of what reading 100,000
+	// status rows allocated. Servers and Server read them.
 	Server
 	Heartbeat
 	// ActiveAlerts counts unresolved alerts and anomalies.

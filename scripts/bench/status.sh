@@ -76,7 +76,7 @@ cli() {
 # The --all flag exists from the change that added it; earlier binaries
 # list every row anyway.
 all=""
-"${hb}" status --help | grep -q -- '--all' && all="--all"
+if "${hb}" status --help | grep -c -- '--all' >/dev/null; then all="--all"; fi
 cli "status --json" status --json
 cli "status" status
 cli "status --verbose ${all}" status --verbose ${all}

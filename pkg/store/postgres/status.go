@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -19,7 +18,7 @@ import (
 // it costs the same at 10 servers as at 100,000, where Status reads them
 // all.
 func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus, time.Time, error) {
-	now, st, err := scanStatus(s.pool.QueryRow(ctx, `SELECT now(), `+statusColumns+`,
+	rows, err := s.pool.Query(ctx, `SELECT now(), `+statusColumns+`,
 			(SELECT count(*) FROM alerts a WHERE a.server_id = s.id AND a.resolved_at IS NULL), `+locationsColumn+`
 		FROM servers s
 		LEFT JOIN heartbeats h ON h.server_id = s.id
@@ -27,10 +26,18 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 		LEFT JOIN LATERAL (SELECT COALESCE(w.ended_at, w.ends_at) AS until, w.reason FROM maintenance_windows w
 			WHERE w.server_id = s.id AND w.starts_at <= now() AND now() < COALESCE(w.ended_at, w.ends_at)
 			ORDER BY w.starts_at DESC, w.id DESC LIMIT 1) mw ON true
-		WHERE s.id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
+		WHERE s.id = $1`, id)
+	if err != nil {
+		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, s.interpret(err))
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, s.interpret(err))
+		}
 		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, store.ErrNotFound)
 	}
+	now, st, err := newStatusScanner().scan(rows)
 	if err != nil {
 		return store.ServerStatus{}, time.Time{}, fmt.Errorf("read status of server %d: %w", id, s.interpret(err))
 	}
@@ -39,10 +46,11 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 
 // statusColumns are a status row's server, heartbeat and evaluated-state
 // columns (aliases s, h and st) and the active maintenance window (alias
-// mw: until, reason; see activeWindowsSQL). A query selects now() before them and the server's active
-// alert count after them, as scanStatus reads.
-const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-	s.host_key, s.host_key_is_ca, s.seen_host_key, s.mode, s.enabled, s.stale_after_ms, COALESCE(s.tokenless_from, ''), s.created_at,
+// mw: until, reason; see activeWindowsSQL). A query selects now() before
+// them and the server's active alert count after them, as statusScanner
+// reads. The server's credentials and keys are not among them (see
+// store.ServerStatus).
+const statusColumns = `s.id, s.name, s.host, s.port, s.mode, s.enabled, s.stale_after_ms,
 	COALESCE(st.state, ''), st.since,
 	h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 	COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
@@ -102,41 +110,60 @@ func decodeLocations(raw []byte) ([]store.LocationResult, error) {
 	return out, nil
 }
 
-// scanStatus reads one status row: the store's clock, statusColumns, the
-// active alert count and locationsColumn; every time comes back in UTC.
-func scanStatus(row pgx.Row) (time.Time, store.ServerStatus, error) {
-	return newStatusScanner().scan(row)
-}
-
-// statusScanner reads status rows into one set of destinations made once
-// per query: scanning each row into fresh locals moved them all to the
-// heap, a kilobyte of garbage per row, two thirds of what `status --json`
-// allocated at 100,000 servers.
+// statusScanner reads status rows (the store's clock, statusColumns, the
+// active alert count and locationsColumn; every time in UTC) into one set
+// of destinations made once per query: scanning each row into fresh
+// locals moved them all to the heap, a kilobyte of garbage per row, two
+// thirds of what `status --json` allocated at 100,000 servers.
 type statusScanner struct {
 	now           time.Time
 	st            store.ServerStatus
 	latencyMicros int64
 	staleMillis   int64
 	phases        [store.PhaseColumns]int64
-	tokenless     string
 	locations     []byte
 	// The nullable times scan into values, not into the row's pointers:
 	// pgx allocated those by reflection, a tenth of `status --json`.
 	stateSince, lastHeartbeat, lastProbe, maintenanceUntil pgtype.Timestamptz
 	dest                                                   []any
+	// repeated[i], when set, is where the text of column i goes, read
+	// raw and interned: a fleet's modes, states, sources and error texts
+	// repeat, and a string apiece was a fifth of the scan.
+	repeated []*string
+	interned map[string]string
 }
 
 func newStatusScanner() *statusScanner {
 	c := &statusScanner{}
 	st := &c.st
-	c.dest = []any{&c.now, &st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-		&st.HostKey, &st.HostKeyIsCA, &st.SeenHostKey, &st.Mode, &st.Enabled, &c.staleMillis, &c.tokenless, &st.CreatedAt,
-		&st.State, &c.stateSince,
-		&c.lastHeartbeat, &st.Source, &st.AgentVersion, &c.lastProbe,
-		&st.LastErrorClass, &st.LastError, &c.latencyMicros, &st.ConsecutiveFailures,
+	// nil: a column read raw and interned (see repeated).
+	c.dest = []any{&c.now, &st.ID, &st.Name, &st.Host, &st.Port, nil, &st.Enabled, &c.staleMillis,
+		nil, &c.stateSince,
+		&c.lastHeartbeat, nil, nil, &c.lastProbe,
+		nil, nil, &c.latencyMicros, &st.ConsecutiveFailures,
 		&c.phases[0], &c.phases[1], &c.phases[2], &c.phases[3], &c.phases[4],
-		&c.maintenanceUntil, &st.MaintenanceReason, &st.ActiveAlerts, &c.locations}
+		&c.maintenanceUntil, nil, &st.ActiveAlerts, &c.locations}
+	c.repeated = []*string{5: &st.Mode, 8: &st.State,
+		11: &st.Source, 12: &st.AgentVersion, 14: &st.LastErrorClass, 15: &st.LastError, 24: &st.MaintenanceReason, 26: nil}
+	c.interned = make(map[string]string)
 	return c
+}
+
+// maxInterned bounds the strings a scanner keeps for reuse: enough for
+// every mode, state, error and key path a fleet repeats, not a copy of
+// every distinct error text.
+const maxInterned = 4096
+
+// intern returns b as a string, the same one each time it repeats.
+func (c *statusScanner) intern(b []byte) string {
+	if s, ok := c.interned[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if len(c.interned) < maxInterned {
+		c.interned[s] = s
+	}
+	return s
 }
 
 // utcOrNil is t in UTC, or nil for NULL.
@@ -150,18 +177,22 @@ func utcOrNil(t pgtype.Timestamptz) *time.Time {
 
 // scan reads the row and returns a copy that shares nothing with the
 // next row's.
-func (c *statusScanner) scan(row pgx.Row) (time.Time, store.ServerStatus, error) {
+func (c *statusScanner) scan(row pgx.Rows) (time.Time, store.ServerStatus, error) {
 	c.st, c.locations = store.ServerStatus{}, nil
 	if err := row.Scan(c.dest...); err != nil {
 		return time.Time{}, store.ServerStatus{}, err
+	}
+	raw := row.RawValues()
+	for i, dst := range c.repeated {
+		if dst != nil {
+			*dst = c.intern(raw[i])
+		}
 	}
 	st := c.st
 	var err error
 	if st.Locations, err = decodeLocations(c.locations); err != nil {
 		return time.Time{}, store.ServerStatus{}, err
 	}
-	st.TokenlessFrom = store.ParseStoredTokenless(c.tokenless)
-	st.CreatedAt = st.CreatedAt.UTC()
 	st.StaleAfter = time.Duration(c.staleMillis) * time.Millisecond
 	st.StateSince, st.LastHeartbeat = utcOrNil(c.stateSince), utcOrNil(c.lastHeartbeat)
 	st.LastProbe, st.MaintenanceUntil = utcOrNil(c.lastProbe), utcOrNil(c.maintenanceUntil)

@@ -46,10 +46,10 @@ func (s *Store) ServerStatus(ctx context.Context, id int64) (store.ServerStatus,
 
 // statusColumns are a status row's server, heartbeat and evaluated-state
 // columns (aliases s, h and st) and the active maintenance window (alias
-// mw, see activeWindowsSQL); a query selects the server's active alert count after them, as
-// scanStatus reads.
-const statusColumns = `s.id, s.name, s.host, s.port, s.ssh_user, s.key_path,
-	s.host_key, s.host_key_is_ca, s.seen_host_key, s.mode, s.enabled, s.stale_after_ms, COALESCE(s.tokenless_from, ''), s.created_at,
+// mw, see activeWindowsSQL); a query selects the server's active alert
+// count after them, as scanStatus reads. The server's credentials and keys
+// are not among them (see store.ServerStatus).
+const statusColumns = `s.id, s.name, s.host, s.port, s.mode, s.enabled, s.stale_after_ms,
 	COALESCE(st.state, ''), st.since,
 	h.last_heartbeat, COALESCE(h.source, ''), COALESCE(h.agent_version, ''), h.last_probe,
 	COALESCE(h.last_error_class, ''), COALESCE(h.last_error, ''),
@@ -69,17 +69,15 @@ const activeWindowsSQL = `(SELECT server_id, COALESCE(ended_at, ends_at) AS unti
 // count, parsing the stored text times.
 func scanStatus(row interface{ Scan(...any) error }) (store.ServerStatus, error) {
 	var (
-		st                 store.ServerStatus
-		tokenless, created string
-		lastHB, lastProbe  sql.NullString
-		latencyMicros      int64
-		staleMillis        int64
-		since              sql.NullString
-		maintUntil         sql.NullString
-		phases             [store.PhaseColumns]int64
+		st                store.ServerStatus
+		lastHB, lastProbe sql.NullString
+		latencyMicros     int64
+		staleMillis       int64
+		since             sql.NullString
+		maintUntil        sql.NullString
+		phases            [store.PhaseColumns]int64
 	)
-	if err := row.Scan(&st.ID, &st.Name, &st.Host, &st.Port, &st.User, &st.KeyPath,
-		&st.HostKey, &st.HostKeyIsCA, &st.SeenHostKey, &st.Mode, &st.Enabled, &staleMillis, &tokenless, &created,
+	if err := row.Scan(&st.ID, &st.Name, &st.Host, &st.Port, &st.Mode, &st.Enabled, &staleMillis,
 		&st.State, &since,
 		&lastHB, &st.Source, &st.AgentVersion, &lastProbe,
 		&st.LastErrorClass, &st.LastError, &latencyMicros, &st.ConsecutiveFailures,
@@ -87,11 +85,7 @@ func scanStatus(row interface{ Scan(...any) error }) (store.ServerStatus, error)
 		&maintUntil, &st.MaintenanceReason, &st.ActiveAlerts); err != nil {
 		return store.ServerStatus{}, err
 	}
-	st.TokenlessFrom = store.ParseStoredTokenless(tokenless)
 	var err error
-	if st.CreatedAt, err = parseTime(created); err != nil {
-		return store.ServerStatus{}, err
-	}
 	if st.StateSince, err = parseNullTime(since); err != nil {
 		return store.ServerStatus{}, err
 	}

@@ -260,9 +260,6 @@ func testTokenlessPushes(t *testing.T, ctx context.Context, s store.Store) {
 	if got := store.FormatTokenless(mustServer(t, ctx, s, a.ID).TokenlessFrom); got != want {
 		t.Errorf("Server().TokenlessFrom = %q, want %q", got, want)
 	}
-	if got := store.FormatTokenless(byName(mustStatus(t, ctx, s))["legacy"].TokenlessFrom); got != want {
-		t.Errorf("Status() TokenlessFrom = %q, want %q", got, want)
-	}
 	for _, sv := range mustServers(t, ctx, s) {
 		if got := store.FormatTokenless(sv.TokenlessFrom); (sv.ID == a.ID) != (got == want) || (sv.ID != a.ID && got != "") {
 			t.Errorf("Servers(): %s allows %q", sv.Name, got)

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -73,7 +74,10 @@ func testEachStatus(t *testing.T, ctx context.Context, s store.Store) {
 	a := mustAdd(t, ctx, s, "bravo")
 	mustAdd(t, ctx, s, "alpha")
 	mustAdd(t, ctx, s, "charlie")
-	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: a.ID, OK: true, Latency: 3 * time.Millisecond}}); err != nil {
+	if err := s.RecordProbeResults(ctx, []store.ProbeResult{{ServerID: a.ID, OK: true, Latency: 3 * time.Millisecond, PinHostKey: []byte("host-key")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetServerTokenless(ctx, a.ID, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.RaiseAlert(ctx, store.AlertSpec{ServerID: a.ID, Kind: store.KindAlert, Severity: store.SeverityWarning, Message: "disk"}); err != nil {
@@ -109,6 +113,13 @@ func testEachStatus(t *testing.T, ctx context.Context, s store.Store) {
 		if !reflect.DeepEqual(got[want.ID], want) {
 			t.Errorf("EachStatus row %s =\n%+v\nStatus has\n%+v", want.Name, got[want.ID], want)
 		}
+		// Status rows leave the credentials and keys out (store.ServerStatus).
+		if c := want.Server; c.User != "" || c.KeyPath != "" || c.HostKey != nil || c.SeenHostKey != nil || c.TokenlessFrom != nil || !c.CreatedAt.IsZero() {
+			t.Errorf("status row %s carries credentials or keys: %+v", want.Name, c)
+		}
+	}
+	if sv := mustServer(t, ctx, s, a.ID); string(sv.HostKey) != "host-key" || sv.TokenlessFrom == nil {
+		t.Errorf("Server(%d) = %+v, want its pinned key and token-less networks", a.ID, sv)
 	}
 	stop := errors.New("enough")
 	calls = 0

@@ -2,18 +2,23 @@
 // scripts/bench/status.sh: N ssh servers imported in one call, a probe
 // result for each (every 50th failed, so it is OFFLINE), an active alert on
 // every 50th of the others (WARNING), and one evaluation so the 24-hour
-// uptime has flips to read. It writes through the Store interface, as
-// probe-ssh and `alert raise` do, so the rows are what they would write.
+// uptime has flips to read. Every server gets its own pinned ed25519
+// host key, as a probed fleet has. It writes through the Store interface,
+// as probe-ssh and `alert raise` do, so the rows are what they would write.
 //
 //	fleetfill -db postgres://postgres@127.0.0.1:5432/bench -n 100000
 package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"os"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/stacksense/heartbeat/pkg/store"
 	"github.com/stacksense/heartbeat/pkg/store/backend"
@@ -29,6 +34,18 @@ func main() {
 	}
 }
 
+// hostKey is a server's ed25519 host key in SSH wire format (51 bytes, as
+// a real one), derived from i so every server's differs.
+func hostKey(i int) []byte {
+	seed := make([]byte, ed25519.SeedSize)
+	binary.BigEndian.PutUint64(seed, uint64(i))
+	pub, err := ssh.NewPublicKey(ed25519.NewKeyFromSeed(seed).Public())
+	if err != nil {
+		panic(err)
+	}
+	return pub.Marshal()
+}
+
 func fill(ctx context.Context, url string, n int) error {
 	s, err := backend.Open(ctx, backend.Target{Engine: backend.Postgres, URL: url, ConnectTimeout: 10 * time.Second})
 	if err != nil {
@@ -37,7 +54,7 @@ func fill(ctx context.Context, url string, n int) error {
 	defer s.Close()
 	specs := make([]store.ServerSpec, n)
 	for i := range specs {
-		specs[i] = store.ServerSpec{Name: fmt.Sprintf("srv-%06d", i), Host: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), Port: 22,
+		specs[i] = store.ServerSpec{Name: fmt.Sprintf("srv-%06d", i), Host: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), Port: 22, User: "monitor", KeyPath: "/etc/heartbeat/id_ed25519",
 			// A day, so the fleet stays as filled while the benchmark runs.
 			StaleAfter: 24 * time.Hour}
 	}
@@ -52,7 +69,8 @@ func fill(ctx context.Context, url string, n int) error {
 	results := make([]store.ProbeResult, 0, batch)
 	for i, sv := range list {
 		r := store.ProbeResult{ServerID: sv.ID, OK: i%50 != 0, Latency: 3 * time.Millisecond,
-			Phases: store.Phases{Dial: time.Millisecond, Banner: time.Millisecond, Kex: time.Millisecond}}
+			Phases:     store.Phases{Dial: time.Millisecond, Banner: time.Millisecond, Kex: time.Millisecond},
+			PinHostKey: hostKey(i)}
 		if !r.OK {
 			r.ErrorClass, r.Error = "timeout", "no SSH banner within 10s"
 		}
