@@ -7,7 +7,7 @@
 package report
 
 import (
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/stacksense/heartbeat/pkg/history"
@@ -135,12 +135,8 @@ func BuildFrom(snap store.Snapshot, staleAfter time.Duration, flips24h []store.F
 		r.Counts.Add(row.Status)
 		r.Servers = append(r.Servers, row)
 	}
-	sort.SliceStable(r.Servers, func(i, j int) bool {
-		a, b := r.Servers[i], r.Servers[j]
-		if a.Status.Rank() != b.Status.Rank() {
-			return a.Status.Rank() < b.Status.Rank()
-		}
-		return a.Name < b.Name
+	slices.SortStableFunc(r.Servers, func(a, b ServerStatus) int {
+		return compareRows(a.Status, a.Name, b.Status, b.Name)
 	})
 	return r
 }

@@ -1,8 +1,10 @@
 package report
 
 import (
+	"cmp"
 	"context"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/stacksense/heartbeat/pkg/status"
@@ -179,9 +181,9 @@ func (c *Collector) Rows(now time.Time, flips24h []store.Flip) (Report, SortedRo
 	for i := range order {
 		order[i] = int32(i)
 	}
-	sort.Slice(order, func(i, j int) bool {
-		a, b := &at(order[i]).row, &at(order[j]).row
-		return Before(a.Status, a.Name, b.Status, b.Name)
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &at(i).row, &at(j).row
+		return compareRows(a.Status, a.Name, b.Status, b.Name)
 	})
 	c.chunks, c.n = nil, 0
 	return r, SortedRows{at: at, order: order, flips: flips24h, now: r.Now}
@@ -213,8 +215,13 @@ func (s SortedRows) At(i int) *ServerStatus {
 // (b, bn) in a report: worst state first, then by name (names are
 // unique, so the order is total). Paging cursors compare with it.
 func Before(a status.State, an string, b status.State, bn string) bool {
-	if a.Rank() != b.Rank() {
-		return a.Rank() < b.Rank()
+	return compareRows(a, an, b, bn) < 0
+}
+
+// compareRows is Before as a three-way comparison, for slices.SortFunc.
+func compareRows(a status.State, an string, b status.State, bn string) int {
+	if ra, rb := a.Rank(), b.Rank(); ra != rb {
+		return cmp.Compare(ra, rb)
 	}
-	return an < bn
+	return strings.Compare(an, bn)
 }

@@ -646,11 +646,14 @@ func (s *Store) Status(ctx context.Context) (store.Snapshot, error) {
 	return snap, nil
 }
 
-// EachStatus implements store.Store. Without the ORDER BY of Status the
-// 100,000-row result needs no sort (which spilled to disk at the default
-// work_mem): callers order what they keep.
+// EachStatus implements store.Store. Ordered by id, not by name as
+// Status is: the primary keys give that order, so the planner merges the
+// tables on their indexes and the first row leaves at once. By name the
+// 100,000-row result was sorted (spilling to disk at the default
+// work_mem), and unordered the planner hashed every table first (a tenth
+// of a second before the first row, at 100,000 servers).
 func (s *Store) EachStatus(ctx context.Context, fn func(now time.Time, st store.ServerStatus) error) error {
-	return s.eachStatus(ctx, "", fn)
+	return s.eachStatus(ctx, "ORDER BY s.id", fn)
 }
 
 // eachStatus runs the fleet's status query with the given ORDER BY
