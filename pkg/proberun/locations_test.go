@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/stacksense/heartbeat/pkg/evaluate"
 	"github.com/stacksense/heartbeat/pkg/proberun"
 	"github.com/stacksense/heartbeat/pkg/report"
@@ -185,3 +187,48 @@ func TestSQLiteRefusesLocations(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// A lone location keeps no per-location results: they say nothing the
+// heartbeat does not, and writing them cost as much again as the
+// heartbeat itself. A named location keeps them from its first run, and
+// the default location once another location has run.
+func TestPostgresLoneLocationSkipsLocationResults(t *testing.T) {
+	const n = 6
+	ctx := context.Background()
+	e := newSharedEnv(t, n)
+	conn, err := pgx.Connect(ctx, e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	count := func(loc string) int {
+		t.Helper()
+		var k int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM location_results WHERE location = $1`, loc).Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	run := func(host, loc string) {
+		t.Helper()
+		cfg := e.config(host, time.Hour)
+		cfg.Location, cfg.All = loc, true
+		out, err := proberun.Execute(ctx, e.store, cfg)
+		if err != nil || out.Run.Succeeded != n {
+			t.Fatalf("%s run: %+v, %v", host, out.Run, err)
+		}
+	}
+	run("a", "")
+	run("b", store.DefaultLocation)
+	if k := count(store.DefaultLocation); k != 0 {
+		t.Errorf("the default location alone wrote %d location results; want none", k)
+	}
+	run("nyc-1", "nyc")
+	if k := count("nyc"); k != n {
+		t.Errorf("a named location wrote %d location results; want %d", k, n)
+	}
+	run("a", "")
+	if k := count(store.DefaultLocation); k != n {
+		t.Errorf("the default location beside nyc wrote %d location results; want %d", k, n)
+	}
+}

@@ -12,6 +12,7 @@ package proberun
 
 import (
 	"github.com/stacksense/heartbeat/pkg/failure"
+	"slices"
 
 	"context"
 	"errors"
@@ -243,6 +244,11 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 	if err != nil {
 		return Outcome{}, st.describe("record the run start", err)
 	}
+	perLocation := false
+	if leases {
+		perLocation = keepsLocationResults(st.bound(bg), leaser, cfg)
+		st.done()
+	}
 	cfg.Log.Debug("probe run starting", "run", run.ID, "servers", len(targets), "credentials", auth.Source(), "host_key_policy", cfg.Policy)
 
 	// Losing the lock stops the probing at once: another run may be
@@ -295,7 +301,9 @@ func Execute(ctx context.Context, s store.Store, cfg Config) (out Outcome, err e
 			}
 			info := known.get(r.ServerID)
 			row := StoreResult(r, cfg.Policy, info.pinned)
-			row.Location = cfg.Location
+			if perLocation {
+				row.Location = cfg.Location
+			}
 			if !info.warned {
 				row.AcceptedHostKey = nil
 			}
@@ -539,4 +547,23 @@ func StoreResult(r probe.Result, policy hostkey.Policy, hasPin bool) store.Probe
 // host-key check, so the key it saw belongs to a completed key exchange.
 func pastHostKeyCheck(c failure.Class) bool {
 	return c == "" || c == failure.Auth || c == failure.Exec
+}
+
+// keepsLocationResults says whether this run records its location's word
+// on each server (store.ProbeResult.Location) beside the heartbeat: a
+// named location does, and so does the default one once another
+// location has finished a run within store.LocationWindow. The default
+// location alone does not: its word is the heartbeat, and writing it
+// again cost as much as the heartbeat itself (BenchmarkRecordProbeResults).
+// When the runs cannot be read, it records them, as it cannot tell.
+func keepsLocationResults(ctx context.Context, leaser store.ProbeLeaser, cfg Config) bool {
+	if cfg.Location != store.DefaultLocation {
+		return true
+	}
+	runs, _, err := leaser.HostRuns(ctx, store.LocationWindow)
+	if err != nil {
+		cfg.Log.Warn("read the probe locations; keeping this location's results", "err", err)
+		return true
+	}
+	return slices.ContainsFunc(runs, func(r store.Run) bool { return r.Location != cfg.Location })
 }
