@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -61,10 +62,17 @@ func fill(ctx context.Context, url string, n int) error {
 	if _, err := s.ImportServers(ctx, specs); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	list, err := s.Servers(ctx)
+	all, err := s.Servers(ctx)
 	if err != nil {
 		return err
 	}
+	// Only the servers filled here: a store may hold others (probemem.sh
+	// imports a reachable fleet first), whose real keys a pin would refuse.
+	ours := make(map[string]bool, n)
+	for _, sp := range specs {
+		ours[sp.Name] = true
+	}
+	list := slices.DeleteFunc(all, func(sv store.Server) bool { return !ours[sv.Name] })
 	const batch = 500
 	results := make([]store.ProbeResult, 0, batch)
 	for i, sv := range list {
