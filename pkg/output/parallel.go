@@ -47,8 +47,13 @@ func (a *JSONArrayWriter) AddAll(n int, elem func(i int) JSONAppender) error {
 				default:
 				}
 				for i := b.start; i < b.end; i++ {
-					compact = elem(i).AppendJSON(compact[:0])
 					out = append(out, ",\n  "...)
+					e := elem(i)
+					if ie, ok := e.(JSONIndentAppender); ok {
+						out = ie.AppendJSONIndent(out, "  ", "  ")
+						continue
+					}
+					compact = e.AppendJSON(compact[:0])
 					out = indentJSON(out, compact, "  ", "  ")
 				}
 				b.done <- out

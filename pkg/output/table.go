@@ -171,22 +171,33 @@ func NewJSONArrayWriter(w io.Writer) *JSONArrayWriter {
 
 // Add writes one element.
 func (a *JSONArrayWriter) Add(v any) error {
+	if ap, ok := v.(JSONIndentAppender); ok {
+		a.begin()
+		a.out = ap.AppendJSONIndent(a.out[:0], "  ", "  ")
+		a.bw.Write(a.out)
+		return nil
+	}
 	a.buf.Reset()
 	if ap, ok := v.(JSONAppender); ok {
 		a.buf.Write(ap.AppendJSON(a.buf.AvailableBuffer()))
 	} else if err := a.enc.Encode(v); err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}
+	a.begin()
+	// The buffered writer keeps its first error and Close reports it.
+	a.out = indentJSON(a.out[:0], bytes.TrimSuffix(a.buf.Bytes(), []byte("\n")), "  ", "  ")
+	a.bw.Write(a.out)
+	return nil
+}
+
+// begin writes what goes before an element: the array's start or a comma.
+func (a *JSONArrayWriter) begin() {
 	if a.n == 0 {
 		a.bw.WriteString("[\n  ")
 	} else {
 		a.bw.WriteString(",\n  ")
 	}
 	a.n++
-	// The buffered writer keeps its first error and Close reports it.
-	a.out = indentJSON(a.out[:0], bytes.TrimSuffix(a.buf.Bytes(), []byte("\n")), "  ", "  ")
-	a.bw.Write(a.out)
-	return nil
 }
 
 // indentJSON appends compact, valid JSON src to dst indented as

@@ -45,6 +45,18 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		if got.String() != string(want)+"\n" {
 			t.Errorf("JSONArrayWriter differs from json.MarshalIndent (%d vs %d bytes)", got.Len(), len(want)+1)
 		}
+		// And encoded on every CPU, as `status --json` does.
+		var par bytes.Buffer
+		p := output.NewJSONArrayWriter(&par)
+		if err := p.AddAll(len(rows), func(i int) output.JSONAppender { return &rows[i] }); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if par.String() != string(want)+"\n" {
+			t.Errorf("JSONArrayWriter.AddAll differs from json.MarshalIndent (%d vs %d bytes)", par.Len(), len(want)+1)
+		}
 	}()
 	for i := 0; i < 3000; i++ {
 		s := ServerStatus{
