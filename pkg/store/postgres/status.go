@@ -144,13 +144,13 @@ func newStatusScanner() *statusScanner {
 		&c.phases[0], &c.phases[1], &c.phases[2], &c.phases[3], &c.phases[4],
 		&c.maintenanceUntil, nil, &st.ActiveAlerts, &c.locations}
 	c.repeated = []*string{5: &st.Mode, 8: &st.State,
-		11: &st.Source, 12: &st.AgentVersion, 14: &st.LastErrorClass, 15: &st.LastError, 24: &st.MaintenanceReason, 26: nil}
+		11: &st.Source, 12: &st.AgentVersion, 14: &st.LastErrorClass, 15: &st.LastError, 24: &st.MaintenanceReason}
 	c.interned = make(map[string]string)
 	return c
 }
 
 // maxInterned bounds the strings a scanner keeps for reuse: enough for
-// every mode, state, error and key path a fleet repeats, not a copy of
+// every mode, state, source and error a fleet repeats, not a copy of
 // every distinct error text.
 const maxInterned = 4096
 
