@@ -171,15 +171,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.a.opts.NoPerServerMetrics {
 		col.Keep = func(*report.ServerStatus) bool { return false }
 	}
-	var err error
-	col.Vantage, err = report.LoadVantage(ctx, c.a.store)
-	if err == nil {
-		err = c.a.store.EachStatus(ctx, col.Add)
-	}
-	now := col.Now()
-	if err == nil && !col.Started() {
-		now, err = c.a.store.Now(ctx)
-	}
+	now, _, err := col.Collect(ctx, c.a.store, false)
 	var run, aborted *store.Run
 	if err == nil {
 		run, err = c.a.store.LastFinishedRun(ctx)

@@ -130,12 +130,6 @@ func (c *Collector) Collect(ctx context.Context, s store.Store, uptime bool) (ti
 	return now, r.flips, nil
 }
 
-// Started reports whether any row arrived, that is whether Now is known.
-func (c *Collector) Started() bool { return c.started }
-
-// Now is the store's clock the rows were judged at (zero before any row).
-func (c *Collector) Now() time.Time { return c.now }
-
 // Report returns the kept rows worst first then by name, with the counts
 // of every row. now is used when no row arrived (an empty fleet). When
 // flips24h is not nil (every server's flips since 24 hours before the
