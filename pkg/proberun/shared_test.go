@@ -32,7 +32,7 @@ type sharedEnv struct {
 	keyPath string
 }
 
-func newSharedEnv(t *testing.T, n int) *sharedEnv {
+func newSharedEnv(t *testing.T, n int, fleetOpts ...func(*sshtest.Config)) *sharedEnv {
 	t.Helper()
 	ctx := context.Background()
 	url := pgtest.URL(t)
@@ -52,8 +52,12 @@ func newSharedEnv(t *testing.T, n int) *sharedEnv {
 	if err := key.WriteFile(keyPath, nil); err != nil {
 		t.Fatal(err)
 	}
-	f, err := sshtest.Start(ctx, sshtest.Config{Groups: []sshtest.Group{{Mode: sshtest.ModeOK, Count: n}},
-		AuthorizedKeys: []ssh.PublicKey{key.PublicKey()}, SharedHostKey: true})
+	fc := sshtest.Config{Groups: []sshtest.Group{{Mode: sshtest.ModeOK, Count: n}},
+		AuthorizedKeys: []ssh.PublicKey{key.PublicKey()}, SharedHostKey: true}
+	for _, o := range fleetOpts {
+		o(&fc)
+	}
+	f, err := sshtest.Start(ctx, fc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +279,14 @@ func TestPostgresSharedRunSkipsBesideAnOlderBinary(t *testing.T) {
 // to DefaultClaimBatch.
 func TestPostgresSharedRunsSplitASmallFleetEvenly(t *testing.T) {
 	const n = 200
-	e := newSharedEnv(t, n)
+	// Servers that take 300 ms to answer, so a run that starts a moment
+	// after the other (a loaded CI machine) still finds most of the fleet
+	// unclaimed: the first run's claims grow one window of answers at a
+	// time. With instant answers it had claimed 162 of 200 before the
+	// second run began.
+	e := newSharedEnv(t, n, func(c *sshtest.Config) {
+		c.Groups, c.SlowDelay = []sshtest.Group{{Mode: sshtest.ModeSlow, Count: n}}, 300*time.Millisecond
+	})
 	ctx := context.Background()
 	stores := make([]*postgres.Store, 2)
 	for i := range stores {
