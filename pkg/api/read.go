@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/stacksense/heartbeat/pkg/report"
 	"github.com/stacksense/heartbeat/pkg/status"
@@ -134,8 +133,7 @@ func (a *API) server(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := a.storeContext(r)
 	defer cancel()
-	// One server's rows, not the fleet's: the cost does not grow with it.
-	st, now, err := a.store.ServerStatus(ctx, id)
+	rep, err := report.LoadServer(ctx, a.store, id, a.opts.StaleAfter, true)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no server with that id")
 		return
@@ -144,20 +142,6 @@ func (a *API) server(w http.ResponseWriter, r *http.Request) {
 		a.storeFailed(w, r, "read status", err)
 		return
 	}
-	flips, err := a.store.Flips(ctx, store.FlipQuery{ServerID: id, Since: now.Add(-24 * time.Hour)})
-	if err != nil {
-		a.storeFailed(w, r, "read status", err)
-		return
-	}
-	if flips == nil {
-		flips = []store.Flip{}
-	}
-	v, err := report.LoadVantage(ctx, a.store)
-	if err != nil {
-		a.storeFailed(w, r, "read status", err)
-		return
-	}
-	rep := report.BuildFrom(store.Snapshot{Now: now, Servers: []store.ServerStatus{st}}, a.opts.StaleAfter, flips, v)
 	writeJSON(w, http.StatusOK, rep.Servers[0])
 }
 

@@ -167,24 +167,7 @@ func serverReport(ctx context.Context, s store.Store, o *statusOptions) (report.
 	if err != nil {
 		return report.Report{}, err
 	}
-	st, now, err := s.ServerStatus(ctx, sv.ID)
-	if err != nil {
-		return report.Report{}, err
-	}
-	var flips []store.Flip
-	if o.Verbose || o.JSON {
-		if flips, err = s.Flips(ctx, store.FlipQuery{ServerID: sv.ID, Since: now.Add(-24 * time.Hour)}); err != nil {
-			return report.Report{}, err
-		}
-		if flips == nil {
-			flips = []store.Flip{}
-		}
-	}
-	v, err := report.LoadVantage(ctx, s)
-	if err != nil {
-		return report.Report{}, err
-	}
-	return report.BuildFrom(store.Snapshot{Now: now, Servers: []store.ServerStatus{st}}, o.StaleAfter, flips, v), nil
+	return report.LoadServer(ctx, s, sv.ID, o.StaleAfter, o.Verbose || o.JSON)
 }
 
 // fleetReport judges the fleet from rows streamed out of the store,

@@ -130,6 +130,32 @@ func (c *Collector) Collect(ctx context.Context, s store.Store, uptime bool) (ti
 	return now, r.flips, nil
 }
 
+// LoadServer judges one server as the fleet's report would, from that
+// server's rows only (Store.ServerStatus), so its cost does not grow
+// with the fleet: `status --server` runs as a check once per server per
+// minute. With uptime the row gets its 24-hour uptime. An unknown id is
+// store.ErrNotFound.
+func LoadServer(ctx context.Context, s store.Store, id int64, staleAfter time.Duration, uptime bool) (Report, error) {
+	st, now, err := s.ServerStatus(ctx, id)
+	if err != nil {
+		return Report{}, err
+	}
+	var flips []store.Flip
+	if uptime {
+		if flips, err = s.Flips(ctx, store.FlipQuery{ServerID: id, Since: now.Add(-24 * time.Hour)}); err != nil {
+			return Report{}, err
+		}
+		if flips == nil {
+			flips = []store.Flip{}
+		}
+	}
+	v, err := LoadVantage(ctx, s)
+	if err != nil {
+		return Report{}, err
+	}
+	return BuildFrom(store.Snapshot{Now: now, Servers: []store.ServerStatus{st}}, staleAfter, flips, v), nil
+}
+
 // Report returns the kept rows worst first then by name, with the counts
 // of every row. now is used when no row arrived (an empty fleet). When
 // flips24h is not nil (every server's flips since 24 hours before the
