@@ -11,16 +11,15 @@
 package proberun
 
 import (
-	"github.com/stacksense/heartbeat/pkg/failure"
-	"slices"
-
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
+	"github.com/stacksense/heartbeat/pkg/failure"
 	"github.com/stacksense/heartbeat/pkg/hostkey"
 	"github.com/stacksense/heartbeat/pkg/probe"
 	"github.com/stacksense/heartbeat/pkg/store"

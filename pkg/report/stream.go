@@ -162,27 +162,12 @@ func LoadServer(ctx context.Context, s store.Store, id int64, staleAfter time.Du
 // report's Now, ordered by server as Store.FlipStates returns them), each
 // kept row gets its 24-hour uptime. The collector is spent afterwards.
 func (c *Collector) Report(now time.Time, flips24h []store.Flip) Report {
-	servers := make([]ServerStatus, 0, c.n)
-	r, _ := c.Each(now, flips24h, func(row *ServerStatus) error {
-		servers = append(servers, *row)
-		return nil
-	})
-	r.Servers = servers
-	return r
-}
-
-// Each hands fn the kept rows in the order Report lists them, with the
-// uptime Report would give them, without a second copy of the rows. The
-// Report it returns has Now and Counts and no Servers; an error from fn
-// stops it and is returned. The collector is spent afterwards.
-func (c *Collector) Each(now time.Time, flips24h []store.Flip, fn func(*ServerStatus) error) (Report, error) {
 	r, rows := c.Rows(now, flips24h)
-	for i := range rows.Len() {
-		if err := fn(rows.At(i)); err != nil {
-			return r, err
-		}
+	r.Servers = make([]ServerStatus, rows.Len())
+	for i := range r.Servers {
+		r.Servers[i] = *rows.At(i)
 	}
-	return r, nil
+	return r
 }
 
 // Rows is the kept rows in the order Report lists them, each filled with
